@@ -1,0 +1,110 @@
+//! Fresh databases for tests: a SQLite file in a temporary folder, or a new PostgreSQL database dropped afterwards.
+//!
+//! PostgreSQL is found at `CUTOVER_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/postgres`).
+//! When it cannot be reached, tests skip with a printed reason, except under CI (`CI` set), where
+//! a missing PostgreSQL is a failure: CI must test both backends.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::Connection;
+
+/// The server URL used to create and drop test databases.
+pub fn pg_admin_url() -> String {
+    std::env::var("CUTOVER_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn unique_name(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{prefix}_{}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), nanos)
+}
+
+/// Whether tests run under CI, where skipping is not allowed.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// A database that exists for the life of the value.
+#[derive(Debug)]
+pub struct TestDb {
+    /// URL to connect to it.
+    pub url: String,
+    /// For SQLite, the folder holding the file.
+    pub dir: Option<tempfile::TempDir>,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    /// A new SQLite file.
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let url = dir.path().join("cutover.db").display().to_string();
+        TestDb { url, dir: Some(dir), pg_name: None }
+    }
+
+    /// A new PostgreSQL database, or `None` (with the reason printed) when PostgreSQL is not
+    /// reachable outside CI. Under CI an unreachable PostgreSQL panics.
+    pub fn postgres() -> Option<TestDb> {
+        let admin = pg_admin_url();
+        let name = unique_name("cutover_t");
+        let (a, n) = (admin.clone(), name.clone());
+        let created = block_on(async move {
+            let mut c = sqlx::PgConnection::connect(&a).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {n}"))).execute(&mut c).await?;
+            c.close().await
+        });
+        match created {
+            Ok(()) => {
+                let url = match admin.rfind('/') {
+                    Some(i) if admin[..i].ends_with(|c: char| c != '/') => format!("{}/{name}", &admin[..i]),
+                    _ => format!("{admin}/{name}"),
+                };
+                Some(TestDb { url, dir: None, pg_name: Some(name) })
+            }
+            Err(e) if in_ci() => panic!("PostgreSQL at {admin} is required under CI: {e}"),
+            Err(e) => {
+                eprintln!("skipping PostgreSQL test: cannot reach {admin}: {e}");
+                None
+            }
+        }
+    }
+
+    /// Both backends: SQLite always, PostgreSQL when reachable.
+    pub fn all() -> Vec<TestDb> {
+        let mut v = vec![TestDb::sqlite()];
+        v.extend(TestDb::postgres());
+        v
+    }
+
+    /// `sqlite` or `postgres`, for messages.
+    pub fn backend(&self) -> &'static str {
+        if self.pg_name.is_some() { "postgres" } else { "sqlite" }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = self.pg_name.take() {
+            let admin = pg_admin_url();
+            let _ = block_on(async move {
+                let mut c = sqlx::PgConnection::connect(&admin).await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut c).await?;
+                c.close().await
+            });
+        }
+    }
+}
+
+/// Runs a future to completion on a fresh runtime in its own thread, so it works from sync and async tests alike.
+pub fn block_on<F, T>(f: F) -> T
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
+    })
+    .join()
+    .expect("test database thread")
+}
