@@ -46,7 +46,17 @@ impl AuditEntry {
             Some(p) => (p.seq + 1, p.hash.clone()),
             None => (1, GENESIS.to_owned()),
         };
-        let mut e = AuditEntry { chain: chain.to_owned(), seq, at, actor, party, action, details, prev_hash, hash: String::new() };
+        let mut e = AuditEntry {
+            chain: chain.to_owned(),
+            seq,
+            at,
+            actor,
+            party,
+            action,
+            details,
+            prev_hash,
+            hash: String::new(),
+        };
         e.hash = e.compute_hash();
         e
     }
@@ -87,13 +97,19 @@ pub fn verify(entries: &[AuditEntry]) -> Result<(), ChainBreak> {
     for (i, e) in entries.iter().enumerate() {
         let expected_seq = i as u64 + 1;
         if e.seq != expected_seq {
-            return Err(ChainBreak { seq: e.seq, reason: format!("expected entry {expected_seq} here: an entry was removed or inserted") });
+            return Err(ChainBreak {
+                seq: e.seq,
+                reason: format!("expected entry {expected_seq} here: an entry was removed or inserted"),
+            });
         }
         if e.prev_hash != prev_hash {
             return Err(ChainBreak { seq: e.seq, reason: "does not link to the entry before it".into() });
         }
         if e.compute_hash() != e.hash {
-            return Err(ChainBreak { seq: e.seq, reason: "content does not match its hash: the entry was altered".into() });
+            return Err(ChainBreak {
+                seq: e.seq,
+                reason: "content does not match its hash: the entry was altered".into(),
+            });
         }
         prev_hash = e.hash.clone();
     }
@@ -107,7 +123,15 @@ mod tests {
     fn chain(n: usize) -> Vec<AuditEntry> {
         let mut v: Vec<AuditEntry> = Vec::new();
         for i in 0..n {
-            let e = AuditEntry::next(v.last(), "p", format!("2026-11-24T10:00:0{i}Z"), "a@b.no".into(), "vendor".into(), "x".into(), "{}".into());
+            let e = AuditEntry::next(
+                v.last(),
+                "p",
+                format!("2026-11-24T10:00:0{i}Z"),
+                "a@b.no".into(),
+                "vendor".into(),
+                "x".into(),
+                "{}".into(),
+            );
             v.push(e);
         }
         v

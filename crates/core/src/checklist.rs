@@ -172,13 +172,9 @@ impl Checklist {
     pub fn content_hash(&self) -> String {
         let mut h = Sha256::new();
         for i in &self.items {
-            for part in [
-                i.id.as_str(),
-                i.title.as_str(),
-                i.kind.as_str(),
-                i.status.as_str(),
-                i.note.as_deref().unwrap_or(""),
-            ] {
+            for part in
+                [i.id.as_str(), i.title.as_str(), i.kind.as_str(), i.status.as_str(), i.note.as_deref().unwrap_or("")]
+            {
                 h.update(part.as_bytes());
                 h.update([0x1f]);
             }

@@ -194,7 +194,11 @@ from go-live. The licence of {} continues as read-only access to the historical 
 
 fn go_live(p: &Project, s: &mut String) -> fmt::Result {
     header(p, "Go-live approval", s)?;
-    writeln!(s, "Both parties confirm that the parallel phase is complete and {} is ready for go-live.", p.target_product)?;
+    writeln!(
+        s,
+        "Both parties confirm that the parallel phase is complete and {} is ready for go-live.",
+        p.target_product
+    )?;
     writeln!(s)?;
     writeln!(s, "- Migration contract version: `{}`", render(p, DocKind::Migration).hash)?;
     match p.runs.iter().rev().find(|r| r.kind == crate::project::RunKind::First && r.outcome == RunOutcome::Completed) {

@@ -79,10 +79,9 @@ impl fmt::Display for Unmet {
             Unmet::ChecklistNotAccepted { who, stale: false, .. } => {
                 write!(f, "the checklist is not accepted by {who}")
             }
-            Unmet::ChecklistNotAccepted { who, stale: true, .. } => write!(
-                f,
-                "the acceptance of the checklist by {who} is stale: the checklist changed after it"
-            ),
+            Unmet::ChecklistNotAccepted { who, stale: true, .. } => {
+                write!(f, "the acceptance of the checklist by {who} is stale: the checklist changed after it")
+            }
             Unmet::ChecklistEmpty => f.write_str("the checklist has no items"),
         }
     }

@@ -137,11 +137,7 @@ impl Hours {
         if frac.len() > 2 {
             return Err(bad(format!("'{s}' has more than two decimals")));
         }
-        let int: u64 = if int.is_empty() {
-            0
-        } else {
-            int.parse().map_err(|_| bad(format!("'{s}' is too large")))?
-        };
+        let int: u64 = if int.is_empty() { 0 } else { int.parse().map_err(|_| bad(format!("'{s}' is too large")))? };
         let frac_c: u64 = match frac.len() {
             0 => 0,
             1 => u64::from(frac.as_bytes()[0] - b'0') * 10,
@@ -220,12 +216,7 @@ pub fn mask_url(url: &str) -> String {
     let Some(colon) = userinfo.find(':') else {
         return url.to_owned();
     };
-    format!(
-        "{}{}:***{}",
-        &url[..scheme_end + 3],
-        &userinfo[..colon],
-        &rest[at..]
-    )
+    format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &rest[at..])
 }
 
 #[cfg(test)]

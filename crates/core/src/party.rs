@@ -174,21 +174,16 @@ impl User {
     pub fn may_add(actor: Option<&User>, new: &User) -> Result<(), DomainError> {
         match actor {
             None if new.party == Party::Vendor && new.role == Role::Admin => Ok(()),
-            None => Err(DomainError::Forbidden(
-                "the first user must be a vendor admin".into(),
-            )),
-            Some(a) if !a.is_admin() => Err(DomainError::Forbidden(format!(
-                "{} is a member; only admins add users",
-                a.email
-            ))),
+            None => Err(DomainError::Forbidden("the first user must be a vendor admin".into())),
+            Some(a) if !a.is_admin() => {
+                Err(DomainError::Forbidden(format!("{} is a member; only admins add users", a.email)))
+            }
             Some(a) => match (&a.party, &new.party) {
                 (Party::Vendor, _) => Ok(()),
-                (Party::Customer { org }, Party::Customer { org: new_org }) if org == new_org => {
-                    Ok(())
+                (Party::Customer { org }, Party::Customer { org: new_org }) if org == new_org => Ok(()),
+                (Party::Customer { org }, _) => {
+                    Err(DomainError::Forbidden(format!("a customer admin of {org} adds users of {org} only")))
                 }
-                (Party::Customer { org }, _) => Err(DomainError::Forbidden(format!(
-                    "a customer admin of {org} adds users of {org} only"
-                ))),
             },
         }
     }

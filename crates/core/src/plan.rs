@@ -70,8 +70,9 @@ impl ActivityId {
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         let t = s.trim();
         let digits = t.strip_prefix(['A', 'a']).unwrap_or(t);
-        digits.parse::<u32>().ok().filter(|n| *n > 0).map(Self).ok_or_else(|| {
-            DomainError::Invalid { field: "activity", reason: format!("'{s}' is not an activity id such as A3") }
+        digits.parse::<u32>().ok().filter(|n| *n > 0).map(Self).ok_or_else(|| DomainError::Invalid {
+            field: "activity",
+            reason: format!("'{s}' is not an activity id such as A3"),
         })
     }
     /// The number.
@@ -125,10 +126,7 @@ pub struct Plan {
 impl Plan {
     /// Finds an activity.
     pub fn get(&self, id: ActivityId) -> Result<&Activity, DomainError> {
-        self.activities
-            .iter()
-            .find(|a| a.id == id)
-            .ok_or_else(|| DomainError::NotFound(format!("activity {id}")))
+        self.activities.iter().find(|a| a.id == id).ok_or_else(|| DomainError::NotFound(format!("activity {id}")))
     }
     /// Sum of estimates of activities that are not cancelled.
     pub fn estimated(&self) -> Hours {
@@ -244,12 +242,8 @@ impl Scope {
             next.included.retain(|i| i != name);
         }
         // Keep catalogue order, so the scope document does not depend on the order of edits.
-        next.included = self
-            .catalogue
-            .iter()
-            .filter(|e| next.included.contains(&e.name))
-            .map(|e| e.name.clone())
-            .collect();
+        next.included =
+            self.catalogue.iter().filter(|e| next.included.contains(&e.name)).map(|e| e.name.clone()).collect();
         for (name, value) in &change.options {
             let Some(o) = self.option_catalogue.iter().find(|o| &o.name == name) else {
                 let names: Vec<_> = self.option_catalogue.iter().map(|o| o.name.as_str()).collect();
@@ -299,8 +293,17 @@ mod tests {
 
     fn scope() -> Scope {
         Scope::new(
-            vec![entity("customer", true, None), entity("document", false, None), entity("layout", false, Some("new layout architecture"))],
-            vec![OptionInfo { name: "merge".into(), description: "d".into(), default: "yes".into(), allowed: vec!["yes".into(), "no".into()] }],
+            vec![
+                entity("customer", true, None),
+                entity("document", false, None),
+                entity("layout", false, Some("new layout architecture")),
+            ],
+            vec![OptionInfo {
+                name: "merge".into(),
+                description: "d".into(),
+                default: "yes".into(),
+                allowed: vec!["yes".into(), "no".into()],
+            }],
             date!(2026 - 11 - 24),
         )
     }
@@ -322,11 +325,19 @@ mod tests {
         let back = ex.apply(&ScopeChange { include: vec!["document".into()], ..Default::default() }).unwrap();
         assert_eq!(back.included, s.included);
         let err = |c: ScopeChange| s.apply(&c).unwrap_err().to_string();
-        assert!(err(ScopeChange { include: vec!["nope".into()], ..Default::default() }).contains("unknown entity 'nope'"));
+        assert!(
+            err(ScopeChange { include: vec!["nope".into()], ..Default::default() }).contains("unknown entity 'nope'")
+        );
         assert!(err(ScopeChange { include: vec!["layout".into()], ..Default::default() }).contains("not migrated"));
         assert!(err(ScopeChange { exclude: vec!["customer".into()], ..Default::default() }).contains("depend"));
-        assert!(err(ScopeChange { options: vec![("merge".into(), "maybe".into())], ..Default::default() }).contains("allowed: yes, no"));
-        assert!(err(ScopeChange { options: vec![("x".into(), "1".into())], ..Default::default() }).contains("unknown option"));
+        assert!(
+            err(ScopeChange { options: vec![("merge".into(), "maybe".into())], ..Default::default() })
+                .contains("allowed: yes, no")
+        );
+        assert!(
+            err(ScopeChange { options: vec![("x".into(), "1".into())], ..Default::default() })
+                .contains("unknown option")
+        );
         let o = s.apply(&ScopeChange { options: vec![("merge".into(), "no".into())], ..Default::default() }).unwrap();
         assert_eq!(o.option("merge"), Some("no"));
     }

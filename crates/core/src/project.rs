@@ -558,10 +558,8 @@ impl Project {
                 if let Some(a) = p.plan.activities.iter_mut().find(|a| a.id == id) {
                     a.status = status;
                 }
-                events.push(Event::new(
-                    "activity_status_changed",
-                    json!({"id": id, "before": before, "after": status}),
-                ));
+                events
+                    .push(Event::new("activity_status_changed", json!({"id": id, "before": before, "after": status})));
             }
             Command::SetScope(change) => {
                 require(actor, Some(PartyKind::Vendor), false, "change the scope")?;
@@ -595,11 +593,9 @@ impl Project {
                 }
                 require(actor, None, true, "sign documents")?;
                 match doc {
-                    DocKind::Migration | DocKind::License => p.in_phase(
-                        &[Phase::Plan],
-                        &format!("signing the {}", doc.title()),
-                        "in the plan phase",
-                    )?,
+                    DocKind::Migration | DocKind::License => {
+                        p.in_phase(&[Phase::Plan], &format!("signing the {}", doc.title()), "in the plan phase")?
+                    }
                     DocKind::GoLive => p.in_phase(
                         &[Phase::Approval],
                         "signing the go-live approval",
@@ -607,10 +603,8 @@ impl Project {
                     )?,
                 }
                 let current = p.document(doc);
-                let already = p
-                    .signature_status(doc)
-                    .into_iter()
-                    .any(|s| s.party == kind && s.signature.is_some() && !s.stale);
+                let already =
+                    p.signature_status(doc).into_iter().any(|s| s.party == kind && s.signature.is_some() && !s.stale);
                 if already {
                     return Err(DomainError::Invalid {
                         field: "signature",
@@ -625,14 +619,21 @@ impl Project {
                     document_hash: current.hash.clone(),
                     at: ctx.now,
                 });
-                events.push(Event::new("signed", json!({"document": doc, "party": kind, "document_hash": current.hash})));
+                events
+                    .push(Event::new("signed", json!({"document": doc, "party": kind, "document_hash": current.hash})));
             }
             Command::LogTime { activity, hours, date, note } => {
                 require(actor, Some(PartyKind::Vendor), false, "log retainer time")?;
                 p.not_cancelled("logging time")?;
                 p.plan.get(activity)?;
                 let before = p.retainer.summary();
-                p.retainer.entries.push(TimeEntry { activity, hours, by: actor.email.clone(), date, note: note.clone() });
+                p.retainer.entries.push(TimeEntry {
+                    activity,
+                    hours,
+                    by: actor.email.clone(),
+                    date,
+                    note: note.clone(),
+                });
                 let after = p.retainer.summary();
                 events.push(Event::new(
                     "time_logged",
@@ -706,7 +707,12 @@ impl Project {
                 }
                 let hash = p.checklist.content_hash();
                 p.checklist.acceptances.retain(|a| a.party != kind);
-                p.checklist.acceptances.push(Acceptance { party: kind, by: actor.email.clone(), at: ctx.now, checklist_hash: hash.clone() });
+                p.checklist.acceptances.push(Acceptance {
+                    party: kind,
+                    by: actor.email.clone(),
+                    at: ctx.now,
+                    checklist_hash: hash.clone(),
+                });
                 events.push(Event::new("checklist_accepted", json!({"party": kind, "checklist_hash": hash})));
                 if p.checklist.unmet(|k| p.who(k)).is_empty() {
                     p.set_phase(Phase::Approval, ctx, &mut events);
@@ -718,7 +724,10 @@ impl Project {
             Command::FinishRun { run, outcome, summary } => {
                 require(actor, Some(PartyKind::Vendor), false, "finish migration runs")?;
                 if outcome == RunOutcome::Running {
-                    return Err(DomainError::Invalid { field: "outcome", reason: "a run finishes completed or failed".into() });
+                    return Err(DomainError::Invalid {
+                        field: "outcome",
+                        reason: "a run finishes completed or failed".into(),
+                    });
                 }
                 let r = p
                     .runs
@@ -726,13 +735,19 @@ impl Project {
                     .find(|r| r.id == run)
                     .ok_or_else(|| DomainError::NotFound(format!("run {run}")))?;
                 if r.outcome != RunOutcome::Running {
-                    return Err(DomainError::Invalid { field: "run", reason: format!("run {run} has already finished") });
+                    return Err(DomainError::Invalid {
+                        field: "run",
+                        reason: format!("run {run} has already finished"),
+                    });
                 }
                 r.outcome = outcome;
                 r.finished_at = Some(ctx.now);
                 r.summary = summary.clone();
                 let run_kind = r.kind;
-                events.push(Event::new("run_finished", json!({"run": run, "kind": run_kind, "outcome": outcome, "summary": summary})));
+                events.push(Event::new(
+                    "run_finished",
+                    json!({"run": run, "kind": run_kind, "outcome": outcome, "summary": summary}),
+                ));
                 if run_kind == RunKind::First && outcome == RunOutcome::Completed && p.phase == Phase::FirstMigration {
                     p.set_phase(Phase::Parallel, ctx, &mut events);
                 }
@@ -751,7 +766,10 @@ impl Project {
                 require(actor, Some(PartyKind::Vendor), true, "cancel a project")?;
                 p.not_terminal("cancelling")?;
                 if let Some(r) = p.running() {
-                    return Err(DomainError::GateClosed { step: "cancel".into(), missing: vec![Unmet::RunInProgress { run: r.id }] });
+                    return Err(DomainError::GateClosed {
+                        step: "cancel".into(),
+                        missing: vec![Unmet::RunInProgress { run: r.id }],
+                    });
                 }
                 p.cancel_reason = Some(reason.to_string());
                 p.set_phase(Phase::Cancelled, ctx, &mut events);
@@ -760,7 +778,13 @@ impl Project {
         Ok(Decision { project: p, events })
     }
 
-    fn start_run(&mut self, kind: RunKind, reason: Option<String>, ctx: Ctx<'_>, events: &mut Vec<Event>) -> Result<(), DomainError> {
+    fn start_run(
+        &mut self,
+        kind: RunKind,
+        reason: Option<String>,
+        ctx: Ctx<'_>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), DomainError> {
         let actor = ctx.actor;
         let step = match kind {
             RunKind::First => "first migration",
@@ -795,7 +819,9 @@ impl Project {
                 reason: "repeating the trial migration during the parallel phase needs a reason (--reason)".into(),
             });
         }
-        if kind == RunKind::Final && self.runs.iter().any(|r| r.kind == RunKind::Final && r.outcome == RunOutcome::Completed) {
+        if kind == RunKind::Final
+            && self.runs.iter().any(|r| r.kind == RunKind::Final && r.outcome == RunOutcome::Completed)
+        {
             return Err(DomainError::Invalid {
                 field: "run",
                 reason: "the final migration has already completed; go-live is next".into(),

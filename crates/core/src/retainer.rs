@@ -53,9 +53,7 @@ impl ExtraKind {
             "development" => Ok(Self::Development),
             other => Err(DomainError::Invalid {
                 field: "kind",
-                reason: format!(
-                    "'{other}' is not one of premium-support, training, consultancy, development"
-                ),
+                reason: format!("'{other}' is not one of premium-support, training, consultancy, development"),
             }),
         }
     }

@@ -157,22 +157,20 @@ impl Store {
 
     /// A user by e-mail.
     pub async fn user(&self, email: &Email) -> Result<Option<StoredUser>, StoreError> {
-        let row = sqlx::query(
-            "SELECT email, name, party, org, role, created_at, password_hash FROM users WHERE email = $1",
-        )
-        .bind(email.as_str().to_owned())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row =
+            sqlx::query("SELECT email, name, party, org, role, created_at, password_hash FROM users WHERE email = $1")
+                .bind(email.as_str().to_owned())
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(|r| user_from_row(&r)).transpose()
     }
 
     /// All users, by e-mail.
     pub async fn users(&self) -> Result<Vec<StoredUser>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT email, name, party, org, role, created_at, password_hash FROM users ORDER BY email",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query("SELECT email, name, party, org, role, created_at, password_hash FROM users ORDER BY email")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(user_from_row).collect()
     }
 
@@ -205,7 +203,13 @@ impl Store {
     }
 
     /// Sets or replaces a user's password hash.
-    pub async fn set_password(&self, email: &Email, hash: &str, by: &AuditActor, at: OffsetDateTime) -> Result<(), StoreError> {
+    pub async fn set_password(
+        &self,
+        email: &Email,
+        hash: &str,
+        by: &AuditActor,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let n = sqlx::query("UPDATE users SET password_hash = $1 WHERE email = $2")
             .bind(hash.to_owned())
@@ -224,7 +228,8 @@ impl Store {
 
     /// Stores a new project with its creation events.
     pub async fn create_project(&self, p: &Project, events: &[Event], by: &AuditActor) -> Result<(), StoreError> {
-        let state = serde_json::to_string(p).map_err(|e| StoreError::Corrupt { what: "project".into(), reason: e.to_string() })?;
+        let state = serde_json::to_string(p)
+            .map_err(|e| StoreError::Corrupt { what: "project".into(), reason: e.to_string() })?;
         let mut tx = self.pool.begin().await?;
         let res = sqlx::query(
             "INSERT INTO projects (key, org, name, phase, version, state, updated_at) VALUES ($1, $2, $3, $4, 1, $5, $6)",
@@ -277,7 +282,8 @@ impl Store {
         by: &AuditActor,
         at: OffsetDateTime,
     ) -> Result<i64, StoreError> {
-        let state = serde_json::to_string(p).map_err(|e| StoreError::Corrupt { what: "project".into(), reason: e.to_string() })?;
+        let state = serde_json::to_string(p)
+            .map_err(|e| StoreError::Corrupt { what: "project".into(), reason: e.to_string() })?;
         let mut tx = self.pool.begin().await?;
         let n = sqlx::query(
             "UPDATE projects SET phase = $1, version = version + 1, state = $2, updated_at = $3, name = $4 WHERE key = $5 AND version = $6",

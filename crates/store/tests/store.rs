@@ -1,5 +1,7 @@
 //! The store suite: every test runs against SQLite and PostgreSQL (PostgreSQL is required under CI).
 
+#![allow(clippy::unwrap_used)]
+
 use cutover_core::audit::verify;
 use cutover_core::project::NewProject;
 use cutover_core::template::{ChecklistTemplateItem, EntityInfo, ProjectTemplate};
@@ -47,7 +49,13 @@ fn project(key: &str, org: &str) -> (Project, Vec<cutover_core::Event>) {
         pack: "omikai".into(),
         source_product: "Omikai 1".into(),
         target_product: "Omikai 2".into(),
-        entities: vec![EntityInfo { name: "customer".into(), title: "Customers".into(), default_included: true, required: true, not_migrated: None }],
+        entities: vec![EntityInfo {
+            name: "customer".into(),
+            title: "Customers".into(),
+            default_included: true,
+            required: true,
+            not_migrated: None,
+        }],
         options: vec![],
         activities: vec![],
         checklist: vec![ChecklistTemplateItem { title: "Counts".into(), kind: PartyKind::Vendor, check: None }],
@@ -81,7 +89,10 @@ fn opening_twice_keeps_data_and_schema() {
 #[test]
 fn a_newer_schema_is_refused() {
     each_backend(|store, url| async move {
-        store.execute_raw("INSERT INTO cutover_schema (version, name, applied_at) VALUES (99, 'future', 'x')").await.unwrap();
+        store
+            .execute_raw("INSERT INTO cutover_schema (version, name, applied_at) VALUES (99, 'future', 'x')")
+            .await
+            .unwrap();
         match Store::open(&url).await {
             Err(StoreError::TooNew { found: 99, .. }) => {}
             other => panic!("expected TooNew, got {other:?}"),
@@ -97,7 +108,11 @@ fn users_roundtrip_and_duplicates_are_refused() {
         let back = store.user(&u.email).await.unwrap().unwrap();
         assert_eq!(back.user, u);
         assert_eq!(back.password_hash.as_deref(), Some("$argon2id$fake"));
-        let c = User { email: Email::parse("cora@acme.no").unwrap(), party: Party::Customer { org: OrgName::parse("Acme").unwrap() }, ..u.clone() };
+        let c = User {
+            email: Email::parse("cora@acme.no").unwrap(),
+            party: Party::Customer { org: OrgName::parse("Acme").unwrap() },
+            ..u.clone()
+        };
         store.add_user(&c, None, &AuditActor::of(&u)).await.unwrap();
         assert_eq!(store.users().await.unwrap()[0].user, c);
         assert!(matches!(store.add_user(&u, None, &AuditActor::system()).await, Err(StoreError::Exists(_))));
@@ -140,7 +155,8 @@ fn projects_are_listed_per_organisation() {
             let (p, ev) = project(k, o);
             store.create_project(&p, &ev, &AuditActor::system()).await.unwrap();
         }
-        let keys = |v: Vec<cutover_store::StoredProject>| v.into_iter().map(|s| s.project.key.to_string()).collect::<Vec<_>>();
+        let keys =
+            |v: Vec<cutover_store::StoredProject>| v.into_iter().map(|s| s.project.key.to_string()).collect::<Vec<_>>();
         assert_eq!(keys(store.projects(None).await.unwrap()), ["a", "b", "c"]);
         assert_eq!(keys(store.projects(Some(&OrgName::parse("Acme").unwrap())).await.unwrap()), ["a", "b"]);
     });
@@ -155,13 +171,19 @@ fn tampering_with_the_audit_log_is_detected() {
         let mut cur = p;
         for i in 0..3 {
             let d = cur
-                .handle(Command::ChecklistAdd { title: Text::parse(format!("item {i}")).unwrap() }, Ctx { actor: &va, now: NOW })
+                .handle(
+                    Command::ChecklistAdd { title: Text::parse(format!("item {i}")).unwrap() },
+                    Ctx { actor: &va, now: NOW },
+                )
                 .unwrap();
             store.save_project(&d.project, i + 1, &d.events, &AuditActor::of(&va), NOW).await.unwrap();
             cur = d.project;
         }
         verify(&store.audit("acme").await.unwrap()).unwrap();
-        store.execute_raw("UPDATE audit_log SET actor = 'mallory@evil.no' WHERE chain = 'acme' AND seq = 3").await.unwrap();
+        store
+            .execute_raw("UPDATE audit_log SET actor = 'mallory@evil.no' WHERE chain = 'acme' AND seq = 3")
+            .await
+            .unwrap();
         let b = verify(&store.audit("acme").await.unwrap()).unwrap_err();
         assert_eq!(b.seq, 3);
         assert!(b.reason.contains("altered"), "{}", b.reason);

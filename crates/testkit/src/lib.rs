@@ -89,7 +89,9 @@ impl Drop for TestDb {
             let admin = pg_admin_url();
             let _ = block_on(async move {
                 let mut c = sqlx::PgConnection::connect(&admin).await?;
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut c).await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .execute(&mut c)
+                    .await?;
                 c.close().await
             });
         }

@@ -1,5 +1,7 @@
 //! Lifecycle tests: every gate, every refusal, every party and role rule.
 
+#![allow(clippy::unwrap_used)]
+
 use time::macros::{date, datetime};
 
 use super::*;
@@ -43,13 +45,39 @@ fn template() -> ProjectTemplate {
         source_product: "Omikai 1".into(),
         target_product: "Omikai 2".into(),
         entities: vec![
-            EntityInfo { name: "customer".into(), title: "Customers".into(), default_included: true, required: true, not_migrated: None },
-            EntityInfo { name: "document".into(), title: "Documents".into(), default_included: true, required: false, not_migrated: None },
+            EntityInfo {
+                name: "customer".into(),
+                title: "Customers".into(),
+                default_included: true,
+                required: true,
+                not_migrated: None,
+            },
+            EntityInfo {
+                name: "document".into(),
+                title: "Documents".into(),
+                default_included: true,
+                required: false,
+                not_migrated: None,
+            },
         ],
-        options: vec![OptionInfo { name: "merge".into(), description: "merge".into(), default: "yes".into(), allowed: vec!["yes".into(), "no".into()] }],
-        activities: vec![ActivityTemplate { title: "Kick-off".into(), party: PartyKind::Vendor, hours: Hours::parse("2").unwrap(), due_days: 7 }],
+        options: vec![OptionInfo {
+            name: "merge".into(),
+            description: "merge".into(),
+            default: "yes".into(),
+            allowed: vec!["yes".into(), "no".into()],
+        }],
+        activities: vec![ActivityTemplate {
+            title: "Kick-off".into(),
+            party: PartyKind::Vendor,
+            hours: Hours::parse("2").unwrap(),
+            due_days: 7,
+        }],
         checklist: vec![
-            ChecklistTemplateItem { title: "Counts reconcile".into(), kind: PartyKind::Vendor, check: Some("counts".into()) },
+            ChecklistTemplateItem {
+                title: "Counts reconcile".into(),
+                kind: PartyKind::Vendor,
+                check: Some("counts".into()),
+            },
             ChecklistTemplateItem { title: "Open orders complete".into(), kind: PartyKind::Customer, check: None },
         ],
     }
@@ -109,7 +137,14 @@ fn finish(p: &Project, outcome: RunOutcome) -> Project {
 }
 
 fn set(p: &Project, u: &User, item: &str, status: ItemStatus, note: Option<&str>) -> Project {
-    run(p, u, Command::ChecklistSet { item: item.into(), update: ItemUpdate { status, note: note.map(Into::into), evidence: vec![] } })
+    run(
+        p,
+        u,
+        Command::ChecklistSet {
+            item: item.into(),
+            update: ItemUpdate { status, note: note.map(Into::into), evidence: vec![] },
+        },
+    )
 }
 
 fn in_parallel() -> Project {
@@ -233,7 +268,8 @@ fn changing_the_plan_after_signing_makes_signatures_stale() {
 #[test]
 fn changing_the_scope_after_signing_makes_signatures_stale() {
     let p = signed_plan();
-    let p = run(&p, &va(), Command::SetScope(ScopeChange { cutoff: Some(date!(2020 - 01 - 01)), ..Default::default() }));
+    let p =
+        run(&p, &va(), Command::SetScope(ScopeChange { cutoff: Some(date!(2020 - 01 - 01)), ..Default::default() }));
     assert_eq!(p.status().blocked_by.len(), 2);
 }
 
@@ -272,10 +308,14 @@ fn members_cannot_do_admin_steps() {
     assert_eq!(refuse(&p, &vm(), Command::Cancel { reason: Text::parse("x").unwrap() }).code(), "forbidden");
     let p = in_parallel();
     assert_eq!(refuse(&p, &cm(), Command::ChecklistAccept).code(), "forbidden");
-    let e = refuse(&p, &cm(), Command::ChecklistSet {
-        item: "C1".into(),
-        update: ItemUpdate { status: ItemStatus::Waived, note: Some("not used".into()), evidence: vec![] },
-    });
+    let e = refuse(
+        &p,
+        &cm(),
+        Command::ChecklistSet {
+            item: "C1".into(),
+            update: ItemUpdate { status: ItemStatus::Waived, note: Some("not used".into()), evidence: vec![] },
+        },
+    );
     assert!(e.to_string().contains("only an admin"), "{e}");
 }
 
@@ -290,11 +330,23 @@ fn customers_cannot_do_vendor_work() {
         due: date!(2026 - 12 - 01),
     };
     assert_eq!(refuse(&p, &ca(), add).code(), "forbidden");
-    assert_eq!(refuse(&signed_plan(), &ca(), Command::StartRun { kind: RunKind::First, reason: None }).code(), "forbidden");
-    let log = Command::LogTime { activity: ActivityId::parse("A1").unwrap(), hours: Hours::parse("1").unwrap(), date: date!(2026 - 11 - 24), note: None };
+    assert_eq!(
+        refuse(&signed_plan(), &ca(), Command::StartRun { kind: RunKind::First, reason: None }).code(),
+        "forbidden"
+    );
+    let log = Command::LogTime {
+        activity: ActivityId::parse("A1").unwrap(),
+        hours: Hours::parse("1").unwrap(),
+        date: date!(2026 - 11 - 24),
+        note: None,
+    };
     assert_eq!(refuse(&p, &ca(), log).code(), "forbidden");
     // Progress on a vendor activity is the vendor's to record.
-    let e = refuse(&p, &ca(), Command::SetActivityStatus { id: ActivityId::parse("A1").unwrap(), status: ActivityStatus::Done });
+    let e = refuse(
+        &p,
+        &ca(),
+        Command::SetActivityStatus { id: ActivityId::parse("A1").unwrap(), status: ActivityStatus::Done },
+    );
     assert_eq!(e.code(), "forbidden");
 }
 
@@ -318,7 +370,8 @@ fn completed_first_run_opens_the_parallel_phase() {
 #[test]
 fn contracts_are_frozen_after_the_plan_phase() {
     let p = in_parallel();
-    let e = refuse(&p, &va(), Command::SetScope(ScopeChange { cutoff: Some(date!(2020 - 01 - 01)), ..Default::default() }));
+    let e =
+        refuse(&p, &va(), Command::SetScope(ScopeChange { cutoff: Some(date!(2020 - 01 - 01)), ..Default::default() }));
     assert_eq!(e.code(), "wrong_phase");
     assert!(e.to_string().contains("parallel phase"), "{e}");
     let e = refuse(&p, &va(), Command::Sign { kind: DocKind::Migration, party: None });
@@ -350,10 +403,14 @@ fn approval_gate_names_open_items_and_missing_acceptances() {
 #[test]
 fn waiver_needs_a_reason() {
     let p = in_parallel();
-    let e = refuse(&p, &ca(), Command::ChecklistSet {
-        item: "C1".into(),
-        update: ItemUpdate { status: ItemStatus::Waived, note: None, evidence: vec![] },
-    });
+    let e = refuse(
+        &p,
+        &ca(),
+        Command::ChecklistSet {
+            item: "C1".into(),
+            update: ItemUpdate { status: ItemStatus::Waived, note: None, evidence: vec![] },
+        },
+    );
     assert_eq!(e.code(), "invalid_input");
     assert!(e.to_string().contains("needs a reason"), "{e}");
     let p = set(&p, &ca(), "C1", ItemStatus::Waived, Some("no open orders at this customer"));
@@ -363,10 +420,14 @@ fn waiver_needs_a_reason() {
 #[test]
 fn parties_record_only_their_own_items() {
     let p = in_parallel();
-    let e = refuse(&p, &cm(), Command::ChecklistSet {
-        item: "V1".into(),
-        update: ItemUpdate { status: ItemStatus::Passed, note: None, evidence: vec![] },
-    });
+    let e = refuse(
+        &p,
+        &cm(),
+        Command::ChecklistSet {
+            item: "V1".into(),
+            update: ItemUpdate { status: ItemStatus::Passed, note: None, evidence: vec![] },
+        },
+    );
     assert_eq!(e.code(), "forbidden");
     let p = run(&p, &cm(), Command::ChecklistAdd { title: Text::parse("Price calculation matches").unwrap() });
     assert_eq!(p.checklist.get("C2").unwrap().kind, PartyKind::Customer);
@@ -398,7 +459,12 @@ fn repeated_trial_migration_needs_a_reason_and_marks_retests() {
     p = set(&p, &cm(), "C1", ItemStatus::Failed, Some("missing order"));
     let e = refuse(&p, &va(), Command::StartRun { kind: RunKind::First, reason: None });
     assert!(e.to_string().contains("needs a reason"), "{e}");
-    let d = p.handle(Command::StartRun { kind: RunKind::First, reason: Some("fixed mapping of editions".into()) }, ctx(&va())).unwrap();
+    let d = p
+        .handle(
+            Command::StartRun { kind: RunKind::First, reason: Some("fixed mapping of editions".into()) },
+            ctx(&va()),
+        )
+        .unwrap();
     assert!(d.events.iter().any(|e| e.action == "checklist_retest"));
     let p = d.project;
     assert_eq!(p.checklist.get("V1").unwrap().status, ItemStatus::NeedsRetest);
@@ -421,7 +487,10 @@ fn final_migration_needs_both_go_live_signatures() {
     let e = refuse(&p, &va(), Command::StartRun { kind: RunKind::Final, reason: None });
     assert_eq!(
         texts(&e),
-        ["the go-live approval is not signed by the vendor", "the go-live approval is not signed by the customer (Acme Print AS)"]
+        [
+            "the go-live approval is not signed by the vendor",
+            "the go-live approval is not signed by the customer (Acme Print AS)"
+        ]
     );
     let p = sign(&p, &ca(), DocKind::GoLive);
     let e = refuse(&p, &va(), Command::StartRun { kind: RunKind::Final, reason: None });
@@ -474,7 +543,15 @@ fn phases_never_skip() {
     assert_eq!(refuse(&p, &va(), Command::GoLive).code(), "wrong_phase");
     assert_eq!(refuse(&p, &va(), Command::ChecklistAccept).code(), "wrong_phase");
     assert_eq!(
-        refuse(&p, &vm(), Command::ChecklistSet { item: "V1".into(), update: ItemUpdate { status: ItemStatus::Passed, note: None, evidence: vec![] } }).code(),
+        refuse(
+            &p,
+            &vm(),
+            Command::ChecklistSet {
+                item: "V1".into(),
+                update: ItemUpdate { status: ItemStatus::Passed, note: None, evidence: vec![] }
+            }
+        )
+        .code(),
         "wrong_phase"
     );
 }
@@ -492,7 +569,12 @@ fn retainer_events_warn_and_mark_billable() {
     let p = new_project();
     let log = |p: &Project, h: &str| {
         p.handle(
-            Command::LogTime { activity: ActivityId::parse("A1").unwrap(), hours: Hours::parse(h).unwrap(), date: date!(2026 - 11 - 24), note: None },
+            Command::LogTime {
+                activity: ActivityId::parse("A1").unwrap(),
+                hours: Hours::parse(h).unwrap(),
+                date: date!(2026 - 11 - 24),
+                note: None,
+            },
             ctx(&vm()),
         )
         .unwrap()
@@ -502,7 +584,16 @@ fn retainer_events_warn_and_mark_billable() {
     let d = log(&d.project, "4");
     assert!(d.events.iter().any(|e| e.action == "retainer_exhausted"));
     assert_eq!(d.project.retainer.summary().billable_hours.to_string(), "1");
-    let e = refuse(&p, &vm(), Command::LogTime { activity: ActivityId::parse("A9").unwrap(), hours: Hours::parse("1").unwrap(), date: date!(2026 - 11 - 24), note: None });
+    let e = refuse(
+        &p,
+        &vm(),
+        Command::LogTime {
+            activity: ActivityId::parse("A9").unwrap(),
+            hours: Hours::parse("1").unwrap(),
+            date: date!(2026 - 11 - 24),
+            note: None,
+        },
+    );
     assert_eq!(e.code(), "not_found");
 }
 

@@ -1,0 +1,339 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// cutover: run customer migrations from Omikai 1 to Omikai 2, end to end.
+#[derive(Debug, Parser)]
+#[command(name = "cutover", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Control-plane store: a SQLite file path, sqlite://PATH or postgres://URL.
+    #[arg(long, global = true, env = "CUTOVER_DB", default_value = "./cutover.db")]
+    pub db: String,
+    /// The acting user's e-mail.
+    #[arg(long = "as", global = true, env = "CUTOVER_USER", value_name = "EMAIL")]
+    pub actor: Option<String>,
+    /// Print JSON for machines instead of text for people.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Folder with mapping packs (DIR/<pack>/…); the built-in packs otherwise.
+    #[arg(long, global = true, env = "CUTOVER_PACKS", value_name = "DIR")]
+    pub packs: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug); CUTOVER_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Create or upgrade the store; optionally add the first vendor admin.
+    Init(InitArgs),
+    /// Users of the vendor and of customer organisations.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Migration projects.
+    #[command(subcommand)]
+    Project(ProjectCmd),
+    /// The plan's activities.
+    #[command(subcommand)]
+    Plan(PlanCmd),
+    /// The migration scope.
+    #[command(subcommand)]
+    Scope(ScopeCmd),
+    /// Migration contract, license contract and go-live approval.
+    #[command(subcommand)]
+    Contract(ContractCmd),
+    /// Time spent against the retainer.
+    #[command(subcommand)]
+    Time(TimeCmd),
+    /// Where the 20-hour retainer stands.
+    Retainer(KeyArg),
+    /// Extra offers outside the retainer.
+    #[command(subcommand)]
+    Extra(ExtraCmd),
+    /// The parallel-phase checklist.
+    #[command(subcommand)]
+    Checklist(ChecklistCmd),
+    /// A project's audit log (the system log of users without KEY).
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeyArg {
+    /// Project key.
+    pub key: String,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// E-mail of the first vendor admin (only when the store has no users).
+    #[arg(long, requires = "name")]
+    pub email: Option<String>,
+    /// Name of the first vendor admin.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Read the admin's password from standard input.
+    #[arg(long, requires = "email")]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Add a user (the first user needs no --as and must be a vendor admin).
+    Add(UserAddArgs),
+    /// List users.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct UserAddArgs {
+    /// E-mail (the login).
+    #[arg(long)]
+    pub email: String,
+    /// Full name.
+    #[arg(long)]
+    pub name: String,
+    /// vendor or customer.
+    #[arg(long)]
+    pub party: String,
+    /// The customer's organisation.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// admin or member.
+    #[arg(long, default_value = "member")]
+    pub role: String,
+    /// Read the password from standard input (first line).
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCmd {
+    /// Create a project from a pack.
+    Create(ProjectCreateArgs),
+    /// List the projects you can see.
+    List,
+    /// Phase, next step and what blocks it.
+    Show(KeyArg),
+    /// Cancel a project.
+    Cancel(CancelArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProjectCreateArgs {
+    /// Project key: a-z, 0-9 and '-'.
+    pub key: String,
+    /// The customer organisation.
+    #[arg(long)]
+    pub org: String,
+    /// Display name.
+    #[arg(long)]
+    pub name: String,
+    /// Mapping pack.
+    #[arg(long, default_value = "omikai")]
+    pub pack: String,
+    /// v1 source (SQLite path or postgres:// URL).
+    #[arg(long)]
+    pub v1: Option<String>,
+    /// v2 target (SQLite path or postgres:// URL).
+    #[arg(long)]
+    pub v2: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// Project key.
+    pub key: String,
+    /// Why.
+    #[arg(long)]
+    pub reason: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanCmd {
+    /// Add an activity.
+    Add(PlanAddArgs),
+    /// Show the plan.
+    Show(KeyArg),
+    /// Record progress on an activity.
+    Set(PlanSetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanAddArgs {
+    /// Project key.
+    pub key: String,
+    /// Title.
+    #[arg(long)]
+    pub title: String,
+    /// Responsible party: vendor or customer.
+    #[arg(long)]
+    pub party: String,
+    /// Estimated hours.
+    #[arg(long, allow_hyphen_values = true)]
+    pub hours: String,
+    /// Deadline (YYYY-MM-DD).
+    #[arg(long)]
+    pub due: String,
+    /// Owner's name.
+    #[arg(long)]
+    pub owner: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanSetArgs {
+    /// Project key.
+    pub key: String,
+    /// Activity id (A3).
+    pub activity: String,
+    /// planned, in-progress, done or cancelled.
+    #[arg(long)]
+    pub status: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScopeCmd {
+    /// Show the scope.
+    Show(KeyArg),
+    /// Change the scope (plan phase only).
+    Set(ScopeSetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScopeSetArgs {
+    /// Project key.
+    pub key: String,
+    /// History cut-off date (YYYY-MM-DD).
+    #[arg(long)]
+    pub cutoff: Option<String>,
+    /// Entities to include.
+    #[arg(long, num_args = 1..)]
+    pub include: Vec<String>,
+    /// Entities to exclude.
+    #[arg(long, num_args = 1..)]
+    pub exclude: Vec<String>,
+    /// Options as NAME=VALUE.
+    #[arg(long = "option", num_args = 1..)]
+    pub options: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContractCmd {
+    /// Show a document with its version and signatures.
+    Show(ContractArgs),
+    /// Sign a document for your own party.
+    Sign(SignArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ContractArgs {
+    /// Project key.
+    pub key: String,
+    /// migration, license or go-live.
+    #[arg(long)]
+    pub kind: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Project key.
+    pub key: String,
+    /// migration, license or go-live.
+    #[arg(long)]
+    pub kind: String,
+    /// The party you sign for; must be your own (a safeguard, not a choice).
+    #[arg(long)]
+    pub party: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TimeCmd {
+    /// Log time against an activity.
+    Log(TimeLogArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TimeLogArgs {
+    /// Project key.
+    pub key: String,
+    /// Activity id (A3).
+    #[arg(long)]
+    pub activity: String,
+    /// Hours spent.
+    #[arg(long, allow_hyphen_values = true)]
+    pub hours: String,
+    /// What was done.
+    #[arg(long)]
+    pub note: Option<String>,
+    /// Day of the work (YYYY-MM-DD, default today).
+    #[arg(long)]
+    pub date: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExtraCmd {
+    /// Record an extra offer.
+    Add(ExtraAddArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExtraAddArgs {
+    /// Project key.
+    pub key: String,
+    /// premium-support, training, consultancy or development.
+    #[arg(long)]
+    pub kind: String,
+    /// What is offered.
+    #[arg(long)]
+    pub description: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChecklistCmd {
+    /// Show the checklist.
+    Show(KeyArg),
+    /// Add an item for your party.
+    Add(ChecklistAddArgs),
+    /// Record a result.
+    Set(ChecklistSetArgs),
+    /// Accept the checklist for your party (admins).
+    Accept(KeyArg),
+}
+
+#[derive(Debug, Args)]
+pub struct ChecklistAddArgs {
+    /// Project key.
+    pub key: String,
+    /// What is tested.
+    #[arg(long)]
+    pub title: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ChecklistSetArgs {
+    /// Project key.
+    pub key: String,
+    /// Item id (V1, C2).
+    pub item: String,
+    /// open, passed, failed, waived or needs-retest.
+    #[arg(long)]
+    pub status: String,
+    /// Note; the reason, for a waiver.
+    #[arg(long)]
+    pub note: Option<String>,
+    /// Evidence references such as verify:3.
+    #[arg(long, num_args = 1..)]
+    pub evidence: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Project key; without it, the system log (users).
+    pub key: Option<String>,
+    /// Check the hash chain; exits 5 naming the first broken entry.
+    #[arg(long)]
+    pub verify: bool,
+}

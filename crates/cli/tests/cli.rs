@@ -1,0 +1,431 @@
+//! The `cutover` binary driven as an operator would, on SQLite and on PostgreSQL.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use cutover_testkit::TestDb;
+use serde_json::Value;
+
+struct Env {
+    db: TestDb,
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+    fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "stdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+}
+
+impl Env {
+    fn new(db: TestDb) -> Env {
+        let e = Env { db };
+        e.run(None, &["init", "--email", "vera@vendor.no", "--name", "Vera Vendor"]).ok();
+        e.vendor(&["user", "add", "--email", "vidar@vendor.no", "--name", "Vidar", "--party", "vendor"]).ok();
+        for (email, org, role) in [
+            ("cora@acme.no", "Acme Print AS", "admin"),
+            ("carl@acme.no", "Acme Print AS", "member"),
+            ("otto@other.no", "Other Trykk AS", "admin"),
+        ] {
+            e.vendor(&[
+                "user", "add", "--email", email, "--name", "N", "--party", "customer", "--org", org, "--role", role,
+            ])
+            .ok();
+        }
+        e.vendor(&["project", "create", "acme", "--org", "Acme Print AS", "--name", "Acme to Omikai 2"]).ok();
+        e
+    }
+
+    fn run_stdin(&self, actor: Option<&str>, args: &[&str], stdin: Option<&str>) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
+        cmd.args(args).env("CUTOVER_DB", &self.db.url).env_remove("CUTOVER_USER").env_remove("CUTOVER_PACKS");
+        if let Some(a) = actor {
+            cmd.env("CUTOVER_USER", a);
+        }
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn cutover");
+        if let Some(s) = stdin {
+            child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        }
+        drop(child.stdin.take());
+        let Output { status, stdout, stderr } = child.wait_with_output().unwrap();
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into(),
+            stderr: String::from_utf8_lossy(&stderr).into(),
+        }
+    }
+    fn run(&self, actor: Option<&str>, args: &[&str]) -> Run {
+        self.run_stdin(actor, args, None)
+    }
+    fn vendor(&self, args: &[&str]) -> Run {
+        self.run(Some("vera@vendor.no"), args)
+    }
+    fn customer(&self, args: &[&str]) -> Run {
+        self.run(Some("cora@acme.no"), args)
+    }
+}
+
+fn each_backend(f: impl Fn(&Env)) {
+    for db in TestDb::all() {
+        eprintln!("cli test on {}", db.backend());
+        f(&Env::new(db));
+    }
+}
+
+fn blocked_by(e: &Env) -> Vec<String> {
+    let j = e.vendor(&["project", "show", "acme", "--json"]).ok().json();
+    j["blocked_by"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn gate_lists_every_missing_signature_until_both_parties_sign() {
+    each_backend(|e| {
+        let j = e.vendor(&["project", "show", "acme", "--json"]).ok().json();
+        assert_eq!(j["phase"], "plan");
+        assert_eq!(j["next_step"], "first migration");
+        assert_eq!(
+            blocked_by(e),
+            [
+                "the migration contract is not signed by the vendor",
+                "the migration contract is not signed by the customer (Acme Print AS)",
+                "the license contract is not signed by the vendor",
+                "the license contract is not signed by the customer (Acme Print AS)",
+            ]
+        );
+        for kind in ["migration", "license"] {
+            e.vendor(&["contract", "sign", "acme", "--kind", kind]).ok();
+            e.customer(&["contract", "sign", "acme", "--kind", kind]).ok();
+        }
+        assert!(blocked_by(e).is_empty());
+        let c = e.customer(&["contract", "show", "acme", "--kind", "migration", "--json"]).ok().json();
+        let sigs = c["signatures"].as_array().unwrap();
+        assert_eq!(sigs.len(), 2);
+        assert!(sigs.iter().all(|s| s["signed"] == true && s["stale"] == false && s["document_hash"] == c["hash"]));
+        assert_eq!(sigs[1]["by"], "cora@acme.no");
+        // Signing the same version twice is refused, not recorded twice.
+        let r = e.customer(&["contract", "sign", "acme", "--kind", "license"]);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(r.stderr.contains("already signed"), "{}", r.stderr);
+    });
+}
+
+#[test]
+fn plan_change_after_signing_makes_signatures_stale() {
+    each_backend(|e| {
+        for kind in ["migration", "license"] {
+            e.vendor(&["contract", "sign", "acme", "--kind", kind]).ok();
+            e.customer(&["contract", "sign", "acme", "--kind", kind]).ok();
+        }
+        let before = e.vendor(&["contract", "show", "acme", "--kind", "migration", "--json"]).ok().json();
+        e.vendor(&[
+            "plan",
+            "add",
+            "acme",
+            "--title",
+            "Clean duplicate customers",
+            "--party",
+            "customer",
+            "--hours",
+            "4",
+            "--due",
+            "2027-01-15",
+            "--owner",
+            "Cora",
+        ])
+        .ok();
+        let after = e.vendor(&["contract", "show", "acme", "--kind", "migration", "--json"]).ok().json();
+        assert_ne!(before["hash"], after["hash"]);
+        assert!(after["markdown"].as_str().unwrap().contains("Clean duplicate customers"));
+        assert!(after["signatures"].as_array().unwrap().iter().all(|s| s["stale"] == true));
+        assert_eq!(
+            blocked_by(e),
+            [
+                "the signature of the vendor on the migration contract is stale: the document changed after it was signed",
+                "the signature of the customer (Acme Print AS) on the migration contract is stale: the document changed after it was signed",
+            ]
+        );
+        // The scope is part of the contract too.
+        e.vendor(&["contract", "sign", "acme", "--kind", "migration"]).ok();
+        e.customer(&["contract", "sign", "acme", "--kind", "migration"]).ok();
+        assert!(blocked_by(e).is_empty());
+        e.vendor(&["scope", "set", "acme", "--exclude", "document", "--cutoff", "2018-01-01"]).ok();
+        assert_eq!(blocked_by(e).len(), 2);
+        let s = e.vendor(&["scope", "show", "acme", "--json"]).ok().json();
+        assert_eq!(s["cutoff"], "2018-01-01");
+        let doc = s["entities"].as_array().unwrap().iter().find(|x| x["name"] == "document").unwrap().clone();
+        assert_eq!(doc["included"], false);
+    });
+}
+
+#[test]
+fn parties_sign_only_for_themselves_and_organisations_stay_apart() {
+    each_backend(|e| {
+        let r = e.customer(&["contract", "sign", "acme", "--kind", "migration", "--party", "vendor"]);
+        assert_eq!(r.code, 4);
+        assert!(r.stderr.contains("cannot sign for the vendor"), "{}", r.stderr);
+        let r = e.vendor(&["contract", "sign", "acme", "--kind", "migration", "--party", "customer"]);
+        assert_eq!(r.code, 4);
+        let r = e.run(Some("carl@acme.no"), &["contract", "sign", "acme", "--kind", "migration"]);
+        assert_eq!(r.code, 4);
+        assert!(r.stderr.contains("only admins may sign"), "{}", r.stderr);
+        // Another organisation's admin cannot see, let alone sign.
+        for args in
+            [&["project", "show", "acme"][..], &["contract", "sign", "acme", "--kind", "migration"], &["audit", "acme"]]
+        {
+            let r = e.run(Some("otto@other.no"), args);
+            assert_eq!(r.code, 4, "{args:?}: {}", r.stderr);
+            assert!(r.stderr.contains("project 'acme' not found"), "{}", r.stderr);
+        }
+        let list = e.run(Some("otto@other.no"), &["project", "list", "--json"]).ok().json();
+        assert_eq!(list.as_array().unwrap().len(), 0);
+        assert_eq!(e.customer(&["project", "list", "--json"]).ok().json().as_array().unwrap().len(), 1);
+        // Customers cannot do the vendor's work or manage other organisations' users.
+        assert_eq!(
+            e.customer(&[
+                "plan",
+                "add",
+                "acme",
+                "--title",
+                "x",
+                "--party",
+                "vendor",
+                "--hours",
+                "1",
+                "--due",
+                "2027-01-01"
+            ])
+            .code,
+            4
+        );
+        assert_eq!(e.customer(&["project", "create", "x", "--org", "Acme Print AS", "--name", "x"]).code, 4);
+        let r = e.customer(&[
+            "user",
+            "add",
+            "--email",
+            "eve@other.no",
+            "--name",
+            "Eve",
+            "--party",
+            "customer",
+            "--org",
+            "Other Trykk AS",
+        ]);
+        assert_eq!(r.code, 4, "{}", r.stderr);
+        e.customer(&[
+            "user",
+            "add",
+            "--email",
+            "cleo@acme.no",
+            "--name",
+            "Cleo",
+            "--party",
+            "customer",
+            "--org",
+            "Acme Print AS",
+        ])
+        .ok();
+        assert_eq!(
+            e.run(
+                Some("carl@acme.no"),
+                &[
+                    "user",
+                    "add",
+                    "--email",
+                    "x@acme.no",
+                    "--name",
+                    "X",
+                    "--party",
+                    "customer",
+                    "--org",
+                    "Acme Print AS"
+                ]
+            )
+            .code,
+            4
+        );
+    });
+}
+
+#[test]
+fn editing_an_audit_row_breaks_verification() {
+    each_backend(|e| {
+        e.vendor(&["time", "log", "acme", "--activity", "A1", "--hours", "2"]).ok();
+        e.customer(&["contract", "sign", "acme", "--kind", "license"]).ok();
+        let r = e.vendor(&["audit", "acme", "--verify", "--json"]).ok().json();
+        assert_eq!((r["entries"].as_u64(), r["intact"].as_bool()), (Some(3), Some(true)));
+        let url = e.db.url.clone();
+        cutover_testkit::block_on(async move {
+            let s = cutover_store::Store::open(&url).await.unwrap();
+            let n = s.execute_raw("UPDATE audit_log SET details = replace(details, '\"hours\":2.0', '\"hours\":0.5') WHERE chain = 'acme' AND seq = 2").await.unwrap();
+            assert_eq!(n, 1);
+            s.close().await;
+        });
+        let r = e.vendor(&["audit", "acme", "--verify"]);
+        assert_eq!(r.code, 5, "{}", r.stdout);
+        assert!(r.stdout.contains("BROKEN at entry 2"), "{}", r.stdout);
+        // The system chain (users) is separate and still intact.
+        e.vendor(&["audit", "--verify"]).ok();
+    });
+}
+
+#[test]
+fn retainer_counts_used_left_and_billable() {
+    each_backend(|e| {
+        e.vendor(&[
+            "time",
+            "log",
+            "acme",
+            "--activity",
+            "A1",
+            "--hours",
+            "12.5",
+            "--note",
+            "kick-off",
+            "--date",
+            "2026-11-20",
+        ])
+        .ok();
+        let r = e.vendor(&["time", "log", "acme", "--activity", "A3", "--hours", "9"]).ok();
+        assert!(r.stdout.contains("retainer exhausted"), "{}", r.stdout);
+        let j = e.customer(&["retainer", "acme", "--json"]).ok().json();
+        assert_eq!(j["included_hours"], 20.0);
+        assert_eq!(j["used_hours"], 21.5);
+        assert_eq!(j["billable_hours"], 1.5);
+        assert_eq!(j["left_hours"], 0.0);
+        assert_eq!(j["entries"].as_array().unwrap().len(), 2);
+        e.vendor(&["extra", "add", "acme", "--kind", "training", "--description", "Two days of Omikai 2 training"])
+            .ok();
+        let j = e.vendor(&["retainer", "acme", "--json"]).ok().json();
+        assert_eq!(j["extras"][0]["kind"], "training");
+        assert_eq!(j["used_hours"], 21.5, "extras are outside the retainer");
+        assert_eq!(e.customer(&["time", "log", "acme", "--activity", "A1", "--hours", "1"]).code, 4);
+    });
+}
+
+#[test]
+fn checklist_commands_follow_the_phase_and_party() {
+    each_backend(|e| {
+        let j = e.vendor(&["checklist", "show", "acme", "--json"]).ok().json();
+        let items = j["items"].as_array().unwrap();
+        assert_eq!(items.len(), 10);
+        assert_eq!(items.iter().filter(|i| i["kind"] == "vendor").count(), 6);
+        assert_eq!(items[1]["check"], "row_level");
+        e.customer(&["checklist", "add", "acme", "--title", "Price of a 4+4 brochure matches v1"]).ok();
+        let j = e.vendor(&["checklist", "show", "acme", "--json"]).ok().json();
+        let added = j["items"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!((added["id"].as_str(), added["kind"].as_str()), (Some("C5"), Some("customer")));
+        let r = e.customer(&["checklist", "set", "acme", "C5", "--status", "passed"]);
+        assert_eq!(r.code, 3);
+        assert!(r.stderr.contains("parallel phase"), "{}", r.stderr);
+        let r = e.customer(&["checklist", "accept", "acme"]);
+        assert_eq!(r.code, 3);
+    });
+}
+
+#[test]
+fn bad_input_is_explained_with_exit_2_and_changes_nothing() {
+    each_backend(|e| {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["plan", "add", "acme", "--title", "x", "--party", "vendor", "--hours", "-1", "--due", "2027-01-01"],
+                "invalid hours",
+            ),
+            (
+                &["plan", "add", "acme", "--title", "x", "--party", "vendor", "--hours", "1", "--due", "31.02.2027"],
+                "not a date of the form YYYY-MM-DD",
+            ),
+            (
+                &["plan", "add", "acme", "--title", "x", "--party", "vendr", "--hours", "1", "--due", "2027-01-01"],
+                "'vendr' is neither",
+            ),
+            (&["scope", "set", "acme", "--include", "layout"], "not migrated"),
+            (&["scope", "set", "acme", "--exclude", "customer"], "depend"),
+            (&["scope", "set", "acme", "--option", "merge_duplicate_customers=maybe"], "allowed: yes, no"),
+            (&["scope", "set", "acme"], "nothing to change"),
+            (&["contract", "show", "acme", "--kind", "lease"], "not one of migration, license, go-live"),
+            (&["project", "create", "Bad Key", "--org", "A", "--name", "x"], "invalid project key"),
+            (&["project", "create", "acme", "--org", "A", "--name", "x"], "already exists"),
+            (&["project", "create", "x", "--org", "A", "--name", "x", "--pack", "sap"], "built-in packs: omikai"),
+        ];
+        let before = e.vendor(&["audit", "acme", "--json"]).ok().json().as_array().unwrap().len();
+        for (args, msg) in cases {
+            let r = e.vendor(args);
+            assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+            assert!(r.stderr.contains(msg), "{args:?}: {}", r.stderr);
+        }
+        assert_eq!(e.vendor(&["audit", "acme", "--json"]).ok().json().as_array().unwrap().len(), before);
+        let r = e.run(None, &["project", "list"]);
+        assert_eq!(r.code, 4);
+        assert!(r.stderr.contains("--as EMAIL"), "{}", r.stderr);
+        let r = e.run(Some("nobody@x.no"), &["project", "list"]);
+        assert_eq!(r.code, 4);
+        assert!(r.stderr.contains("unknown user 'nobody@x.no'"), "{}", r.stderr);
+        let r = e.vendor(&["project", "show", "nope", "--json"]);
+        assert_eq!(r.code, 4);
+        assert_eq!(r.json()["error"]["code"], "not_found");
+    });
+}
+
+#[test]
+fn first_user_must_be_a_vendor_admin_and_passwords_are_hashed() {
+    let db = TestDb::sqlite();
+    let e = Env { db };
+    let r =
+        e.run(None, &["user", "add", "--email", "c@acme.no", "--name", "C", "--party", "customer", "--org", "Acme"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    e.run_stdin(
+        None,
+        &[
+            "user",
+            "add",
+            "--email",
+            "vera@vendor.no",
+            "--name",
+            "Vera",
+            "--party",
+            "vendor",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("correct horse battery\n"),
+    )
+    .ok();
+    // Without --as, a second user is refused: only the bootstrap may go without an actor.
+    let r = e.run(None, &["user", "add", "--email", "x@vendor.no", "--name", "X", "--party", "vendor"]);
+    assert_eq!(r.code, 4);
+    let r = e.run_stdin(
+        Some("vera@vendor.no"),
+        &[
+            "user",
+            "add",
+            "--email",
+            "c@acme.no",
+            "--name",
+            "C",
+            "--party",
+            "customer",
+            "--org",
+            "Acme",
+            "--password-stdin",
+        ],
+        Some("short\n"),
+    );
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("at least 10 characters"), "{}", r.stderr);
+    let raw = std::fs::read(&e.db.url).unwrap();
+    assert!(!String::from_utf8_lossy(&raw).contains("correct horse"), "clear password stored");
+    assert!(String::from_utf8_lossy(&raw).contains("$argon2id$"));
+}
