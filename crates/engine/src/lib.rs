@@ -1,0 +1,4 @@
+//! The migration engine: mapping packs, the field-rule language, connectors and runs.
+
+pub mod expr;
+pub mod value;

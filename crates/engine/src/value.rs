@@ -1,0 +1,205 @@
+//! Values that flow from v1 rows through field rules into v2 rows, and their types.
+
+use std::fmt;
+
+use time::Date;
+use uuid::Uuid;
+
+/// The type of a value, known at pack load for every expression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Type {
+    /// The type of the `null` literal: fits anywhere.
+    Null,
+    /// true / false.
+    Bool,
+    /// 64-bit integer.
+    Int,
+    /// 64-bit float (legacy money, measures).
+    Float,
+    /// Text.
+    Text,
+    /// Calendar date.
+    Date,
+    /// Binary data.
+    Bytes,
+    /// UUID (v2 ids).
+    Uuid,
+}
+
+impl Type {
+    /// Parses a type name used in packs and DDL.
+    pub fn from_sql(name: &str) -> Option<Type> {
+        let n = name.to_ascii_uppercase();
+        let base = n.split(['(', ' ']).next().unwrap_or("");
+        Some(match base {
+            "INTEGER" | "INT" | "BIGINT" | "SMALLINT" => Type::Int,
+            "REAL" | "FLOAT" | "DOUBLE" | "NUMERIC" | "DECIMAL" => Type::Float,
+            "TEXT" | "VARCHAR" | "CHAR" | "CHARACTER" => Type::Text,
+            "DATE" => Type::Date,
+            "BLOB" | "BYTEA" => Type::Bytes,
+            "UUID" => Type::Uuid,
+            "BOOLEAN" | "BOOL" => Type::Bool,
+            _ => return None,
+        })
+    }
+
+    /// Whether a value of type `self` may be stored where `to` is expected.
+    pub fn fits(self, to: Type) -> bool {
+        self == to || self == Type::Null || (self == Type::Int && to == Type::Float)
+    }
+
+    /// Name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Type::Null => "null",
+            Type::Bool => "bool",
+            Type::Int => "int",
+            Type::Float => "float",
+            Type::Text => "text",
+            Type::Date => "date",
+            Type::Bytes => "bytes",
+            Type::Uuid => "uuid",
+        }
+    }
+}
+
+impl fmt::Display for Type {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// Absent.
+    Null,
+    /// Boolean.
+    Bool(bool),
+    /// Integer.
+    Int(i64),
+    /// Float.
+    Float(f64),
+    /// Text.
+    Text(String),
+    /// Date.
+    Date(Date),
+    /// Bytes.
+    Bytes(Vec<u8>),
+    /// UUID.
+    Uuid(Uuid),
+}
+
+impl Value {
+    /// Whether the value is null.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    /// The value as JSON, for ledgers and spot-checks (bytes are summarised, not copied).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Null => serde_json::Value::Null,
+            Value::Bool(b) => (*b).into(),
+            Value::Int(i) => (*i).into(),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into),
+            Value::Text(s) => s.as_str().into(),
+            Value::Date(d) => d.to_string().into(),
+            Value::Bytes(b) => format!("<{} bytes>", b.len()).into(),
+            Value::Uuid(u) => u.to_string().into(),
+        }
+    }
+
+    /// Feeds the value into a fingerprint, with a tag so that `1` and `"1"` differ.
+    pub fn hash_into(&self, h: &mut xxhash_rust::xxh3::Xxh3) {
+        match self {
+            Value::Null => h.update(&[0]),
+            Value::Bool(b) => h.update(&[1, u8::from(*b)]),
+            Value::Int(i) => {
+                h.update(&[2]);
+                h.update(&i.to_le_bytes());
+            }
+            Value::Float(f) => {
+                h.update(&[3]);
+                h.update(&f.to_bits().to_le_bytes());
+            }
+            Value::Text(s) => {
+                h.update(&[4]);
+                h.update(&(s.len() as u64).to_le_bytes());
+                h.update(s.as_bytes());
+            }
+            Value::Date(d) => {
+                h.update(&[5]);
+                h.update(&d.to_julian_day().to_le_bytes());
+            }
+            Value::Bytes(b) => {
+                h.update(&[6]);
+                h.update(&(b.len() as u64).to_le_bytes());
+                h.update(b);
+            }
+            Value::Uuid(u) => {
+                h.update(&[7]);
+                h.update(u.as_bytes());
+            }
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("null"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Float(x) => write!(f, "{x}"),
+            Value::Text(s) => f.write_str(s),
+            Value::Date(d) => write!(f, "{d}"),
+            Value::Bytes(b) => write!(f, "<{} bytes>", b.len()),
+            Value::Uuid(u) => write!(f, "{u}"),
+        }
+    }
+}
+
+/// Rounds a float amount to minor units (hundredths), half away from zero, tolerating
+/// binary representation (2.675 is 267.49999… × 100 in binary; it is meant as 267.5).
+pub fn to_minor(x: f64) -> Option<i64> {
+    if !x.is_finite() {
+        return None;
+    }
+    let scaled = x * 100.0;
+    if scaled.abs() > 9.0e15 {
+        return None;
+    }
+    let frac = scaled.abs().fract();
+    let away = (frac - 0.5).abs() < 1e-6;
+    let r = if away { scaled.signum() * (scaled.abs().trunc() + 1.0) } else { scaled.round() };
+    Some(r as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minor_units_round_half_away_from_zero() {
+        assert_eq!(to_minor(2.675), Some(268));
+        assert_eq!(to_minor(-2.675), Some(-268));
+        assert_eq!(to_minor(1.005), Some(101));
+        assert_eq!(to_minor(10.0), Some(1000));
+        assert_eq!(to_minor(0.125), Some(13));
+        assert_eq!(to_minor(99.994), Some(9999));
+        assert_eq!(to_minor(f64::NAN), None);
+        assert_eq!(to_minor(1e300), None);
+    }
+
+    #[test]
+    fn types_from_sql() {
+        assert_eq!(Type::from_sql("varchar(20)"), Some(Type::Text));
+        assert_eq!(Type::from_sql("BIGINT"), Some(Type::Int));
+        assert_eq!(Type::from_sql("bytea"), Some(Type::Bytes));
+        assert_eq!(Type::from_sql("geometry"), None);
+        assert!(Type::Int.fits(Type::Float));
+        assert!(!Type::Float.fits(Type::Int));
+        assert!(Type::Null.fits(Type::Uuid));
+    }
+}
