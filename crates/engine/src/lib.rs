@@ -2,3 +2,5 @@
 
 pub mod expr;
 pub mod value;
+pub mod ddl;
+pub mod pack;
