@@ -240,3 +240,25 @@ CREATE TABLE setting (
     UNIQUE (account_id, key),
     UNIQUE (account_id, legacy_ref)
 );
+
+-- Indexes on foreign keys: deleting or re-pointing a parent must not scan its child tables.
+CREATE INDEX contact_customer ON contact (customer_id);
+CREATE INDEX material_supplier ON material (supplier_id);
+CREATE INDEX quote_customer ON quote (customer_id);
+CREATE INDEX quote_contact ON quote (contact_id);
+CREATE INDEX quote_line_quote ON quote_line (quote_id);
+CREATE INDEX sales_order_customer ON sales_order (customer_id);
+CREATE INDEX sales_order_quote ON sales_order (quote_id);
+CREATE INDEX order_edition_order ON order_edition (order_id);
+CREATE INDEX order_signature_order ON order_signature (order_id);
+CREATE INDEX purchase_order_supplier ON purchase_order (supplier_id);
+CREATE INDEX purchase_order_order ON purchase_order (order_id);
+CREATE INDEX purchase_order_line_po ON purchase_order_line (purchase_order_id);
+CREATE INDEX purchase_order_line_material ON purchase_order_line (material_id);
+CREATE INDEX shipment_order ON shipment (order_id);
+CREATE INDEX invoice_customer ON invoice (customer_id);
+CREATE INDEX invoice_order ON invoice (order_id);
+CREATE INDEX invoice_line_invoice ON invoice_line (invoice_id);
+CREATE INDEX document_customer ON document (customer_id);
+CREATE INDEX document_order ON document (order_id);
+CREATE INDEX document_quote ON document (quote_id);

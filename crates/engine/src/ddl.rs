@@ -85,17 +85,25 @@ pub fn parse(file: &str, text: &str) -> Result<Schema, PackError> {
         let bad = |m: String| PackError { file: format!("{file}:{line}:1"), message: m };
         let open = s.find('(').ok_or_else(|| bad("CREATE TABLE without a column list".into()))?;
         let close = s.rfind(')').ok_or_else(|| bad("CREATE TABLE without a closing ')'".into()))?;
-        let name = s["CREATE TABLE".len()..open].trim().trim_start_matches("IF NOT EXISTS").trim().trim_matches('"').to_owned();
+        let name = s["CREATE TABLE".len()..open]
+            .trim()
+            .trim_start_matches("IF NOT EXISTS")
+            .trim()
+            .trim_matches('"')
+            .to_owned();
         let mut columns = Vec::new();
         for item in split_top(&s[open + 1..close]) {
             let item = item.trim();
             let mut words = item.split_whitespace();
             let (Some(first), Some(ty)) = (words.next(), words.next()) else { continue };
             let first_up = first.to_ascii_uppercase();
-            if ["CONSTRAINT", "PRIMARY", "FOREIGN", "CHECK", "UNIQUE"].contains(&first_up.as_str()) || first.starts_with('(') {
+            if ["CONSTRAINT", "PRIMARY", "FOREIGN", "CHECK", "UNIQUE"].contains(&first_up.as_str())
+                || first.starts_with('(')
+            {
                 continue;
             }
-            let ty = Type::from_sql(ty).ok_or_else(|| bad(format!("column {name}.{first}: unsupported type '{ty}'")))?;
+            let ty =
+                Type::from_sql(ty).ok_or_else(|| bad(format!("column {name}.{first}: unsupported type '{ty}'")))?;
             let up = item.to_ascii_uppercase();
             columns.push(Column {
                 name: first.trim_matches('"').to_owned(),

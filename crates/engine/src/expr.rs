@@ -263,7 +263,9 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, ExprError> {
                 }
                 let t = &src[start..i];
                 let tok = if t.contains('.') {
-                    Tok::Float(t.parse().map_err(|_| ExprError { offset: start, message: format!("bad number '{t}'") })?)
+                    Tok::Float(
+                        t.parse().map_err(|_| ExprError { offset: start, message: format!("bad number '{t}'") })?,
+                    )
                 } else {
                     Tok::Int(t.parse().map_err(|_| ExprError { offset: start, message: format!("bad number '{t}'") })?)
                 };
@@ -548,13 +550,19 @@ impl Parser<'_, '_> {
     fn call(&mut self, name: &str, args: Vec<Typed>, at: usize) -> Result<Typed, ExprError> {
         let arity = |lo: usize, hi: usize| -> Result<(), ExprError> {
             if args.len() < lo || args.len() > hi {
-                let want = if lo == hi { lo.to_string() } else if hi == usize::MAX { format!("{lo} or more") } else { format!("{lo} to {hi}") };
+                let want = if lo == hi {
+                    lo.to_string()
+                } else if hi == usize::MAX {
+                    format!("{lo} or more")
+                } else {
+                    format!("{lo} to {hi}")
+                };
                 return err(at, format!("{name}() takes {want} arguments, {} given", args.len()));
             }
             Ok(())
         };
         let lit_text = |i: usize, what: &str| -> Result<String, ExprError> {
-            match &args.get(i).map(|a| &a.0 .0) {
+            match &args.get(i).map(|a| &a.0.0) {
                 Some(Kind::Lit(Value::Text(s))) => Ok(s.clone()),
                 _ => err(args.get(i).map_or(at, |a| a.2), format!("{name}(): {what} must be a text literal")),
             }
@@ -688,7 +696,10 @@ impl Parser<'_, '_> {
                     let names: Vec<_> = self.env.lookups.iter().map(|(n, _)| n.as_str()).collect();
                     return err(
                         args[0].2,
-                        format!("{name}('{e}', …): '{e}' is not a dependency of this entity (depends_on: {})", names.join(", ")),
+                        format!(
+                            "{name}('{e}', …): '{e}' is not a dependency of this entity (depends_on: {})",
+                            names.join(", ")
+                        ),
                     );
                 };
                 want(1, &[Type::Int, Type::Text])?;
@@ -698,7 +709,8 @@ impl Parser<'_, '_> {
                 arity(2, 2)?;
                 want(0, &[Type::Text])?;
                 let re = lit_text(1, "the pattern")?;
-                let re = Regex::new(&re).map_err(|e| ExprError { offset: args[1].2, message: format!("bad pattern: {e}") })?;
+                let re = Regex::new(&re)
+                    .map_err(|e| ExprError { offset: args[1].2, message: format!("bad pattern: {e}") })?;
                 (Func::Matches(re), Type::Bool)
             }
             "starts_with" => {
@@ -715,7 +727,7 @@ impl Parser<'_, '_> {
                 arity(3, 3)?;
                 want(0, &[Type::Text])?;
                 let sep = lit_text(1, "the separator")?;
-                let idx = match &args[2].0 .0 {
+                let idx = match &args[2].0.0 {
                     Kind::Lit(Value::Int(i)) if *i >= 1 => *i as usize,
                     _ => return err(args[2].2, "split_part(): the part must be an integer literal from 1"),
                 };
@@ -730,7 +742,10 @@ impl Parser<'_, '_> {
                 arity(1, 1)?;
                 let o = lit_text(0, "the option name")?;
                 let Some(i) = self.env.options.iter().position(|x| *x == o) else {
-                    return err(args[0].2, format!("unknown option '{o}'; the pack has: {}", self.env.options.join(", ")));
+                    return err(
+                        args[0].2,
+                        format!("unknown option '{o}'; the pack has: {}", self.env.options.join(", ")),
+                    );
                 };
                 return Ok((n(Kind::Opt(i)), Type::Text, at));
             }
@@ -738,7 +753,13 @@ impl Parser<'_, '_> {
         };
         // Keep only the operands the function evaluates (literal arguments are compiled into it).
         let keep = match &func {
-            Func::Map(_) | Func::InMap(_) | Func::Date(_) | Func::Matches(_) | Func::StartsWith(_) | Func::SplitPart(..) | Func::Replace(..) => 1,
+            Func::Map(_)
+            | Func::InMap(_)
+            | Func::Date(_)
+            | Func::Matches(_)
+            | Func::StartsWith(_)
+            | Func::SplitPart(..)
+            | Func::Replace(..) => 1,
             Func::Lookup(..) => {
                 let key = args.into_iter().nth(1).map(|a| a.0);
                 return Ok((n(Kind::Call(func, key.into_iter().collect())), ty, at));
@@ -759,11 +780,18 @@ fn describe(t: &Tok) -> String {
 }
 
 fn bool_operand(t: &Typed) -> Result<(), ExprError> {
-    if matches!(t.1, Type::Bool | Type::Null) { Ok(()) } else { err(t.2, format!("expected a condition (bool), found {}", t.1)) }
+    if matches!(t.1, Type::Bool | Type::Null) {
+        Ok(())
+    } else {
+        err(t.2, format!("expected a condition (bool), found {}", t.1))
+    }
 }
 
 fn comparable(a: Type, b: Type) -> bool {
-    a == b || a == Type::Null || b == Type::Null || matches!((a, b), (Type::Int, Type::Float) | (Type::Float, Type::Int))
+    a == b
+        || a == Type::Null
+        || b == Type::Null
+        || matches!((a, b), (Type::Int, Type::Float) | (Type::Float, Type::Int))
 }
 
 fn numeric(l: &Typed, r: &Typed, at: usize) -> Result<Type, ExprError> {
@@ -967,7 +995,12 @@ fn call(f: &Func, args: &[Node], row: &[Value], cx: &EvalCtx<'_>) -> Result<Valu
             Value::Int(i) => Value::Int(i.checked_mul(100).ok_or_else(|| overflow(i))?),
             Value::Float(x) => match to_minor(x) {
                 Some(m) => Value::Int(m),
-                None => return Err(Fail::reject("invalid_number", format!("amount {x} cannot be converted to minor units"))),
+                None => {
+                    return Err(Fail::reject(
+                        "invalid_number",
+                        format!("amount {x} cannot be converted to minor units"),
+                    ));
+                }
             },
             _ => Value::Null,
         },
@@ -1053,7 +1086,9 @@ fn split_name(s: &str) -> (&str, &str) {
 }
 
 fn parse_date(s: &str, f: &DateFmt) -> Option<Date> {
-    let num = |t: &str| -> Option<u32> { if t.chars().all(|c| c.is_ascii_digit()) && !t.is_empty() { t.parse().ok() } else { None } };
+    let num = |t: &str| -> Option<u32> {
+        if t.chars().all(|c| c.is_ascii_digit()) && !t.is_empty() { t.parse().ok() } else { None }
+    };
     let (y, m, d) = match f {
         DateFmt::Dmy(sep) => {
             let mut it = s.split(*sep as char);

@@ -1,6 +1,8 @@
 //! The migration engine: mapping packs, the field-rule language, connectors and runs.
 
-pub mod expr;
-pub mod value;
+pub mod connect;
 pub mod ddl;
+pub mod expr;
 pub mod pack;
+pub mod run;
+pub mod value;

@@ -53,7 +53,10 @@ impl PackSource {
             PackSource::Builtin => {
                 let Some((_, files)) = BUILTIN.iter().find(|(n, _)| *n == pack) else {
                     let known: Vec<_> = BUILTIN.iter().map(|(n, _)| *n).collect();
-                    return Err(PackError { file: pack.into(), message: format!("no such pack; built-in packs: {}", known.join(", ")) });
+                    return Err(PackError {
+                        file: pack.into(),
+                        message: format!("no such pack; built-in packs: {}", known.join(", ")),
+                    });
                 };
                 let text = files.iter().find(|(n, _)| *n == file).map(|(_, t)| (*t).to_owned());
                 let label = format!("packs/{pack}/{file}");
@@ -62,7 +65,9 @@ impl PackSource {
             PackSource::Dir(dir) => {
                 let path = dir.join(pack).join(file);
                 let label = path.display().to_string();
-                std::fs::read_to_string(&path).map(|t| (label.clone(), t)).map_err(|e| PackError { file: label, message: e.to_string() })
+                std::fs::read_to_string(&path)
+                    .map(|t| (label.clone(), t))
+                    .map_err(|e| PackError { file: label, message: e.to_string() })
             }
         }
     }
@@ -72,7 +77,10 @@ impl PackSource {
         let (file, text) = self.read(pack, "project.toml")?;
         let t: ProjectTemplate = from_toml(&file, &text)?;
         if t.pack != pack {
-            return Err(PackError { file, message: format!("declares pack = \"{}\" but is the pack '{pack}'", t.pack) });
+            return Err(PackError {
+                file,
+                message: format!("declares pack = \"{}\" but is the pack '{pack}'", t.pack),
+            });
         }
         Ok(t)
     }
@@ -314,7 +322,10 @@ pub const ENGINE_REASONS: &[(&str, &str)] = &[
 fn check_reason(file: &str, text: &str, r: &Spanned<String>) -> Result<String, PackError> {
     let s = r.get_ref();
     if s.is_empty() || !s.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()) {
-        return Err(PackError { file: at(file, text, r.span().start), message: format!("reason code '{s}' must be snake_case") });
+        return Err(PackError {
+            file: at(file, text, r.span().start),
+            message: format!("reason code '{s}' must be snake_case"),
+        });
     }
     Ok(s.clone())
 }
@@ -339,7 +350,14 @@ fn compile_expr(
     })
 }
 
-fn compile_pack(name: &str, template: ProjectTemplate, v1: Schema, v2: Schema, file: &str, text: &str) -> Result<Pack, PackError> {
+fn compile_pack(
+    name: &str,
+    template: ProjectTemplate,
+    v1: Schema,
+    v2: Schema,
+    file: &str,
+    text: &str,
+) -> Result<Pack, PackError> {
     let raw: RawMapping = from_toml(file, text)?;
     let here = |off: usize| at(file, text, off);
 
@@ -354,11 +372,17 @@ fn compile_pack(name: &str, template: ProjectTemplate, v1: Schema, v2: Schema, f
                 toml::Value::String(s) => (Value::Text(s.clone()), Type::Text),
                 toml::Value::Integer(i) => (Value::Int(*i), Type::Int),
                 other => {
-                    return Err(PackError { file: here(span.start), message: format!("map {mname}: value of '{k}' is {}, use text or integers", other.type_str()) });
+                    return Err(PackError {
+                        file: here(span.start),
+                        message: format!("map {mname}: value of '{k}' is {}, use text or integers", other.type_str()),
+                    });
                 }
             };
             if *ty.get_or_insert(t) != t {
-                return Err(PackError { file: here(span.start), message: format!("map {mname}: values mix text and integers") });
+                return Err(PackError {
+                    file: here(span.start),
+                    message: format!("map {mname}: values mix text and integers"),
+                });
             }
             let key = if m.case_insensitive { k.trim().to_uppercase() } else { k.clone() };
             entries.insert(key, val);
@@ -388,7 +412,10 @@ fn compile_pack(name: &str, template: ProjectTemplate, v1: Schema, v2: Schema, f
         }
         for d in e.get_ref().depends_on.get_ref() {
             if !names.contains(&d.as_str()) {
-                return Err(PackError { file: here(e.get_ref().depends_on.span().start), message: format!("entity '{n}' depends on unknown entity '{d}'") });
+                return Err(PackError {
+                    file: here(e.get_ref().depends_on.span().start),
+                    message: format!("entity '{n}' depends on unknown entity '{d}'"),
+                });
             }
         }
     }
@@ -426,15 +453,24 @@ fn compile_pack(name: &str, template: ProjectTemplate, v1: Schema, v2: Schema, f
             key.push(pos);
         }
         if key.is_empty() {
-            return Err(PackError { file: here(e.key.span().start), message: format!("entity '{}' needs a key", e.name) });
+            return Err(PackError {
+                file: here(e.key.span().start),
+                message: format!("entity '{}' needs a key", e.name),
+            });
         }
-        let lookups: Vec<(String, usize)> = e.depends_on.get_ref().iter().map(|d| (d.clone(), final_index[d.as_str()])).collect();
+        let lookups: Vec<(String, usize)> =
+            e.depends_on.get_ref().iter().map(|d| (d.clone(), final_index[d.as_str()])).collect();
         let env = Env { columns: &columns, maps: &maps, lookups: &lookups, options: &options };
         let rules = |list: &[RawRule]| -> Result<Vec<Rule>, PackError> {
             list.iter()
                 .map(|r| {
                     let (when, _) = compile_expr(file, text, r.when.span(), r.when.get_ref(), &env, Some(Type::Bool))?;
-                    Ok(Rule { when, reason: check_reason(file, text, &r.reason)?, message: r.message.clone(), source: r.when.get_ref().clone() })
+                    Ok(Rule {
+                        when,
+                        reason: check_reason(file, text, &r.reason)?,
+                        message: r.message.clone(),
+                        source: r.when.get_ref().clone(),
+                    })
                 })
                 .collect()
         };
@@ -443,17 +479,27 @@ fn compile_pack(name: &str, template: ProjectTemplate, v1: Schema, v2: Schema, f
             None => None,
             Some(m) => Some(Merge {
                 by: compile_expr(file, text, m.by.span(), m.by.get_ref(), &env, None)?.0,
-                when: m.when.as_ref().map(|w| compile_expr(file, text, w.span(), w.get_ref(), &env, Some(Type::Bool)).map(|x| x.0)).transpose()?,
+                when: m
+                    .when
+                    .as_ref()
+                    .map(|w| compile_expr(file, text, w.span(), w.get_ref(), &env, Some(Type::Bool)).map(|x| x.0))
+                    .transpose()?,
                 reason: check_reason(file, text, &m.reason)?,
                 message: m.message.clone(),
             }),
         };
         let target = match (&e.target, &e.not_migrated) {
             (Some(_), Some(_)) => {
-                return Err(PackError { file: here(se.span().start), message: format!("entity '{}' has a target and is marked not_migrated", e.name) });
+                return Err(PackError {
+                    file: here(se.span().start),
+                    message: format!("entity '{}' has a target and is marked not_migrated", e.name),
+                });
             }
             (None, None) => {
-                return Err(PackError { file: here(se.span().start), message: format!("entity '{}' needs a target table or not_migrated", e.name) });
+                return Err(PackError {
+                    file: here(se.span().start),
+                    message: format!("entity '{}' needs a target table or not_migrated", e.name),
+                });
             }
             (None, Some(_)) => None,
             (Some(t), None) => {
@@ -468,19 +514,33 @@ fn compile_pack(name: &str, template: ProjectTemplate, v1: Schema, v2: Schema, f
                         message: format!("v2 table {} has no column '{}'", v2t.name, col.get_ref()),
                     })?;
                     if ["id", "account_id", "legacy_ref"].contains(&c.name.as_str()) {
-                        return Err(PackError { file: here(col.span().start), message: format!("{} is filled by cutover, not by a field rule", c.name) });
+                        return Err(PackError {
+                            file: here(col.span().start),
+                            message: format!("{} is filled by cutover, not by a field rule", c.name),
+                        });
                     }
                     let (src, warn_on_error) = field_spec(file, text, val)?;
-                    let (node, _) = compile_expr(file, text, val.span(), &src, &env, Some(c.ty))
-                        .map_err(|err| PackError { file: err.file, message: format!("{}.{}: {}", v2t.name, c.name, err.message) })?;
-                    fields.push(Field { column: c.name.clone(), ty: c.ty, not_null: c.not_null, node, warn_on_error, source: src });
+                    let (node, _) = compile_expr(file, text, val.span(), &src, &env, Some(c.ty)).map_err(|err| {
+                        PackError { file: err.file, message: format!("{}.{}: {}", v2t.name, c.name, err.message) }
+                    })?;
+                    fields.push(Field {
+                        column: c.name.clone(),
+                        ty: c.ty,
+                        not_null: c.not_null,
+                        node,
+                        warn_on_error,
+                        source: src,
+                    });
                 }
                 for c in &v2t.columns {
                     let auto = ["id", "account_id", "legacy_ref"].contains(&c.name.as_str());
                     if c.not_null && !auto && !fields.iter().any(|f| f.column == c.name) {
                         return Err(PackError {
                             file: here(t.span().start),
-                            message: format!("v2 column {}.{} is NOT NULL but entity '{}' has no field rule for it", v2t.name, c.name, e.name),
+                            message: format!(
+                                "v2 column {}.{} is NOT NULL but entity '{}' has no field rule for it",
+                                v2t.name, c.name, e.name
+                            ),
                         });
                     }
                 }
@@ -517,7 +577,10 @@ fn field_spec(file: &str, text: &str, v: &Spanned<toml::Value>) -> Result<(Strin
                     return Err(bad(&format!("unknown key '{k}' in a field rule; use expr and on_error")));
                 }
             }
-            let expr = t.get("expr").and_then(toml::Value::as_str).ok_or_else(|| bad("a field rule table needs expr = \"…\""))?;
+            let expr = t
+                .get("expr")
+                .and_then(toml::Value::as_str)
+                .ok_or_else(|| bad("a field rule table needs expr = \"…\""))?;
             let warn = match t.get("on_error").map(|x| x.as_str()) {
                 None | Some(Some("reject")) => false,
                 Some(Some("warn")) => true,

@@ -11,7 +11,9 @@ impl Lookup for NoParents {
     fn lookup(&self, _: usize, key: &Value) -> Result<Value, Fail> {
         match key {
             Value::Int(1) => Ok(Value::Uuid(uuid::Uuid::nil())),
-            Value::Int(2) => Err(Fail::Cascade { reason: "deleted_in_v1".into(), message: "parent customer 2 is excluded".into() }),
+            Value::Int(2) => {
+                Err(Fail::Cascade { reason: "deleted_in_v1".into(), message: "parent customer 2 is excluded".into() })
+            }
             other => Err(Fail::reject("orphan", format!("parent customer {other} does not exist"))),
         }
     }
@@ -32,7 +34,13 @@ fn maps() -> Vec<ValueMap> {
     let mut entries = HashMap::new();
     entries.insert("NORGE".to_owned(), Value::Text("NO".into()));
     entries.insert("NORWAY".to_owned(), Value::Text("NO".into()));
-    vec![ValueMap { name: "country".into(), entries, ty: Type::Text, unknown_reason: "unknown_country".into(), case_insensitive: true }]
+    vec![ValueMap {
+        name: "country".into(),
+        entries,
+        ty: Type::Text,
+        unknown_reason: "unknown_country".into(),
+        case_insensitive: true,
+    }]
 }
 
 fn eval_with(src: &str, row: &[Value]) -> Result<Value, Fail> {
@@ -103,7 +111,9 @@ fn maps_dates_money_lookups() {
     assert_eq!(ev("minor(PRICE * QTY)"), Value::Int(803));
     assert_eq!(ev("lookup('customer', CUSTNO)"), Value::Uuid(uuid::Uuid::nil()));
     assert!(matches!(eval_with("lookup('customer', 2)", &row()), Err(Fail::Cascade { .. })));
-    assert!(matches!(eval_with("lookup('customer', 9)", &row()), Err(Fail::Reject { reason, .. }) if reason == "orphan"));
+    assert!(
+        matches!(eval_with("lookup('customer', 9)", &row()), Err(Fail::Reject { reason, .. }) if reason == "orphan")
+    );
     assert_eq!(ev("lookup_opt('customer', null)"), Value::Null);
     assert_eq!(ev("option('merge') == 'yes'"), Value::Bool(true));
 }
@@ -120,7 +130,9 @@ fn conditions() {
     assert_eq!(ev("if(false, text(date(CREATED, 'DD.MM.YYYY')), 'ok')"), Value::Text("ok".into()));
     assert_eq!(ev("matches('a@b.no', '^[^@]+@[^@]+$')"), Value::Bool(true));
     assert_eq!(ev("starts_with(lower('HTTP://x'), 'http://')"), Value::Bool(true));
-    assert!(matches!(eval_with("email('not an address')", &row()), Err(Fail::Reject { reason, .. }) if reason == "invalid_email"));
+    assert!(
+        matches!(eval_with("email('not an address')", &row()), Err(Fail::Reject { reason, .. }) if reason == "invalid_email")
+    );
     assert_eq!(ev("email(' Kari@Firma.NO ')"), Value::Text("kari@firma.no".into()));
 }
 
@@ -149,6 +161,8 @@ fn errors_point_at_the_fault() {
 
 #[test]
 fn arithmetic_overflow_is_a_rejection_not_a_panic() {
-    assert!(matches!(eval_with("9223372036854775807 + QTY", &row()), Err(Fail::Reject { reason, .. }) if reason == "invalid_number"));
+    assert!(
+        matches!(eval_with("9223372036854775807 + QTY", &row()), Err(Fail::Reject { reason, .. }) if reason == "invalid_number")
+    );
     assert_eq!(ev("QTY / 0"), Value::Null);
 }

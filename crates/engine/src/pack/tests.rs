@@ -53,16 +53,22 @@ fn type_mismatch_is_located() {
     let e = with_mapping(src).unwrap_err();
     let text = src(&PackSource::Builtin.read("omikai", "mapping.toml").unwrap().1);
     assert_eq!(e.file, loc(&text, "trim(NAME)\"", 0));
-    assert!(e.message.contains("customer.customer_number: type mismatch: the expression gives text, int is expected"), "{}", e.message);
+    assert!(
+        e.message.contains("customer.customer_number: type mismatch: the expression gives text, int is expected"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
 fn bad_toml_is_located() {
-    let e = with_mapping(|t| t.replacen("[[entity]]\nname = \"contact\"", "[[entity]\nname = \"contact\"", 1)).unwrap_err();
+    let e =
+        with_mapping(|t| t.replacen("[[entity]]\nname = \"contact\"", "[[entity]\nname = \"contact\"", 1)).unwrap_err();
     assert!(e.file.starts_with("mapping.toml:"), "{}", e.file);
     let (l, _) = e.file["mapping.toml:".len()..].split_once(':').unwrap();
     assert!(l.parse::<usize>().unwrap() > 1);
-    let e = with_mapping(|t| t.replacen("scope = \"customer\"\n", "scope = \"customer\"\ncolour = \"blue\"\n", 1)).unwrap_err();
+    let e = with_mapping(|t| t.replacen("scope = \"customer\"\n", "scope = \"customer\"\ncolour = \"blue\"\n", 1))
+        .unwrap_err();
     assert!(e.message.contains("unknown field `colour`"), "{}", e.message);
 }
 
@@ -72,11 +78,17 @@ fn unknown_tables_columns_and_cycles_are_refused() {
     assert!(e.message.contains("v1 table 'CONTACTS' is not in v1.sql"), "{}", e.message);
     let e = with_mapping(|t| t.replace("target = \"contact\"", "target = \"contacts\"")).unwrap_err();
     assert!(e.message.contains("v2 table 'contacts' is not in v2.sql"), "{}", e.message);
-    let e = with_mapping(|t| t.replace("is_primary = \"PRIMARY_YN == 'Y'\"", "is_primary = \"PRIMARY_YN == 'Y'\"\nfavourite = \"1\"")).unwrap_err();
+    let e = with_mapping(|t| {
+        t.replace("is_primary = \"PRIMARY_YN == 'Y'\"", "is_primary = \"PRIMARY_YN == 'Y'\"\nfavourite = \"1\"")
+    })
+    .unwrap_err();
     assert!(e.message.contains("has no column 'favourite'"), "{}", e.message);
     let e = with_mapping(|t| t.replace("is_primary = \"PRIMARY_YN == 'Y'\"", "")).unwrap_err();
     assert!(e.message.contains("contact.is_primary is NOT NULL"), "{}", e.message);
-    let e = with_mapping(|t| t.replacen("target = \"customer\"\n", "target = \"customer\"\ndepends_on = [\"invoice\"]\n", 1)).unwrap_err();
+    let e = with_mapping(|t| {
+        t.replacen("target = \"customer\"\n", "target = \"customer\"\ndepends_on = [\"invoice\"]\n", 1)
+    })
+    .unwrap_err();
     assert!(e.message.contains("dependency cycle"), "{}", e.message);
     assert!(e.message.contains("customer"), "{}", e.message);
     let e = with_mapping(|t| t.replace("depends_on = [\"quote\"]", "depends_on = [\"qoute\"]")).unwrap_err();

@@ -1,0 +1,1001 @@
+//! Connectors: where v1 rows come from and where v2 rows go.
+//!
+//! Each connector is a config (serde, `deny_unknown_fields`), a build function and a runtime
+//! struct behind the [`Source`] or [`Target`] trait. Every connector passes the same
+//! compliance suite (`tests/connectors.rs`).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use futures_util::TryStreamExt;
+use rusqlite::types::ValueRef;
+use serde::Deserialize;
+use sqlx::{Column as _, Connection as _, Row as _, TypeInfo as _};
+use time::Date;
+use uuid::Uuid;
+
+use crate::ddl::Schema;
+use crate::value::{Type, Value};
+
+/// Errors of connectors.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// The database could not be opened or reached.
+    #[error("cannot open {what}: {reason}")]
+    Open {
+        /// Which database (URL with the password masked).
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// A statement failed.
+    #[error("{what}: {reason}")]
+    Query {
+        /// What was being done.
+        what: String,
+        /// The database's message.
+        reason: String,
+    },
+    /// The URL names no connector.
+    #[error("unsupported URL '{0}': use a SQLite file path, sqlite://PATH or postgres://…")]
+    Url(String),
+}
+
+fn q(what: impl Into<String>) -> impl FnOnce(String) -> ConnectorError {
+    let what = what.into();
+    move |reason| ConnectorError::Query { what, reason }
+}
+
+/// SQL dialects, for quoting identifiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite: identifiers as written.
+    Sqlite,
+    /// PostgreSQL: unquoted identifiers are folded to lower case, so quoted ones are too.
+    Postgres,
+}
+
+impl Dialect {
+    /// Quotes an identifier.
+    pub fn ident(self, name: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("\"{}\"", name.replace('"', "\"\"")),
+            Dialect::Postgres => format!("\"{}\"", name.to_lowercase().replace('"', "\"\"")),
+        }
+    }
+
+    /// Rewrites a schema statement written in the portable subset for this dialect.
+    pub fn ddl(self, stmt: &str) -> String {
+        match self {
+            Dialect::Sqlite => stmt.to_owned(),
+            Dialect::Postgres => {
+                let mut out = String::with_capacity(stmt.len());
+                for (i, word) in stmt.split(' ').enumerate() {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    let (core, rest) = word.split_at(word.find([',', ')']).unwrap_or(word.len()));
+                    match core {
+                        "BLOB" => out.push_str("BYTEA"),
+                        "REAL" => out.push_str("DOUBLE PRECISION"),
+                        _ => out.push_str(core),
+                    }
+                    out.push_str(rest);
+                }
+                out
+            }
+        }
+    }
+}
+
+/// A connection URL with its password masked, for messages.
+fn masked(url: &str) -> String {
+    cutover_core::mask_url(url)
+}
+
+// ---------------------------------------------------------------- configs
+
+/// Where v1 data is read from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// A SQLite file, opened read-only.
+    Sqlite {
+        /// File path.
+        path: PathBuf,
+    },
+    /// A PostgreSQL database.
+    Postgres {
+        /// Connection URL.
+        url: String,
+    },
+}
+
+/// Where v2 rows are written.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum TargetConfig {
+    /// A SQLite file (created if missing).
+    Sqlite {
+        /// File path.
+        path: PathBuf,
+    },
+    /// A PostgreSQL database, loaded with COPY.
+    Postgres {
+        /// Connection URL.
+        url: String,
+    },
+}
+
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return None;
+    }
+    let p = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    if p.contains("://") { None } else { Some(PathBuf::from(p)) }
+}
+
+impl SourceConfig {
+    /// From a URL or file path.
+    pub fn from_url(url: &str) -> Result<Self, ConnectorError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(SourceConfig::Postgres { url: url.to_owned() });
+        }
+        sqlite_path(url).map(|path| SourceConfig::Sqlite { path }).ok_or_else(|| ConnectorError::Url(masked(url)))
+    }
+
+    /// Opens the source.
+    pub fn build(&self) -> Result<Box<dyn Source>, ConnectorError> {
+        match self {
+            SourceConfig::Sqlite { path } => Ok(Box::new(SqliteSource::open(path)?)),
+            SourceConfig::Postgres { url } => Ok(Box::new(PgSource::open(url)?)),
+        }
+    }
+}
+
+impl TargetConfig {
+    /// From a URL or file path.
+    pub fn from_url(url: &str) -> Result<Self, ConnectorError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(TargetConfig::Postgres { url: url.to_owned() });
+        }
+        sqlite_path(url).map(|path| TargetConfig::Sqlite { path }).ok_or_else(|| ConnectorError::Url(masked(url)))
+    }
+
+    /// Opens the target.
+    pub fn build(&self) -> Result<Box<dyn Target>, ConnectorError> {
+        match self {
+            TargetConfig::Sqlite { path } => Ok(Box::new(SqliteTarget::open(path)?)),
+            TargetConfig::Postgres { url } => Ok(Box::new(PgTarget::open(url)?)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- traits
+
+/// What to read: a table's columns (plus computed extras), in key order.
+#[derive(Debug, Clone, Copy)]
+pub struct Scan<'a> {
+    /// v1 table.
+    pub table: &'a str,
+    /// Columns with their declared types; the last `extra.len()` are computed.
+    pub columns: &'a [(String, Type)],
+    /// Computed columns: name and SQL (the table is aliased `t`).
+    pub extra: &'a [(String, String)],
+    /// Key columns, the order of the scan.
+    pub order_by: &'a [String],
+}
+
+/// A row as read: values in scan order, and the first value that could not be decoded.
+#[derive(Debug, Clone)]
+pub struct SourceRow {
+    /// Values; an undecodable value is `Null` here.
+    pub values: Vec<Value>,
+    /// Column index and what was wrong, when a value did not fit its declared type.
+    pub bad: Option<(usize, String)>,
+}
+
+/// A v1 database.
+pub trait Source: Send {
+    /// The SQL dialect.
+    fn dialect(&self) -> Dialect;
+    /// Column names of a table, to check the pack against the real database.
+    fn table_columns(&mut self, table: &str) -> Result<Vec<String>, ConnectorError>;
+    /// Number of rows of a table (for progress).
+    fn count(&mut self, table: &str) -> Result<u64, ConnectorError>;
+    /// Streams the rows of a scan, in key order.
+    fn scan(
+        &mut self,
+        scan: &Scan<'_>,
+        f: &mut dyn FnMut(SourceRow) -> Result<(), ConnectorError>,
+    ) -> Result<(), ConnectorError>;
+}
+
+/// A v2 database.
+pub trait Target: Send {
+    /// The SQL dialect.
+    fn dialect(&self) -> Dialect;
+    /// Creates the v2 schema unless its first table exists.
+    fn ensure_schema(&mut self, v2: &Schema) -> Result<bool, ConnectorError>;
+    /// Starts the transaction of a run.
+    fn begin(&mut self) -> Result<(), ConnectorError>;
+    /// Runs a statement with one UUID parameter (`$1`), e.g. deleting an account's rows.
+    fn exec_with_uuid(&mut self, sql: &str, id: Uuid) -> Result<u64, ConnectorError>;
+    /// Starts loading a table.
+    fn start_table(&mut self, table: &str, columns: &[String]) -> Result<(), ConnectorError>;
+    /// Adds a row to the table being loaded.
+    fn write_row(&mut self, row: &[Value]) -> Result<(), ConnectorError>;
+    /// Ends loading the table.
+    fn finish_table(&mut self) -> Result<(), ConnectorError>;
+    /// Commits the run.
+    fn commit(&mut self) -> Result<(), ConnectorError>;
+    /// Rolls the run back (also done when a target is dropped mid-run).
+    fn rollback(&mut self) -> Result<(), ConnectorError>;
+    /// Reads rows of a table (`WHERE account_id = id` when given), ordered by the first column.
+    fn read_rows(
+        &mut self,
+        table: &str,
+        columns: &[(String, Type)],
+        account: Option<Uuid>,
+    ) -> Result<Vec<Vec<Value>>, ConnectorError>;
+}
+
+/// Coerces a decoded value to the declared type; `Err` says why it does not fit.
+fn coerce(v: Value, ty: Type) -> Result<Value, String> {
+    Ok(match (v, ty) {
+        (Value::Null, _) => Value::Null,
+        (Value::Int(i), Type::Int) => Value::Int(i),
+        (Value::Int(i), Type::Float) => Value::Float(i as f64),
+        (Value::Float(f), Type::Float) => Value::Float(f),
+        (Value::Float(f), Type::Int) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::Int(f as i64),
+        (Value::Text(s), Type::Int) => match s.trim().parse::<i64>() {
+            Ok(i) => Value::Int(i),
+            Err(_) => return Err(format!("holds '{s}', not a whole number")),
+        },
+        (Value::Text(s), Type::Float) => match s.trim().parse::<f64>() {
+            Ok(f) if f.is_finite() => Value::Float(f),
+            _ => return Err(format!("holds '{s}', not a number")),
+        },
+        (Value::Int(i), Type::Text) => Value::Text(i.to_string()),
+        (Value::Float(f), Type::Text) => Value::Text(f.to_string()),
+        (Value::Text(s), Type::Text) => Value::Text(s),
+        (Value::Bytes(b), Type::Bytes) => Value::Bytes(b),
+        (Value::Text(s), Type::Bytes) => Value::Bytes(s.into_bytes()),
+        (Value::Bytes(b), Type::Text) => match String::from_utf8(b) {
+            Ok(s) => Value::Text(s),
+            Err(e) => return Err(format!("holds invalid UTF-8 ({} bytes)", e.as_bytes().len())),
+        },
+        (Value::Bool(b), Type::Bool) => Value::Bool(b),
+        (Value::Int(i), Type::Bool) => Value::Bool(i != 0),
+        (Value::Date(d), Type::Date) => Value::Date(d),
+        (Value::Date(d), Type::Text) => Value::Text(d.to_string()),
+        (Value::Uuid(u), Type::Uuid) => Value::Uuid(u),
+        (v, t) => return Err(format!("holds a {} value, expected {t}", type_of(&v))),
+    })
+}
+
+fn type_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Int(_) => "int",
+        Value::Float(_) => "float",
+        Value::Text(_) => "text",
+        Value::Date(_) => "date",
+        Value::Bytes(_) => "bytes",
+        Value::Uuid(_) => "uuid",
+    }
+}
+
+fn finish_row(raw: Vec<Value>, cols: &[(String, Type)]) -> SourceRow {
+    let mut bad = None;
+    let values = raw
+        .into_iter()
+        .zip(cols)
+        .enumerate()
+        .map(|(i, (v, (name, ty)))| match coerce(v, *ty) {
+            Ok(v) => v,
+            Err(why) => {
+                bad.get_or_insert((i, format!("column {name} {why}")));
+                Value::Null
+            }
+        })
+        .collect();
+    SourceRow { values, bad }
+}
+
+fn select_sql(d: Dialect, s: &Scan<'_>) -> String {
+    let plain = s.columns.len() - s.extra.len();
+    let mut cols: Vec<String> = s.columns[..plain].iter().map(|(c, _)| format!("t.{}", d.ident(c))).collect();
+    cols.extend(s.extra.iter().map(|(name, sql)| format!("{sql} AS {}", d.ident(name))));
+    let order: Vec<String> = s.order_by.iter().map(|c| format!("t.{}", d.ident(c))).collect();
+    format!("SELECT {} FROM {} t ORDER BY {}", cols.join(", "), d.ident(s.table), order.join(", "))
+}
+
+// ---------------------------------------------------------------- SQLite
+
+/// A SQLite v1 database, opened read-only.
+#[derive(Debug)]
+pub struct SqliteSource {
+    conn: rusqlite::Connection,
+}
+
+impl SqliteSource {
+    /// Opens the file read-only; a missing file is an error, not a new database.
+    pub fn open(path: &std::path::Path) -> Result<Self, ConnectorError> {
+        let conn = rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| ConnectorError::Open { what: path.display().to_string(), reason: e.to_string() })?;
+        Ok(Self { conn })
+    }
+}
+
+fn sqlite_value(v: ValueRef<'_>) -> Value {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Int(i),
+        ValueRef::Real(f) => Value::Float(f),
+        ValueRef::Text(t) => match std::str::from_utf8(t) {
+            Ok(s) => Value::Text(s.to_owned()),
+            Err(_) => Value::Bytes(t.to_vec()),
+        },
+        ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
+    }
+}
+
+impl Source for SqliteSource {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+    fn table_columns(&mut self, table: &str) -> Result<Vec<String>, ConnectorError> {
+        let mut st = self
+            .conn
+            .prepare(&format!("PRAGMA table_info({})", Dialect::Sqlite.ident(table)))
+            .map_err(|e| q(table)(e.to_string()))?;
+        let cols = st
+            .query_map([], |r| r.get::<_, String>(1))
+            .and_then(Iterator::collect)
+            .map_err(|e| q(table)(e.to_string()));
+        cols
+    }
+    fn count(&mut self, table: &str) -> Result<u64, ConnectorError> {
+        self.conn
+            .query_row(&format!("SELECT COUNT(*) FROM {}", Dialect::Sqlite.ident(table)), [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| q(format!("counting {table}"))(e.to_string()))
+    }
+    fn scan(
+        &mut self,
+        s: &Scan<'_>,
+        f: &mut dyn FnMut(SourceRow) -> Result<(), ConnectorError>,
+    ) -> Result<(), ConnectorError> {
+        let sql = select_sql(Dialect::Sqlite, s);
+        let err = |e: rusqlite::Error| q(format!("reading {}", s.table))(e.to_string());
+        let mut st = self.conn.prepare(&sql).map_err(err)?;
+        let n = s.columns.len();
+        let mut rows = st.query([]).map_err(err)?;
+        while let Some(r) = rows.next().map_err(err)? {
+            let mut raw = Vec::with_capacity(n);
+            for i in 0..n {
+                raw.push(sqlite_value(r.get_ref(i).map_err(err)?));
+            }
+            f(finish_row(raw, s.columns))?;
+        }
+        Ok(())
+    }
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value as V};
+        Ok(match self {
+            Value::Null => ToSqlOutput::Owned(V::Null),
+            Value::Bool(b) => ToSqlOutput::Owned(V::Integer(i64::from(*b))),
+            Value::Int(i) => ToSqlOutput::Owned(V::Integer(*i)),
+            Value::Float(f) => ToSqlOutput::Owned(V::Real(*f)),
+            Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Value::Date(d) => ToSqlOutput::Owned(V::Text(d.to_string())),
+            Value::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+            Value::Uuid(u) => ToSqlOutput::Owned(V::Text(u.hyphenated().to_string())),
+        })
+    }
+}
+
+/// A SQLite v2 database; rows are inserted in batches with a cached prepared statement.
+#[derive(Debug)]
+pub struct SqliteTarget {
+    conn: rusqlite::Connection,
+    insert: String,
+    batch: Vec<Vec<Value>>,
+    in_tx: bool,
+}
+
+const SQLITE_BATCH: usize = 2000;
+
+impl SqliteTarget {
+    /// Opens (creating) the file with foreign keys enforced.
+    pub fn open(path: &std::path::Path) -> Result<Self, ConnectorError> {
+        let conn = rusqlite::Connection::open(path)
+            .map_err(|e| ConnectorError::Open { what: path.display().to_string(), reason: e.to_string() })?;
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+            .map_err(|e| ConnectorError::Open { what: path.display().to_string(), reason: e.to_string() })?;
+        Ok(Self { conn, insert: String::new(), batch: Vec::new(), in_tx: false })
+    }
+
+    fn flush(&mut self) -> Result<(), ConnectorError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let mut st = self.conn.prepare_cached(&self.insert).map_err(|e| q("preparing insert")(e.to_string()))?;
+        for row in self.batch.drain(..) {
+            st.execute(rusqlite::params_from_iter(row.iter()))
+                .map_err(|e| q(format!("{} with {}", self.insert, describe_row(&row)))(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+fn describe_row(row: &[Value]) -> String {
+    let parts: Vec<String> = row.iter().take(3).map(ToString::to_string).collect();
+    format!("row ({}…)", parts.join(", "))
+}
+
+fn sqlite_read(
+    conn: &rusqlite::Connection,
+    table: &str,
+    columns: &[(String, Type)],
+    account: Option<Uuid>,
+) -> Result<Vec<Vec<Value>>, ConnectorError> {
+    let d = Dialect::Sqlite;
+    let cols: Vec<String> = columns.iter().map(|(c, _)| d.ident(c)).collect();
+    let filter = if account.is_some() { " WHERE account_id = ?1" } else { "" };
+    let sql = format!("SELECT {} FROM {}{filter} ORDER BY 1", cols.join(", "), d.ident(table));
+    let err = |e: rusqlite::Error| q(format!("reading {table}"))(e.to_string());
+    let mut st = conn.prepare(&sql).map_err(err)?;
+    let mut rows = match account {
+        Some(a) => st.query([a.hyphenated().to_string()]),
+        None => st.query([]),
+    }
+    .map_err(err)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(err)? {
+        let mut row = Vec::with_capacity(columns.len());
+        for (i, (name, ty)) in columns.iter().enumerate() {
+            let v = sqlite_value(r.get_ref(i).map_err(err)?);
+            let v = match (v, ty) {
+                (Value::Text(s), Type::Uuid) => {
+                    Value::Uuid(Uuid::parse_str(&s).map_err(|e| q(format!("{table}.{name}"))(e.to_string()))?)
+                }
+                (Value::Text(s), Type::Date) => Value::Date(
+                    Date::parse(&s, time::macros::format_description!("[year]-[month]-[day]"))
+                        .map_err(|e| q(format!("{table}.{name}"))(e.to_string()))?,
+                ),
+                (v, ty) => coerce(v, *ty).map_err(|e| q(format!("{table}.{name}"))(e))?,
+            };
+            row.push(v);
+        }
+        out.push(row);
+    }
+    Ok(out)
+}
+
+impl Target for SqliteTarget {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+    fn ensure_schema(&mut self, v2: &Schema) -> Result<bool, ConnectorError> {
+        let Some(first) = v2.tables.first() else { return Ok(false) };
+        let exists: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [&first.name], |r| {
+                r.get(0)
+            })
+            .map_err(|e| q("checking the v2 schema")(e.to_string()))?;
+        if exists > 0 {
+            return Ok(false);
+        }
+        let tx = self.conn.transaction().map_err(|e| q("creating the v2 schema")(e.to_string()))?;
+        for s in &v2.statements {
+            tx.execute_batch(s).map_err(|e| q(format!("creating the v2 schema: {s}"))(e.to_string()))?;
+        }
+        tx.commit().map_err(|e| q("creating the v2 schema")(e.to_string()))?;
+        Ok(true)
+    }
+    fn begin(&mut self) -> Result<(), ConnectorError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| q("BEGIN")(e.to_string()))?;
+        self.in_tx = true;
+        Ok(())
+    }
+    fn exec_with_uuid(&mut self, sql: &str, id: Uuid) -> Result<u64, ConnectorError> {
+        let sql = sql.replace("$1", "?1");
+        self.conn
+            .execute(&sql, [id.hyphenated().to_string()])
+            .map(|n| n as u64)
+            .map_err(|e| q(sql.clone())(e.to_string()))
+    }
+    fn start_table(&mut self, table: &str, columns: &[String]) -> Result<(), ConnectorError> {
+        let d = Dialect::Sqlite;
+        let cols: Vec<String> = columns.iter().map(|c| d.ident(c)).collect();
+        let params: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+        self.insert = format!("INSERT INTO {} ({}) VALUES ({})", d.ident(table), cols.join(", "), params.join(", "));
+        Ok(())
+    }
+    fn write_row(&mut self, row: &[Value]) -> Result<(), ConnectorError> {
+        self.batch.push(row.to_vec());
+        if self.batch.len() >= SQLITE_BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+    fn finish_table(&mut self) -> Result<(), ConnectorError> {
+        self.flush()
+    }
+    fn commit(&mut self) -> Result<(), ConnectorError> {
+        self.flush()?;
+        // Foreign keys are enforced row by row; this is a final guard for the whole load.
+        let violations: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| r.get(0))
+            .map_err(|e| q("checking foreign keys")(e.to_string()))?;
+        if violations > 0 {
+            return Err(q("commit")(format!("{violations} foreign key violations")));
+        }
+        self.conn.execute_batch("COMMIT").map_err(|e| q("COMMIT")(e.to_string()))?;
+        self.in_tx = false;
+        Ok(())
+    }
+    fn rollback(&mut self) -> Result<(), ConnectorError> {
+        self.batch.clear();
+        if self.in_tx {
+            self.in_tx = false;
+            self.conn.execute_batch("ROLLBACK").map_err(|e| q("ROLLBACK")(e.to_string()))?;
+        }
+        Ok(())
+    }
+    fn read_rows(
+        &mut self,
+        table: &str,
+        columns: &[(String, Type)],
+        account: Option<Uuid>,
+    ) -> Result<Vec<Vec<Value>>, ConnectorError> {
+        sqlite_read(&self.conn, table, columns, account)
+    }
+}
+
+impl Drop for SqliteTarget {
+    fn drop(&mut self) {
+        let _ = self.rollback();
+    }
+}
+
+// ---------------------------------------------------------------- PostgreSQL
+
+fn runtime() -> Result<tokio::runtime::Runtime, ConnectorError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ConnectorError::Open { what: "async runtime".into(), reason: e.to_string() })
+}
+
+/// A PostgreSQL v1 database.
+#[derive(Debug)]
+pub struct PgSource {
+    rt: tokio::runtime::Runtime,
+    conn: sqlx::PgConnection,
+}
+
+impl PgSource {
+    /// Connects.
+    pub fn open(url: &str) -> Result<Self, ConnectorError> {
+        let rt = runtime()?;
+        let conn = rt
+            .block_on(sqlx::PgConnection::connect(url))
+            .map_err(|e| ConnectorError::Open { what: masked(url), reason: e.to_string() })?;
+        Ok(Self { rt, conn })
+    }
+}
+
+fn pg_value(r: &sqlx::postgres::PgRow, i: usize) -> Result<Value, sqlx::Error> {
+    let ty = r.column(i).type_info().name().to_ascii_uppercase();
+    Ok(match ty.as_str() {
+        "INT2" => r.try_get::<Option<i16>, _>(i)?.map_or(Value::Null, |v| Value::Int(i64::from(v))),
+        "INT4" => r.try_get::<Option<i32>, _>(i)?.map_or(Value::Null, |v| Value::Int(i64::from(v))),
+        "INT8" => r.try_get::<Option<i64>, _>(i)?.map_or(Value::Null, Value::Int),
+        "FLOAT4" => r.try_get::<Option<f32>, _>(i)?.map_or(Value::Null, |v| Value::Float(f64::from(v))),
+        "FLOAT8" => r.try_get::<Option<f64>, _>(i)?.map_or(Value::Null, Value::Float),
+        "BOOL" => r.try_get::<Option<bool>, _>(i)?.map_or(Value::Null, Value::Bool),
+        "BYTEA" => r.try_get::<Option<Vec<u8>>, _>(i)?.map_or(Value::Null, Value::Bytes),
+        "DATE" => r.try_get::<Option<Date>, _>(i)?.map_or(Value::Null, Value::Date),
+        "UUID" => r.try_get::<Option<Uuid>, _>(i)?.map_or(Value::Null, Value::Uuid),
+        _ => r.try_get::<Option<String>, _>(i)?.map_or(Value::Null, Value::Text),
+    })
+}
+
+impl Source for PgSource {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+    fn table_columns(&mut self, table: &str) -> Result<Vec<String>, ConnectorError> {
+        let rows = self
+            .rt
+            .block_on(
+                sqlx::query("SELECT column_name::text FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position")
+                    .bind(table.to_lowercase())
+                    .fetch_all(&mut self.conn),
+            )
+            .map_err(|e| q(table)(e.to_string()))?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map(|s| s.to_uppercase()).map_err(|e| q(table)(e.to_string())))
+            .collect()
+    }
+    fn count(&mut self, table: &str) -> Result<u64, ConnectorError> {
+        let sql = format!("SELECT COUNT(*) FROM {}", Dialect::Postgres.ident(table));
+        let row = self
+            .rt
+            .block_on(sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(&mut self.conn))
+            .map_err(|e| q(format!("counting {table}"))(e.to_string()))?;
+        row.try_get::<i64, _>(0).map(|n| n as u64).map_err(|e| q(table)(e.to_string()))
+    }
+    fn scan(
+        &mut self,
+        s: &Scan<'_>,
+        f: &mut dyn FnMut(SourceRow) -> Result<(), ConnectorError>,
+    ) -> Result<(), ConnectorError> {
+        let sql = select_sql(Dialect::Postgres, s);
+        let n = s.columns.len();
+        let table = s.table.to_owned();
+        let conn = &mut self.conn;
+        self.rt.block_on(async move {
+            let mut stream = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(conn);
+            while let Some(r) = stream.try_next().await.map_err(|e| q(format!("reading {table}"))(e.to_string()))? {
+                let mut raw = Vec::with_capacity(n);
+                for i in 0..n {
+                    raw.push(pg_value(&r, i).map_err(|e| q(format!("reading {table}"))(e.to_string()))?);
+                }
+                f(finish_row(raw, s.columns))?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Work for the PostgreSQL writer thread, done in order.
+enum PgJob {
+    Exec(String, Option<Uuid>, mpsc::Sender<Result<u64, ConnectorError>>),
+    Copy(String, Vec<u8>),
+    Read(String, Vec<(String, Type)>, Option<Uuid>, mpsc::Sender<Result<Vec<Vec<Value>>, ConnectorError>>),
+    Sync(mpsc::Sender<Result<(), ConnectorError>>),
+}
+
+/// A PostgreSQL v2 database loaded with COPY. A writer thread owns the connection, so that
+/// encoding the next rows overlaps with the server ingesting the previous ones.
+#[derive(Debug)]
+pub struct PgTarget {
+    jobs: Option<mpsc::SyncSender<PgJob>>,
+    worker: Option<JoinHandle<()>>,
+    copy_sql: String,
+    buf: Vec<u8>,
+    in_tx: bool,
+}
+
+const COPY_CHUNK: usize = 1 << 20;
+
+impl std::fmt::Debug for PgJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PgJob")
+    }
+}
+
+impl PgTarget {
+    /// Connects and starts the writer thread.
+    pub fn open(url: &str) -> Result<Self, ConnectorError> {
+        let rt = runtime()?;
+        let mut conn = rt
+            .block_on(sqlx::PgConnection::connect(url))
+            .map_err(|e| ConnectorError::Open { what: masked(url), reason: e.to_string() })?;
+        let (tx, rx) = mpsc::sync_channel::<PgJob>(4);
+        let worker = std::thread::Builder::new()
+            .name("pg-writer".into())
+            .spawn(move || {
+                // The first COPY error is kept and reported at the next sync point; later work is skipped.
+                let mut failed: Option<ConnectorError> = None;
+                for job in rx {
+                    match job {
+                        PgJob::Copy(stmt, data) => {
+                            if failed.is_none()
+                                && let Err(e) = rt.block_on(async {
+                                    let mut c = conn.copy_in_raw(&stmt).await?;
+                                    c.send(data).await?;
+                                    c.finish().await
+                                })
+                            {
+                                failed = Some(q(stmt)(e.to_string()));
+                            }
+                        }
+                        PgJob::Exec(sql, id, reply) => {
+                            let r = match failed.take() {
+                                Some(e) => Err(e),
+                                None => rt
+                                    .block_on(async {
+                                        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+                                        if let Some(id) = id {
+                                            query = query.bind(id);
+                                        }
+                                        query.execute(&mut conn).await
+                                    })
+                                    .map(|r| r.rows_affected())
+                                    .map_err(|e| q(sql)(e.to_string())),
+                            };
+                            let _ = reply.send(r);
+                        }
+                        PgJob::Read(sql, cols, id, reply) => {
+                            let r = rt.block_on(async {
+                                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+                                if let Some(id) = id {
+                                    query = query.bind(id);
+                                }
+                                let rows =
+                                    query.fetch_all(&mut conn).await.map_err(|e| q(sql.clone())(e.to_string()))?;
+                                rows.iter()
+                                    .map(|r| {
+                                        (0..cols.len())
+                                            .map(|i| {
+                                                let v = pg_value(r, i).map_err(|e| q(sql.clone())(e.to_string()))?;
+                                                coerce(v, cols[i].1)
+                                                    .map_err(|e| q(format!("{}: {e}", cols[i].0))(String::new()))
+                                            })
+                                            .collect::<Result<Vec<_>, _>>()
+                                    })
+                                    .collect()
+                            });
+                            let _ = reply.send(r);
+                        }
+                        PgJob::Sync(reply) => {
+                            let _ = reply.send(failed.take().map_or(Ok(()), Err));
+                        }
+                    }
+                }
+                let _ = rt.block_on(conn.close());
+            })
+            .map_err(|e| ConnectorError::Open { what: "writer thread".into(), reason: e.to_string() })?;
+        Ok(Self {
+            jobs: Some(tx),
+            worker: Some(worker),
+            copy_sql: String::new(),
+            buf: Vec::with_capacity(COPY_CHUNK + 4096),
+            in_tx: false,
+        })
+    }
+
+    fn send(&self, job: PgJob) -> Result<(), ConnectorError> {
+        let gone = || q("PostgreSQL writer")("the writer thread stopped".into());
+        self.jobs.as_ref().ok_or_else(gone)?.send(job).map_err(|_| gone())
+    }
+
+    fn exec(&self, sql: &str, id: Option<Uuid>) -> Result<u64, ConnectorError> {
+        let (tx, rx) = mpsc::channel();
+        self.send(PgJob::Exec(sql.to_owned(), id, tx))?;
+        rx.recv().map_err(|_| q(sql)("the writer thread stopped".into()))?
+    }
+
+    fn flush(&mut self) -> Result<(), ConnectorError> {
+        if !self.buf.is_empty() {
+            let data = std::mem::replace(&mut self.buf, Vec::with_capacity(COPY_CHUNK + 4096));
+            self.send(PgJob::Copy(self.copy_sql.clone(), data))?;
+        }
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<(), ConnectorError> {
+        let (tx, rx) = mpsc::channel();
+        self.send(PgJob::Sync(tx))?;
+        rx.recv().map_err(|_| q("PostgreSQL writer")("the writer thread stopped".into()))?
+    }
+}
+
+/// Appends a value in COPY text format.
+fn copy_value(buf: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => buf.extend_from_slice(b"\\N"),
+        Value::Bool(b) => buf.push(if *b { b't' } else { b'f' }),
+        Value::Int(i) => {
+            let mut s = itoa_buf(*i);
+            buf.append(&mut s);
+        }
+        Value::Float(f) => {
+            let _ = write!(StrBuf(buf), "{f}");
+        }
+        Value::Text(s) => {
+            for &b in s.as_bytes() {
+                match b {
+                    b'\\' => buf.extend_from_slice(b"\\\\"),
+                    b'\t' => buf.extend_from_slice(b"\\t"),
+                    b'\n' => buf.extend_from_slice(b"\\n"),
+                    b'\r' => buf.extend_from_slice(b"\\r"),
+                    _ => buf.push(b),
+                }
+            }
+        }
+        Value::Date(d) => {
+            let _ = write!(StrBuf(buf), "{d}");
+        }
+        Value::Bytes(b) => {
+            buf.extend_from_slice(b"\\\\x");
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            for &x in b {
+                buf.push(HEX[(x >> 4) as usize]);
+                buf.push(HEX[(x & 15) as usize]);
+            }
+        }
+        Value::Uuid(u) => {
+            let mut tmp = [0u8; 36];
+            buf.extend_from_slice(u.hyphenated().encode_lower(&mut tmp).as_bytes());
+        }
+    }
+}
+
+fn itoa_buf(i: i64) -> Vec<u8> {
+    i.to_string().into_bytes()
+}
+
+struct StrBuf<'a>(&'a mut Vec<u8>);
+impl std::fmt::Write for StrBuf<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+impl Target for PgTarget {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+    fn ensure_schema(&mut self, v2: &Schema) -> Result<bool, ConnectorError> {
+        let Some(first) = v2.tables.first() else { return Ok(false) };
+        let sql = format!(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = '{}'",
+            first.name.to_lowercase().replace('\'', "")
+        );
+        if self.exec(&sql, None)? > 0 {
+            return Ok(false);
+        }
+        self.exec("BEGIN", None)?;
+        for s in &v2.statements {
+            if let Err(e) = self.exec(&Dialect::Postgres.ddl(s), None) {
+                let _ = self.exec("ROLLBACK", None);
+                return Err(e);
+            }
+        }
+        self.exec("COMMIT", None)?;
+        Ok(true)
+    }
+    fn begin(&mut self) -> Result<(), ConnectorError> {
+        self.exec("BEGIN", None)?;
+        self.in_tx = true;
+        Ok(())
+    }
+    fn exec_with_uuid(&mut self, sql: &str, id: Uuid) -> Result<u64, ConnectorError> {
+        self.flush()?;
+        self.exec(sql, Some(id))
+    }
+    fn start_table(&mut self, table: &str, columns: &[String]) -> Result<(), ConnectorError> {
+        let d = Dialect::Postgres;
+        let cols: Vec<String> = columns.iter().map(|c| d.ident(c)).collect();
+        self.copy_sql = format!("COPY {} ({}) FROM STDIN", d.ident(table), cols.join(", "));
+        Ok(())
+    }
+    fn write_row(&mut self, row: &[Value]) -> Result<(), ConnectorError> {
+        for (i, v) in row.iter().enumerate() {
+            if i > 0 {
+                self.buf.push(b'\t');
+            }
+            copy_value(&mut self.buf, v);
+        }
+        self.buf.push(b'\n');
+        if self.buf.len() >= COPY_CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+    fn finish_table(&mut self) -> Result<(), ConnectorError> {
+        self.flush()?;
+        self.sync()
+    }
+    fn commit(&mut self) -> Result<(), ConnectorError> {
+        self.flush()?;
+        self.sync()?;
+        self.exec("COMMIT", None)?;
+        self.in_tx = false;
+        Ok(())
+    }
+    fn rollback(&mut self) -> Result<(), ConnectorError> {
+        self.buf.clear();
+        let _ = self.sync();
+        if self.in_tx {
+            self.in_tx = false;
+            self.exec("ROLLBACK", None)?;
+        }
+        Ok(())
+    }
+    fn read_rows(
+        &mut self,
+        table: &str,
+        columns: &[(String, Type)],
+        account: Option<Uuid>,
+    ) -> Result<Vec<Vec<Value>>, ConnectorError> {
+        let d = Dialect::Postgres;
+        let cols: Vec<String> = columns.iter().map(|(c, _)| d.ident(c)).collect();
+        let filter = if account.is_some() { " WHERE account_id = $1" } else { "" };
+        let sql = format!("SELECT {} FROM {}{filter} ORDER BY 1", cols.join(", "), d.ident(table));
+        let (tx, rx) = mpsc::channel();
+        self.send(PgJob::Read(sql.clone(), columns.to_vec(), account, tx))?;
+        rx.recv().map_err(|_| q(sql)("the writer thread stopped".into()))?
+    }
+}
+
+impl Drop for PgTarget {
+    fn drop(&mut self) {
+        let _ = self.rollback();
+        self.jobs.take();
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes() {
+        let mut b = Vec::new();
+        for v in [
+            Value::Text("a\\b\tc\nd".into()),
+            Value::Null,
+            Value::Bytes(vec![0, 255]),
+            Value::Bool(true),
+            Value::Int(-5),
+        ] {
+            copy_value(&mut b, &v);
+            b.push(b'|');
+        }
+        assert_eq!(String::from_utf8(b).unwrap(), "a\\\\b\\tc\\nd|\\N|\\\\x00ff|t|-5|");
+    }
+
+    #[test]
+    fn urls_pick_connectors() {
+        assert_eq!(SourceConfig::from_url("/tmp/v1.db").unwrap(), SourceConfig::Sqlite { path: "/tmp/v1.db".into() });
+        assert_eq!(
+            SourceConfig::from_url("sqlite:///tmp/v1.db").unwrap(),
+            SourceConfig::Sqlite { path: "/tmp/v1.db".into() }
+        );
+        assert!(matches!(TargetConfig::from_url("postgres://u:pw@h/db").unwrap(), TargetConfig::Postgres { .. }));
+        let e = SourceConfig::from_url("mysql://u:secret@h/db").unwrap_err().to_string();
+        assert!(e.contains("u:***@h") && !e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn ddl_for_postgres() {
+        assert_eq!(
+            Dialect::Postgres.ddl("CREATE TABLE D (C BLOB, P REAL)"),
+            "CREATE TABLE D (C BYTEA, P DOUBLE PRECISION)"
+        );
+        assert_eq!(Dialect::Postgres.ident("CUSTNO"), "\"custno\"");
+    }
+
+    #[test]
+    fn coercion_explains_bad_values() {
+        let cols = vec![("QTY".to_owned(), Type::Int), ("NAME".to_owned(), Type::Text)];
+        let r = finish_row(vec![Value::Text("ten".into()), Value::Bytes(vec![0xff, 0xfe])], &cols);
+        assert_eq!(r.bad.as_ref().unwrap().0, 0);
+        assert!(r.bad.unwrap().1.contains("QTY holds 'ten'"));
+        let r = finish_row(vec![Value::Text(" 10 ".into()), Value::Bytes(vec![0xff])], &cols);
+        assert_eq!(r.values[0], Value::Int(10));
+        assert!(r.bad.unwrap().1.contains("invalid UTF-8"));
+    }
+}

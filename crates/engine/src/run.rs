@@ -1,0 +1,609 @@
+//! One migration run: read every v1 record in dependency order, decide its bucket, write the
+//! migrated ones to v2 in one transaction, and report every record that was not migrated.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use time::Date;
+use uuid::Uuid;
+
+use crate::connect::{ConnectorError, Scan, Source, SourceRow, Target};
+use crate::expr::{EvalCtx, Fail, Lookup};
+use crate::pack::{Entity, Pack};
+use crate::value::Value;
+
+/// Errors that stop a run. Nothing is committed to v2 when a run stops.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A database failed.
+    #[error(transparent)]
+    Connector(#[from] ConnectorError),
+    /// The v1 database does not match the pack's v1 schema.
+    #[error("v1 table {table} does not match the pack: {problem}")]
+    Schema {
+        /// The v1 table.
+        table: String,
+        /// What is missing.
+        problem: String,
+    },
+    /// The ledger could not be stored.
+    #[error("could not store the ledger: {0}")]
+    Ledger(String),
+}
+
+/// The four buckets every v1 record ends in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bucket {
+    /// Migrated as is.
+    Migrated,
+    /// Migrated, with a warning.
+    Warned,
+    /// Left out by a scope rule.
+    Excluded,
+    /// Left out as bad data.
+    Rejected,
+}
+
+impl Bucket {
+    /// The bucket's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bucket::Migrated => "migrated",
+            Bucket::Warned => "warned",
+            Bucket::Excluded => "excluded",
+            Bucket::Rejected => "rejected",
+        }
+    }
+    /// Parses a bucket name.
+    pub fn parse(s: &str) -> Option<Bucket> {
+        Some(match s {
+            "migrated" => Bucket::Migrated,
+            "warned" => Bucket::Warned,
+            "excluded" => Bucket::Excluded,
+            "rejected" => Bucket::Rejected,
+            _ => return None,
+        })
+    }
+}
+
+/// A record that was not simply migrated: its bucket, reason and original values.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LedgerRecord {
+    /// Pack entity.
+    pub entity: String,
+    /// v1 key (composite keys joined with `/`).
+    pub key: String,
+    /// `TABLE:key`.
+    pub legacy_ref: String,
+    /// Bucket (never `migrated`).
+    pub bucket: Bucket,
+    /// Stable reason code.
+    pub reason: String,
+    /// Explanation naming the value or parent.
+    pub message: String,
+    /// The v1 record as JSON.
+    pub original: String,
+}
+
+/// Counts of one entity.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EntityReport {
+    /// Pack entity.
+    pub entity: String,
+    /// v1 table.
+    pub source: String,
+    /// v2 table, if migrated.
+    pub target: Option<String>,
+    /// Records read.
+    pub read: u64,
+    /// Records migrated, with or without warning.
+    pub migrated: u64,
+    /// Of which with a warning.
+    pub warned: u64,
+    /// Records excluded.
+    pub excluded: u64,
+    /// Records rejected.
+    pub rejected: u64,
+    /// (bucket, reason) → count, for every record not simply migrated.
+    pub reasons: BTreeMap<String, u64>,
+}
+
+impl EntityReport {
+    /// Count for a bucket and reason.
+    pub fn reason(&self, bucket: Bucket, reason: &str) -> u64 {
+        self.reasons.get(&format!("{}:{reason}", bucket.as_str())).copied().unwrap_or(0)
+    }
+    /// read == migrated + excluded + rejected.
+    pub fn adds_up(&self) -> bool {
+        self.read == self.migrated + self.excluded + self.rejected
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunReport {
+    /// The v2 account.
+    pub account_id: Uuid,
+    /// Whether nothing was written.
+    pub dry_run: bool,
+    /// Per entity, in dependency order.
+    pub entities: Vec<EntityReport>,
+    /// Rows written to v2 (the account row included).
+    pub written: u64,
+    /// Wall time.
+    pub elapsed_ms: u64,
+}
+
+impl RunReport {
+    /// Totals over all entities.
+    pub fn totals(&self) -> EntityReport {
+        let mut t = EntityReport { entity: "total".into(), ..Default::default() };
+        for e in &self.entities {
+            t.read += e.read;
+            t.migrated += e.migrated;
+            t.warned += e.warned;
+            t.excluded += e.excluded;
+            t.rejected += e.rejected;
+            for (k, v) in &e.reasons {
+                *t.reasons.entry(k.clone()).or_default() += v;
+            }
+        }
+        t
+    }
+    /// An entity's counts.
+    pub fn entity(&self, name: &str) -> Option<&EntityReport> {
+        self.entities.iter().find(|e| e.entity == name)
+    }
+}
+
+/// What to migrate and under which scope.
+#[derive(Debug, Clone)]
+pub struct RunSpec<'a> {
+    /// The compiled pack.
+    pub pack: &'a Pack,
+    /// Account key (the project key): v2 ids derive from it.
+    pub account_key: &'a str,
+    /// Account name (the customer organisation).
+    pub account_name: &'a str,
+    /// Scope entities included.
+    pub included: &'a [String],
+    /// History cut-off.
+    pub cutoff: Date,
+    /// Option values that differ from the pack's defaults.
+    pub options: &'a BTreeMap<String, String>,
+    /// Show progress bars (only on a terminal).
+    pub progress: bool,
+}
+
+/// The namespace of every cutover UUID.
+const NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2a0e_9b47_5d3e_8c21_0a7e_3b5f_9d41);
+
+/// The v2 account id of a project.
+pub fn account_uuid(account_key: &str) -> Uuid {
+    Uuid::new_v5(&NAMESPACE, format!("account:{account_key}").as_bytes())
+}
+
+/// The v2 id of a v1 record: UUIDv5(account, entity + key).
+pub fn row_uuid(account: &Uuid, entity: &str, key: &str) -> Uuid {
+    Uuid::new_v5(account, format!("{entity}:{key}").as_bytes())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum KeyVal {
+    Int(i64),
+    Text(Box<str>),
+}
+
+impl KeyVal {
+    fn of(v: &Value) -> Option<KeyVal> {
+        match v {
+            Value::Null => None,
+            Value::Int(i) => Some(KeyVal::Int(*i)),
+            Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(KeyVal::Int(*f as i64)),
+            Value::Text(s) => {
+                let t = s.trim();
+                Some(t.parse::<i64>().map_or_else(|_| KeyVal::Text(t.into()), KeyVal::Int))
+            }
+            other => Some(KeyVal::Text(other.to_string().into())),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Outcome {
+    Migrated(Uuid),
+    Excluded(Arc<str>),
+    Rejected(Arc<str>),
+}
+
+struct Parents<'a> {
+    pack: &'a Pack,
+    maps: &'a [Option<HashMap<KeyVal, Outcome>>],
+}
+
+impl Lookup for Parents<'_> {
+    fn lookup(&self, entity: usize, key: &Value) -> Result<Value, Fail> {
+        let name = &self.pack.entities[entity].name;
+        let Some(k) = KeyVal::of(key) else {
+            return Err(Fail::Reject { reason: "orphan".into(), message: format!("no parent {name} given") });
+        };
+        let found = self.maps.get(entity).and_then(|m| m.as_ref()).and_then(|m| m.get(&k));
+        match found {
+            Some(Outcome::Migrated(u)) => Ok(Value::Uuid(*u)),
+            Some(Outcome::Excluded(r)) => {
+                Err(Fail::Cascade { reason: r.to_string(), message: format!("parent {name} {key} is excluded ({r})") })
+            }
+            Some(Outcome::Rejected(r)) => Err(Fail::Reject {
+                reason: "orphan".into(),
+                message: format!("parent {name} {key} was rejected ({r})"),
+            }),
+            None => Err(Fail::Reject {
+                reason: "orphan".into(),
+                message: format!("parent {name} {key} does not exist in v1"),
+            }),
+        }
+    }
+}
+
+enum Decision {
+    Migrated(Vec<Value>, Vec<(String, String)>),
+    /// A duplicate merged into the survivor with this id.
+    Merged(String, String, Uuid),
+    Excluded(String, String),
+    Rejected(String, String),
+}
+
+fn fail_to_decision(f: Fail) -> Decision {
+    match f {
+        Fail::Reject { reason, message } => Decision::Rejected(reason, message),
+        Fail::Cascade { reason, message } => Decision::Excluded(reason, message),
+    }
+}
+
+const LEDGER_BATCH: usize = 1000;
+
+/// Runs a migration. With `target` = `None` it is a dry run: everything but the writing.
+pub fn run(
+    spec: &RunSpec<'_>,
+    source: &mut dyn Source,
+    mut target: Option<&mut dyn Target>,
+    ledger: &mut dyn FnMut(Vec<LedgerRecord>) -> Result<(), EngineError>,
+) -> Result<RunReport, EngineError> {
+    let started = Instant::now();
+    let pack = spec.pack;
+    let account = account_uuid(spec.account_key);
+    let options: Vec<String> = pack
+        .template
+        .options
+        .iter()
+        .map(|o| spec.options.get(&o.name).cloned().unwrap_or_else(|| o.default.clone()))
+        .collect();
+    check_source(pack, source)?;
+
+    let mut written = 0u64;
+    if let Some(t) = target.as_deref_mut() {
+        t.ensure_schema(&pack.v2)?;
+        t.begin()?;
+        // Re-running replaces the account's rows: same v2, no duplicates.
+        let mut tables: Vec<&str> =
+            pack.entities.iter().rev().filter_map(|e| e.target.as_ref().map(|t| t.table.as_str())).collect();
+        tables.dedup();
+        for table in tables {
+            t.exec_with_uuid(&format!("DELETE FROM {} WHERE account_id = $1", t.dialect().ident(table)), account)?;
+        }
+        t.exec_with_uuid("DELETE FROM account WHERE id = $1", account)?;
+        t.start_table("account", &["id".into(), "name".into(), "legacy_ref".into()])?;
+        t.write_row(&[
+            Value::Uuid(account),
+            Value::Text(spec.account_name.to_owned()),
+            Value::Text(spec.account_key.to_owned()),
+        ])?;
+        t.finish_table()?;
+        written += 1;
+    }
+
+    let needed: Vec<bool> =
+        (0..pack.entities.len()).map(|i| pack.entities.iter().any(|e| e.depends_on.contains(&i))).collect();
+    let mut maps: Vec<Option<HashMap<KeyVal, Outcome>>> = vec![None; pack.entities.len()];
+    let mut reports = Vec::new();
+    let mut pending: Vec<LedgerRecord> = Vec::new();
+    let show = spec.progress && std::io::stderr().is_terminal();
+
+    for (ei, ent) in pack.entities.iter().enumerate() {
+        let mut map = needed[ei].then(HashMap::new);
+        let mut rep = EntityReport {
+            entity: ent.name.clone(),
+            source: ent.source.clone(),
+            target: ent.target.as_ref().map(|t| t.table.clone()),
+            ..Default::default()
+        };
+        let in_scope = ent.not_migrated.is_none() && spec.included.iter().any(|s| *s == ent.scope);
+        let writing = in_scope && ent.target.is_some() && target.is_some();
+        if writing && let (Some(t), Some(tg)) = (target.as_deref_mut(), ent.target.as_ref()) {
+            let mut cols = vec!["id".to_owned(), "account_id".to_owned(), "legacy_ref".to_owned()];
+            cols.extend(tg.fields.iter().map(|f| f.column.clone()));
+            t.start_table(&tg.table, &cols)?;
+        }
+        let bar = if show {
+            let total = source.count(&ent.source)?;
+            let b = indicatif::ProgressBar::new(total);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{prefix:>20} {bar:30} {pos}/{len} {per_sec} {eta}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b.set_prefix(ent.name.clone());
+            Some(b)
+        } else {
+            None
+        };
+        let key_names: Vec<String> = ent.key.iter().map(|&k| ent.columns[k].0.clone()).collect();
+        let scan = Scan { table: &ent.source, columns: &ent.columns, extra: &ent.extra, order_by: &key_names };
+        let mut merge_groups: HashMap<String, (String, Uuid)> = HashMap::new();
+        let mut out_row: Vec<Value> = Vec::new();
+        let mut ledger_err: Option<EngineError> = None;
+        {
+            let parents = Parents { pack, maps: &maps };
+            let cx = EvalCtx { cutoff: spec.cutoff, options: &options, maps: &pack.maps, lookup: &parents };
+            let target_ref = &mut target;
+            let mut on_row = |row: SourceRow| -> Result<(), ConnectorError> {
+                rep.read += 1;
+                if let Some(b) = &bar
+                    && rep.read % 4096 == 0
+                {
+                    b.set_position(rep.read);
+                }
+                let key = key_string(ent, &row.values);
+                let legacy_ref = format!("{}:{key}", ent.source);
+                let id = row_uuid(&account, &ent.name, &key);
+                let decision = if let Some((_, why)) = &row.bad {
+                    Decision::Rejected("invalid_value".into(), why.clone())
+                } else if let Some(why) = &ent.not_migrated {
+                    Decision::Excluded("not_supported_in_v2".into(), why.clone())
+                } else if !in_scope {
+                    Decision::Excluded(
+                        "excluded_by_scope".into(),
+                        format!("{} is excluded from the scope by agreement", ent.scope),
+                    )
+                } else {
+                    classify(ent, &row.values, &cx, &mut merge_groups, &legacy_ref, id)
+                };
+                let (bucket, reason, message) = match decision {
+                    Decision::Migrated(values, warnings) => {
+                        if let Some(m) = map.as_mut()
+                            && let Some(k) = map_key(ent, &row.values)
+                        {
+                            m.insert(k, Outcome::Migrated(id));
+                        }
+                        if let (true, Some(t)) = (writing, target_ref.as_deref_mut()) {
+                            out_row.clear();
+                            out_row.push(Value::Uuid(id));
+                            out_row.push(Value::Uuid(account));
+                            out_row.push(Value::Text(legacy_ref.clone()));
+                            out_row.extend(values);
+                            t.write_row(&out_row)?;
+                        }
+                        rep.migrated += 1;
+                        if warnings.is_empty() {
+                            return Ok(());
+                        }
+                        rep.warned += 1;
+                        let reason = warnings[0].0.clone();
+                        let message = warnings.iter().map(|(r, m)| format!("{r}: {m}")).collect::<Vec<_>>().join("; ");
+                        (Bucket::Warned, reason, message)
+                    }
+                    Decision::Merged(reason, message, survivor) => {
+                        rep.excluded += 1;
+                        if let Some(m) = map.as_mut()
+                            && let Some(k) = map_key(ent, &row.values)
+                        {
+                            // A merged duplicate answers lookups with its survivor's id: children are re-pointed.
+                            m.insert(k, Outcome::Migrated(survivor));
+                        }
+                        (Bucket::Excluded, reason, message)
+                    }
+                    Decision::Excluded(reason, message) => {
+                        rep.excluded += 1;
+                        if let Some(m) = map.as_mut()
+                            && let Some(k) = map_key(ent, &row.values)
+                        {
+                            m.insert(k, Outcome::Excluded(Arc::from(reason.as_str())));
+                        }
+                        (Bucket::Excluded, reason, message)
+                    }
+                    Decision::Rejected(reason, message) => {
+                        rep.rejected += 1;
+                        if let Some(m) = map.as_mut()
+                            && let Some(k) = map_key(ent, &row.values)
+                        {
+                            m.insert(k, Outcome::Rejected(Arc::from(reason.as_str())));
+                        }
+                        (Bucket::Rejected, reason, message)
+                    }
+                };
+                *rep.reasons.entry(format!("{}:{reason}", bucket.as_str())).or_default() += 1;
+                pending.push(LedgerRecord {
+                    entity: ent.name.clone(),
+                    key,
+                    legacy_ref,
+                    bucket,
+                    reason,
+                    message,
+                    original: original_json(ent, &row),
+                });
+                if pending.len() >= LEDGER_BATCH
+                    && let Err(e) = ledger(std::mem::take(&mut pending))
+                {
+                    ledger_err = Some(e);
+                    return Err(ConnectorError::Query {
+                        what: "ledger".into(),
+                        reason: "storing the ledger failed".into(),
+                    });
+                }
+                Ok(())
+            };
+            let scanned = source.scan(&scan, &mut on_row);
+            if let Some(e) = ledger_err {
+                return Err(e);
+            }
+            scanned?;
+        }
+        if writing && let Some(t) = target.as_deref_mut() {
+            t.finish_table()?;
+            written += rep.migrated;
+        }
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        tracing::info!(entity = %ent.name, read = rep.read, migrated = rep.migrated, excluded = rep.excluded, rejected = rep.rejected, "entity done");
+        maps[ei] = map;
+        reports.push(rep);
+    }
+    if !pending.is_empty() {
+        ledger(std::mem::take(&mut pending))?;
+    }
+    if let Some(t) = target.as_deref_mut() {
+        t.commit()?;
+    }
+    Ok(RunReport {
+        account_id: account,
+        dry_run: target.is_none(),
+        entities: reports,
+        written,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+fn classify(
+    ent: &Entity,
+    row: &[Value],
+    cx: &EvalCtx<'_>,
+    merge_groups: &mut HashMap<String, (String, Uuid)>,
+    legacy_ref: &str,
+    id: Uuid,
+) -> Decision {
+    for r in &ent.exclude {
+        match r.when.eval(row, cx) {
+            Ok(Value::Bool(true)) => return Decision::Excluded(r.reason.clone(), r.message.clone()),
+            Ok(_) => {}
+            Err(f) => return fail_to_decision(f),
+        }
+    }
+    for r in &ent.reject {
+        match r.when.eval(row, cx) {
+            Ok(Value::Bool(true)) => return Decision::Rejected(r.reason.clone(), r.message.clone()),
+            Ok(_) => {}
+            Err(f) => return fail_to_decision(f),
+        }
+    }
+    let mut merge_value = None;
+    if let Some(m) = &ent.merge {
+        let on = match &m.when {
+            Some(w) => matches!(w.when_eval(row, cx), Ok(true)),
+            None => true,
+        };
+        if on
+            && let Ok(v) = m.by.eval(row, cx)
+            && !v.is_null()
+        {
+            let k = v.to_string();
+            if let Some((survivor, survivor_id)) = merge_groups.get(&k) {
+                return Decision::Merged(m.reason.clone(), format!("{}: {survivor}", m.message), *survivor_id);
+            }
+            merge_value = Some(k);
+        }
+    }
+    let Some(tg) = &ent.target else {
+        return Decision::Excluded("not_supported_in_v2".into(), String::new());
+    };
+    let mut values = Vec::with_capacity(tg.fields.len());
+    let mut warnings = Vec::new();
+    for f in &tg.fields {
+        let v = match f.node.eval(row, cx) {
+            Ok(v) => v,
+            Err(Fail::Reject { reason, message }) if f.warn_on_error => {
+                warnings.push((reason, format!("{}: {message}; left empty", f.column)));
+                Value::Null
+            }
+            Err(fail) => return fail_to_decision(fail),
+        };
+        if v.is_null() && f.not_null {
+            return Decision::Rejected(
+                "missing_value".into(),
+                format!("{} is required in v2 but empty in v1", f.column),
+            );
+        }
+        values.push(v);
+    }
+    for r in &ent.warn {
+        match r.when.eval(row, cx) {
+            Ok(Value::Bool(true)) => warnings.push((r.reason.clone(), r.message.clone())),
+            Ok(_) => {}
+            Err(f) => return fail_to_decision(f),
+        }
+    }
+    if let Some(k) = merge_value {
+        merge_groups.insert(k, (legacy_ref.to_owned(), id));
+    }
+    Decision::Migrated(values, warnings)
+}
+
+trait WhenEval {
+    fn when_eval(&self, row: &[Value], cx: &EvalCtx<'_>) -> Result<bool, Fail>;
+}
+
+impl WhenEval for crate::expr::Node {
+    fn when_eval(&self, row: &[Value], cx: &EvalCtx<'_>) -> Result<bool, Fail> {
+        Ok(matches!(self.eval(row, cx)?, Value::Bool(true)))
+    }
+}
+
+fn key_string(ent: &Entity, row: &[Value]) -> String {
+    let parts: Vec<String> =
+        ent.key.iter().map(|&k| row.get(k).map_or_else(String::new, ToString::to_string)).collect();
+    parts.join("/")
+}
+
+fn map_key(ent: &Entity, row: &[Value]) -> Option<KeyVal> {
+    match ent.key.as_slice() {
+        [k] => KeyVal::of(row.get(*k)?),
+        _ => Some(KeyVal::Text(key_string(ent, row).into())),
+    }
+}
+
+fn original_json(ent: &Entity, row: &SourceRow) -> String {
+    let mut m = serde_json::Map::new();
+    for (i, (name, _)) in ent.columns.iter().enumerate() {
+        let v = match &row.bad {
+            Some((bi, why)) if *bi == i => serde_json::Value::String(format!("<unreadable: {why}>")),
+            _ => row.values.get(i).map_or(serde_json::Value::Null, Value::to_json),
+        };
+        m.insert(name.clone(), v);
+    }
+    serde_json::Value::Object(m).to_string()
+}
+
+fn check_source(pack: &Pack, source: &mut dyn Source) -> Result<(), EngineError> {
+    for ent in &pack.entities {
+        let actual = source.table_columns(&ent.source)?;
+        if actual.is_empty() {
+            return Err(EngineError::Schema {
+                table: ent.source.clone(),
+                problem: "the table does not exist in the v1 database".into(),
+            });
+        }
+        let plain = ent.columns.len() - ent.extra.len();
+        for (c, _) in &ent.columns[..plain] {
+            if !actual.iter().any(|a| a.eq_ignore_ascii_case(c)) {
+                return Err(EngineError::Schema {
+                    table: ent.source.clone(),
+                    problem: format!("column {c} is missing (the pack's v1.sql has it)"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
