@@ -3,6 +3,7 @@
 //! The CLI and the web portal both go through [`App`], so there is exactly one path for
 //! authorisation and one for persistence.
 
+mod migrate;
 pub mod packs;
 mod password;
 
@@ -14,6 +15,7 @@ use cutover_core::{
 use cutover_store::{AuditActor, SYSTEM_CHAIN, Store, StoreError, StoredProject};
 use time::OffsetDateTime;
 
+pub use migrate::{MigrateOutcome, MigrateRequest, summary};
 pub use packs::Packs;
 pub use password::{hash_password, verify_password};
 
@@ -33,13 +35,14 @@ pub enum AppError {
     #[error("unknown user '{0}': add it with `cutover user add`")]
     UnknownUser(String),
     /// A pack could not be read.
-    #[error("pack error in {file}: {message}")]
-    Pack {
-        /// File (with line and column where known).
-        file: String,
-        /// What is wrong.
-        message: String,
-    },
+    #[error("the mapping pack is not usable")]
+    Pack(#[from] cutover_engine::pack::PackError),
+    /// The project is not set up for what was asked.
+    #[error("{0}")]
+    Config(String),
+    /// A migration run failed; nothing was committed to v2.
+    #[error("the migration did not complete; nothing was written to v2")]
+    Engine(#[from] cutover_engine::run::EngineError),
     /// The password could not be hashed or is unacceptable.
     #[error("password: {0}")]
     Password(String),
@@ -55,7 +58,9 @@ impl AppError {
             AppError::Store(_) => "store_error",
             AppError::NoActor => "no_actor",
             AppError::UnknownUser(_) => "unknown_user",
-            AppError::Pack { .. } => "pack_error",
+            AppError::Pack(_) => "pack_error",
+            AppError::Config(_) => "not_configured",
+            AppError::Engine(_) => "run_failed",
             AppError::Password(_) => "invalid_password",
         }
     }

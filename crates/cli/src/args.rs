@@ -59,6 +59,76 @@ pub enum Cmd {
     Checklist(ChecklistCmd),
     /// A project's audit log (the system log of users without KEY).
     Audit(AuditArgs),
+    /// Run a migration (the first, trial migration; repeat it during the parallel phase with --reason).
+    Migrate(MigrateArgs),
+    /// A run's report: counts per entity and reason, and the records not migrated.
+    Report(ReportArgs),
+    /// Generate a deterministic Omikai 1 demo database with every dirty-data case.
+    DemoData(DemoDataArgs),
+    /// Walk a whole demo migration on the embedded default (SQLite, generated data, no server).
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Project key.
+    pub key: String,
+    /// The first (trial) migration into the v2 account.
+    #[arg(long, required = true)]
+    pub first: bool,
+    /// Simulate: read and map everything, write nothing to v2.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Why the trial migration is repeated (required in the parallel phase).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Project key.
+    pub key: String,
+    /// Run number (default: the latest run).
+    #[arg(long)]
+    pub run: Option<i64>,
+    /// text, json or csv (csv lists every record not migrated, with its original values).
+    #[arg(long, default_value = "text")]
+    pub format: String,
+    /// Only this entity (csv).
+    #[arg(long)]
+    pub entity: Option<String>,
+    /// Only this reason code (csv).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Include records migrated with a warning (csv).
+    #[arg(long)]
+    pub warnings: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoDataArgs {
+    /// Number of customers; orders, invoices and the rest scale with it (about 50 rows each).
+    #[arg(long, default_value_t = 500)]
+    pub customers: u32,
+    /// Seed: the same seed gives the same data.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The SQLite file to write (replaced if it exists).
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+    /// Cut-off the manifest's expected counts are computed for (YYYY-MM-DD).
+    #[arg(long)]
+    pub cutoff: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder for the demo's files (store, v1 and v2 databases).
+    #[arg(long, default_value = "./cutover-demo")]
+    pub dir: std::path::PathBuf,
+    /// Number of demo customers.
+    #[arg(long, default_value_t = 300)]
+    pub customers: u32,
 }
 
 #[derive(Debug, Args)]

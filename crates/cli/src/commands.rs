@@ -20,6 +20,10 @@ use crate::out;
 
 /// Runs one command; the exit code for completed work (0, or 5 for a failed verification).
 pub async fn run(cli: Cli) -> Result<u8> {
+    if let Cmd::Demo(a) = &cli.command {
+        // The demo makes its own store in its own folder.
+        return crate::demo::demo(a, cli.packs.clone()).await;
+    }
     let packs = cli.packs.clone().map_or(Packs::Builtin, Packs::Dir);
     let app = App::open(&cli.db, packs).await?;
     let ctx = Ctx { app: &app, json: cli.json, actor: cli.actor.clone() };
@@ -111,25 +115,34 @@ pub async fn run(cli: Cli) -> Result<u8> {
             ctx.apply(&a.key, Command::ChecklistAccept, "checklist accepted").await?
         }
         Cmd::Audit(a) => ctx.audit(a).await?,
+        Cmd::Migrate(a) => ctx.migrate(a).await?,
+        Cmd::Report(a) => crate::report::report(&app, &ctx.user().await?, a, ctx.json).await?,
+        Cmd::DemoData(a) => crate::demo::demo_data(a, ctx.json)?,
+        Cmd::Demo(_) => unreachable_demo(),
     };
     app.store().close().await;
     Ok(code)
 }
 
-fn date(s: &str, field: &'static str) -> Result<Date, DomainError> {
+fn unreachable_demo() -> u8 {
+    // `run` returns before this for the demo command.
+    0
+}
+
+pub(crate) fn date(s: &str, field: &'static str) -> Result<Date, DomainError> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
     Date::parse(s.trim(), &fmt)
         .map_err(|_| DomainError::Invalid { field, reason: format!("'{s}' is not a date of the form YYYY-MM-DD") })
 }
 
-struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     app: &'a App,
     json: bool,
     actor: Option<String>,
 }
 
 impl Ctx<'_> {
-    async fn user(&self) -> Result<User> {
+    pub(crate) async fn user(&self) -> Result<User> {
         Ok(self.app.actor(self.actor.as_deref()).await?)
     }
 
@@ -372,24 +385,8 @@ impl Ctx<'_> {
             out::json(&json!({"cutoff": s.cutoff, "entities": entities, "options": options}))?;
             return Ok(0);
         }
-        println!("What is migrated from {} to {} ({})", p.source_product, p.target_product, p.key);
-        println!("history cut-off: jobs finished or cancelled before {} stay in the v1 archive", s.cutoff);
-        let rows: Vec<_> = s
-            .catalogue
-            .iter()
-            .map(|e| {
-                let st = match &e.not_migrated {
-                    Some(why) => format!("not migrated: {why}"),
-                    None if s.includes(&e.name) => "migrated".into(),
-                    None => "excluded by agreement".into(),
-                };
-                vec![e.name.clone(), e.title.clone(), st]
-            })
-            .collect();
-        out::table(&["entity", "what", "status"], &rows);
-        for o in &s.option_catalogue {
-            println!("option {} = {} ({})", o.name, s.option(&o.name).unwrap_or(""), o.description);
-        }
+        let pack = self.app.packs().load(&p.pack)?;
+        print!("{}", cutover_engine::scope::scope_document(&pack, &s.included, s.cutoff, &s.options));
         Ok(0)
     }
 
@@ -510,6 +507,27 @@ impl Ctx<'_> {
                 None => "not accepted".into(),
             };
             println!("{}: {st}", p.who(k));
+        }
+        Ok(0)
+    }
+
+    async fn migrate(&self, a: MigrateArgs) -> Result<u8> {
+        let user = self.user().await?;
+        let key = ProjectKey::parse(&a.key)?;
+        let req = cutover_app::MigrateRequest {
+            kind: cutover_core::RunKind::First,
+            dry_run: a.dry_run,
+            reason: a.reason,
+            progress: !self.json,
+        };
+        let done = self.app.migrate(&user, &key, req).await?;
+        let p = self.app.project(&user, &key).await?.project;
+        if self.json {
+            out::json(&json!({"run": done.run, "phase": p.phase, "report": done.report}))?;
+        } else {
+            println!("{key}: run {} {}", done.run, cutover_app::summary(&done.report));
+            crate::report::print_counts(&done.report);
+            println!("{key}: phase is {}; full report: cutover report {key} --run {}", p.phase, done.run);
         }
         Ok(0)
     }

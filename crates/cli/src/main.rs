@@ -2,8 +2,10 @@
 
 mod args;
 mod commands;
+mod demo;
 mod exit;
 mod out;
+mod report;
 
 use std::process::ExitCode;
 

@@ -429,3 +429,206 @@ fn first_user_must_be_a_vendor_admin_and_passwords_are_hashed() {
     assert!(!String::from_utf8_lossy(&raw).contains("correct horse"), "clear password stored");
     assert!(String::from_utf8_lossy(&raw).contains("$argon2id$"));
 }
+
+// ---------------------------------------------------------------- migrations through the CLI
+
+/// A project `shop` whose v1 is generated demo data, with the manifest the generator wrote.
+fn migration_env(db: TestDb, v2_url: Option<String>) -> (Env, tempfile::TempDir, Value) {
+    let e = Env::new(db);
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("v1.db");
+    e.run(None, &["demo-data", "--customers", "120", "--seed", "5", "--out", v1.to_str().unwrap()]).ok();
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("v1.db.manifest.json")).unwrap()).unwrap();
+    let v2 = v2_url.unwrap_or_else(|| dir.path().join("v2.db").display().to_string());
+    e.vendor(&[
+        "project",
+        "create",
+        "shop",
+        "--org",
+        "Acme Print AS",
+        "--name",
+        "Shop",
+        "--v1",
+        v1.to_str().unwrap(),
+        "--v2",
+        &v2,
+    ])
+    .ok();
+    e.vendor(&["scope", "set", "shop", "--cutoff", manifest["cutoff"].as_str().unwrap()]).ok();
+    (e, dir, manifest)
+}
+
+fn sign_contracts(e: &Env, key: &str) {
+    for kind in ["migration", "license"] {
+        e.vendor(&["contract", "sign", key, "--kind", kind]).ok();
+        e.customer(&["contract", "sign", key, "--kind", kind]).ok();
+    }
+}
+
+fn assert_report_matches(report: &Value, manifest: &Value) {
+    for ent in report["report"]["entities"].as_array().unwrap() {
+        let name = ent["entity"].as_str().unwrap();
+        let exp = &manifest["entities"][name];
+        assert_eq!(ent["read"], exp["read"], "{name} read");
+        let outcomes = exp["outcomes"].as_object().unwrap();
+        for (k, v) in outcomes.iter().filter(|(k, _)| *k != "migrated") {
+            assert_eq!(ent["reasons"][k], *v, "{name} {k}");
+        }
+        let expected_migrated: u64 = outcomes
+            .iter()
+            .filter(|(k, _)| *k == "migrated" || k.starts_with("warned:"))
+            .map(|(_, v)| v.as_u64().unwrap())
+            .sum();
+        assert_eq!(ent["migrated"].as_u64().unwrap(), expected_migrated, "{name} migrated");
+    }
+}
+
+#[test]
+fn first_migration_is_gated_and_reports_every_record() {
+    let (e, dir, manifest) = migration_env(TestDb::sqlite(), None);
+    let r = e.vendor(&["migrate", "shop", "--first"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("first migration refused: the migration contract is not signed by the vendor"),
+        "{}",
+        r.stderr
+    );
+    // A dry run needs no signatures and writes nothing.
+    let dry = e.vendor(&["migrate", "shop", "--first", "--dry-run", "--json"]).ok().json();
+    assert_eq!(dry["phase"], "plan");
+    assert!(!dir.path().join("v2.db").exists());
+    assert_eq!(e.customer(&["migrate", "shop", "--first", "--dry-run"]).code, 4);
+    sign_contracts(&e, "shop");
+    let run = e.vendor(&["migrate", "shop", "--first", "--json"]).ok().json();
+    assert_eq!((run["run"].as_u64(), run["phase"].as_str()), (Some(2), Some("parallel")));
+    let report = e.customer(&["report", "shop", "--format", "json"]).ok().json();
+    assert_eq!(report["outcome"], "completed");
+    assert_report_matches(&report, &manifest);
+    assert_report_matches(&e.vendor(&["report", "shop", "--run", "1", "--json"]).ok().json(), &manifest);
+    // The CSV lists every excluded or rejected record with its original values.
+    let csv = e.customer(&["report", "shop", "--format", "csv"]).ok().stdout;
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "entity,legacy_ref,key,bucket,reason,message,original");
+    let t = &report["report"]["entities"].as_array().unwrap();
+    let not_migrated: u64 = t.iter().map(|x| x["excluded"].as_u64().unwrap() + x["rejected"].as_u64().unwrap()).sum();
+    assert_eq!(lines.len() as u64 - 1, not_migrated);
+    let layout = lines.iter().find(|l| l.starts_with("layout,LAYOUT:1,")).unwrap();
+    assert!(layout.contains("not_supported_in_v2") && layout.contains("Faktura 1"), "{layout}");
+    let filtered =
+        e.vendor(&["report", "shop", "--format", "csv", "--entity", "webhook", "--reason", "insecure_url"]).ok().stdout;
+    assert_eq!(filtered.lines().count(), 3, "{filtered}");
+    assert!(filtered.contains("http://intranett.local/order-done"));
+    // The v2 account exists with its invited users and no password hashes.
+    let c = rusqlite::Connection::open(dir.path().join("v2.db")).unwrap();
+    let (accounts, invited): (i64, i64) = c
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM account), (SELECT COUNT(*) FROM app_user WHERE status = 'invited')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(accounts, 1);
+    assert!(invited > 0);
+    // Other organisations see nothing of it.
+    assert_eq!(e.run(Some("otto@other.no"), &["report", "shop"]).code, 4);
+}
+
+#[test]
+fn repeating_the_trial_needs_a_reason_and_marks_retests() {
+    let (e, _dir, _) = migration_env(TestDb::sqlite(), None);
+    sign_contracts(&e, "shop");
+    e.vendor(&["migrate", "shop", "--first"]).ok();
+    e.vendor(&["checklist", "set", "shop", "V1", "--status", "passed", "--evidence", "run:1"]).ok();
+    let r = e.vendor(&["migrate", "shop", "--first"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("needs a reason"), "{}", r.stderr);
+    e.vendor(&["migrate", "shop", "--first", "--reason", "customer fixed VAT numbers"]).ok();
+    let c = e.vendor(&["checklist", "show", "shop", "--json"]).ok().json();
+    assert_eq!(c["items"][0]["status"], "needs-retest");
+}
+
+#[test]
+fn sqlite_v1_to_postgres_v2_through_the_cli() {
+    let Some(v2) = TestDb::postgres() else { return };
+    let (e, _dir, manifest) = migration_env(TestDb::sqlite(), Some(v2.url.clone()));
+    sign_contracts(&e, "shop");
+    e.vendor(&["migrate", "shop", "--first"]).ok();
+    assert_report_matches(&e.vendor(&["report", "shop", "--json"]).ok().json(), &manifest);
+}
+
+#[test]
+fn scope_document_is_generated_from_pack_and_scope() {
+    let (e, _dir, _) = migration_env(TestDb::sqlite(), None);
+    e.vendor(&["scope", "set", "shop", "--exclude", "document"]).ok();
+    let doc = e.customer(&["scope", "show", "shop"]).ok().stdout;
+    assert!(doc.starts_with("# What is migrated from Omikai 1 to Omikai 2"), "{doc}");
+    assert!(doc.contains("`CUST` → `customer`"), "{doc}");
+    assert!(
+        doc.contains("excluded when `STATUS == 'X'`: customer is marked deleted in Omikai 1 (`deleted_in_v1`)"),
+        "{doc}"
+    );
+    assert!(doc.contains("- **Report layouts**: Omikai 2 uses a new report layout architecture"), "{doc}");
+    assert!(doc.contains("- **Documents (attached files)**: excluded from the scope by agreement"), "{doc}");
+    assert!(doc.contains("| `insecure_url` |"), "{doc}");
+}
+
+#[test]
+fn a_broken_pack_is_refused_before_any_run() {
+    let (e, dir, _) = migration_env(TestDb::sqlite(), None);
+    let packs = dir.path().join("packs/omikai");
+    std::fs::create_dir_all(&packs).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packs/omikai");
+    for f in ["project.toml", "v1.sql", "v2.sql", "mapping.toml"] {
+        std::fs::copy(root.join(f), packs.join(f)).unwrap();
+    }
+    let mapping = std::fs::read_to_string(packs.join("mapping.toml")).unwrap().replace(
+        "phone = \"nullif(trim(PHONE), '')\"\npayment_terms",
+        "phone = \"nullif(trim(PHONES), '')\"\npayment_terms",
+    );
+    std::fs::write(packs.join("mapping.toml"), &mapping).unwrap();
+    let line = mapping[..mapping.find("trim(PHONES)").unwrap()].matches('\n').count() + 1;
+    sign_contracts(&e, "shop");
+    let dir_arg = dir.path().join("packs");
+    let r = e.vendor(&["--packs", dir_arg.to_str().unwrap(), "migrate", "shop", "--first"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "the mapping pack is not usable: {}:{line}:22: customer.phone: unknown column 'PHONES'",
+            packs.join("mapping.toml").display()
+        )),
+        "{}",
+        r.stderr
+    );
+    let p = e.vendor(&["project", "show", "shop", "--json"]).ok().json();
+    assert_eq!((p["phase"].as_str(), p["runs"].as_array().unwrap().len()), (Some("plan"), 0));
+}
+
+#[test]
+fn demo_walks_the_lifecycle_on_the_embedded_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["demo", "--customers", "60", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for phase in ["phase 1/6: plan", "phase 2/6: first migration", "phase 3/6: parallel phase", "phase 4/6: approval"] {
+        assert!(stdout.contains(phase), "{phase} missing:\n{stdout}");
+    }
+    assert!(dir.path().join("omikai2.db").exists());
+    let verify = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args([
+            "--db",
+            dir.path().join("cutover.db").to_str().unwrap(),
+            "--as",
+            "vera@vendor.example",
+            "audit",
+            "trykkeriet",
+            "--verify",
+        ])
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+}

@@ -201,7 +201,12 @@ fn go_live(p: &Project, s: &mut String) -> fmt::Result {
     )?;
     writeln!(s)?;
     writeln!(s, "- Migration contract version: `{}`", render(p, DocKind::Migration).hash)?;
-    match p.runs.iter().rev().find(|r| r.kind == crate::project::RunKind::First && r.outcome == RunOutcome::Completed) {
+    match p
+        .runs
+        .iter()
+        .rev()
+        .find(|r| r.kind == crate::project::RunKind::First && !r.dry_run && r.outcome == RunOutcome::Completed)
+    {
         Some(r) => writeln!(s, "- Trial migration: run {} completed", r.id)?,
         None => writeln!(s, "- Trial migration: none completed")?,
     }

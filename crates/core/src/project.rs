@@ -114,6 +114,9 @@ pub struct Run {
     pub by: Email,
     /// Why it was repeated, when it was.
     pub reason: Option<String>,
+    /// A simulation that wrote nothing to v2; it never opens a gate.
+    #[serde(default)]
+    pub dry_run: bool,
     /// Start.
     #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,
@@ -280,6 +283,8 @@ pub enum Command {
         kind: RunKind,
         /// Why a trial migration is repeated (required in the parallel phase).
         reason: Option<String>,
+        /// A simulation: no gate, no phase change, nothing written to v2.
+        dry_run: bool,
     },
     /// Ends a run.
     FinishRun {
@@ -489,7 +494,7 @@ impl Project {
 
     /// Conditions for leaving a migration phase: the latest run of the kind completed.
     fn completion_unmet(&self, kind: RunKind) -> Vec<Unmet> {
-        match self.runs.iter().rev().find(|r| r.kind == kind) {
+        match self.runs.iter().rev().find(|r| r.kind == kind && !r.dry_run) {
             Some(r) if r.outcome == RunOutcome::Running => vec![Unmet::RunInProgress { run: r.id }],
             Some(r) if r.outcome == RunOutcome::Completed => Vec::new(),
             _ => vec![Unmet::NoCompletedRun { kind: kind.as_str().into() }],
@@ -718,7 +723,10 @@ impl Project {
                     p.set_phase(Phase::Approval, ctx, &mut events);
                 }
             }
-            Command::StartRun { kind: run_kind, reason } => {
+            Command::StartRun { kind: run_kind, reason: _, dry_run: true } => {
+                p.start_dry_run(run_kind, ctx, &mut events)?;
+            }
+            Command::StartRun { kind: run_kind, reason, dry_run: false } => {
                 p.start_run(run_kind, reason, ctx, &mut events)?;
             }
             Command::FinishRun { run, outcome, summary } => {
@@ -833,6 +841,7 @@ impl Project {
             kind,
             by: actor.email.clone(),
             reason: reason.clone(),
+            dry_run: false,
             started_at: ctx.now,
             finished_at: None,
             outcome: RunOutcome::Running,
@@ -851,6 +860,37 @@ impl Project {
             _ => {}
         }
         Ok(())
+    }
+
+    /// A simulation: allowed to the vendor any time before go-live, one run at a time.
+    fn start_dry_run(&mut self, kind: RunKind, ctx: Ctx<'_>, events: &mut Vec<Event>) -> Result<(), DomainError> {
+        require(ctx.actor, Some(PartyKind::Vendor), false, "run migrations")?;
+        self.not_terminal("a dry run")?;
+        if let Some(r) = self.running() {
+            return Err(DomainError::GateClosed {
+                step: "dry run".into(),
+                missing: vec![Unmet::RunInProgress { run: r.id }],
+            });
+        }
+        let id = self.runs.last().map_or(1, |r| r.id + 1);
+        self.runs.push(Run {
+            id,
+            kind,
+            by: ctx.actor.email.clone(),
+            reason: None,
+            dry_run: true,
+            started_at: ctx.now,
+            finished_at: None,
+            outcome: RunOutcome::Running,
+            summary: None,
+        });
+        events.push(Event::new("run_started", json!({"run": id, "kind": kind, "dry_run": true})));
+        Ok(())
+    }
+
+    /// The run started last.
+    pub fn last_run(&self) -> Option<&Run> {
+        self.runs.last()
     }
 
     fn in_phase(&self, allowed: &[Phase], action: &str, expected: &str) -> Result<(), DomainError> {

@@ -214,7 +214,7 @@ pub fn generate(path: &Path, spec: Spec) -> Result<Manifest, DemoError> {
 
 #[allow(clippy::too_many_lines)]
 fn write_all(tx: &rusqlite::Transaction<'_>, spec: Spec) -> rusqlite::Result<Manifest> {
-    let mut rng = Rng(spec.seed ^ 0x5eed_0f_c07e_0001);
+    let mut rng = Rng(spec.seed ^ 0x005e_ed0f_c07e_0001);
     let mut m =
         Manifest { customers: spec.customers, seed: spec.seed, cutoff: spec.cutoff.to_string(), ..Default::default() };
     let n = u64::from(spec.customers);

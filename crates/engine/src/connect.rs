@@ -356,11 +356,7 @@ impl Source for SqliteSource {
             .conn
             .prepare(&format!("PRAGMA table_info({})", Dialect::Sqlite.ident(table)))
             .map_err(|e| q(table)(e.to_string()))?;
-        let cols = st
-            .query_map([], |r| r.get::<_, String>(1))
-            .and_then(Iterator::collect)
-            .map_err(|e| q(table)(e.to_string()));
-        cols
+        st.query_map([], |r| r.get::<_, String>(1)).and_then(Iterator::collect).map_err(|e| q(table)(e.to_string()))
     }
     fn count(&mut self, table: &str) -> Result<u64, ConnectorError> {
         self.conn

@@ -5,4 +5,5 @@ pub mod ddl;
 pub mod expr;
 pub mod pack;
 pub mod run;
+pub mod scope;
 pub mod value;

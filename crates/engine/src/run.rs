@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::Date;
 use uuid::Uuid;
 
@@ -35,7 +35,7 @@ pub enum EngineError {
 }
 
 /// The four buckets every v1 record ends in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Bucket {
     /// Migrated as is.
@@ -90,7 +90,7 @@ pub struct LedgerRecord {
 }
 
 /// Counts of one entity.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntityReport {
     /// Pack entity.
     pub entity: String,
@@ -124,7 +124,7 @@ impl EntityReport {
 }
 
 /// What a run did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
     /// The v2 account.
     pub account_id: Uuid,
@@ -321,7 +321,7 @@ pub fn run(
             target: ent.target.as_ref().map(|t| t.table.clone()),
             ..Default::default()
         };
-        let in_scope = ent.not_migrated.is_none() && spec.included.iter().any(|s| *s == ent.scope);
+        let in_scope = ent.not_migrated.is_none() && spec.included.contains(&ent.scope);
         let writing = in_scope && ent.target.is_some() && target.is_some();
         if writing && let (Some(t), Some(tg)) = (target.as_deref_mut(), ent.target.as_ref()) {
             let mut cols = vec!["id".to_owned(), "account_id".to_owned(), "legacy_ref".to_owned()];
@@ -352,7 +352,7 @@ pub fn run(
             let mut on_row = |row: SourceRow| -> Result<(), ConnectorError> {
                 rep.read += 1;
                 if let Some(b) = &bar
-                    && rep.read % 4096 == 0
+                    && rep.read.is_multiple_of(4096)
                 {
                     b.set_position(rep.read);
                 }

@@ -6,6 +6,7 @@
 //! audit never disagree.
 
 mod migrations;
+mod runs;
 mod url;
 
 use cutover_core::audit::AuditEntry;
@@ -15,6 +16,7 @@ use sqlx::{AnyPool, Row};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+pub use runs::{LedgerFilter, LedgerRow, StoredRun};
 pub use url::{Backend, DbUrl};
 
 /// Errors of the store.

@@ -5,11 +5,12 @@ use sqlx::{AnyPool, Row};
 use crate::{Backend, StoreError};
 
 /// (version, name, statements). Never edit a released migration; add a new one.
-const MIGRATIONS: &[(i64, &str, &[&str])] = &[(
-    1,
-    "control plane",
-    &[
-        "CREATE TABLE users (
+const MIGRATIONS: &[(i64, &str, &[&str])] = &[
+    (
+        1,
+        "control plane",
+        &[
+            "CREATE TABLE users (
             email TEXT PRIMARY KEY,
             name TEXT NOT NULL,
             party TEXT NOT NULL CHECK (party IN ('vendor', 'customer')),
@@ -18,7 +19,7 @@ const MIGRATIONS: &[(i64, &str, &[&str])] = &[(
             created_at TEXT NOT NULL,
             password_hash TEXT
         )",
-        "CREATE TABLE projects (
+            "CREATE TABLE projects (
             key TEXT PRIMARY KEY,
             org TEXT NOT NULL,
             name TEXT NOT NULL,
@@ -27,8 +28,8 @@ const MIGRATIONS: &[(i64, &str, &[&str])] = &[(
             state TEXT NOT NULL,
             updated_at TEXT NOT NULL
         )",
-        "CREATE INDEX projects_org ON projects (org)",
-        "CREATE TABLE audit_log (
+            "CREATE INDEX projects_org ON projects (org)",
+            "CREATE TABLE audit_log (
             chain TEXT NOT NULL,
             seq BIGINT NOT NULL,
             at TEXT NOT NULL,
@@ -40,8 +41,42 @@ const MIGRATIONS: &[(i64, &str, &[&str])] = &[(
             hash TEXT NOT NULL,
             PRIMARY KEY (chain, seq)
         )",
-    ],
-)];
+        ],
+    ),
+    (
+        2,
+        "runs and ledger",
+        &[
+            "CREATE TABLE runs (
+                project TEXT NOT NULL,
+                run BIGINT NOT NULL,
+                kind TEXT NOT NULL,
+                dry_run BIGINT NOT NULL,
+                started_by TEXT NOT NULL,
+                started_at TEXT NOT NULL,
+                finished_at TEXT,
+                outcome TEXT NOT NULL,
+                report TEXT,
+                error TEXT,
+                PRIMARY KEY (project, run)
+            )",
+            "CREATE TABLE ledger (
+                project TEXT NOT NULL,
+                run BIGINT NOT NULL,
+                seq BIGINT NOT NULL,
+                entity TEXT NOT NULL,
+                v1_key TEXT NOT NULL,
+                legacy_ref TEXT NOT NULL,
+                bucket TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                message TEXT NOT NULL,
+                original TEXT NOT NULL
+            )",
+            "CREATE UNIQUE INDEX ledger_seq ON ledger (project, run, seq)",
+            "CREATE INDEX ledger_reason ON ledger (project, run, entity, reason)",
+        ],
+    ),
+];
 
 /// Applies the migrations the store does not have yet, each in its own transaction.
 pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

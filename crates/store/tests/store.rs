@@ -200,3 +200,50 @@ fn corrupt_state_is_reported_not_panicked() {
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
     });
 }
+
+#[test]
+fn runs_and_ledgers_roundtrip_with_filters() {
+    each_backend(|store, _| async move {
+        let run = cutover_store::StoredRun {
+            project: "acme".into(),
+            run: 1,
+            kind: "first".into(),
+            dry_run: false,
+            started_by: "vera@vendor.no".into(),
+            started_at: "2026-11-24T10:00:00Z".into(),
+            finished_at: None,
+            outcome: "running".into(),
+            report: None,
+            error: None,
+        };
+        store.insert_run(&run).await.unwrap();
+        let rows: Vec<cutover_store::LedgerRow> = (0..250)
+            .map(|i| cutover_store::LedgerRow {
+                entity: if i % 2 == 0 { "customer".into() } else { "contact".into() },
+                v1_key: i.to_string(),
+                legacy_ref: format!("CUST:{i}"),
+                bucket: if i % 5 == 0 { "rejected".into() } else { "excluded".into() },
+                reason: if i % 5 == 0 { "orphan".into() } else { "deleted_in_v1".into() },
+                message: "m".into(),
+                original: format!("{{\"CUSTNO\":{i},\"NAME\":\"O'Brien \\\"x\\\"\"}}"),
+            })
+            .collect();
+        store.append_ledger("acme", 1, 0, &rows[..120]).await.unwrap();
+        store.append_ledger("acme", 1, 120, &rows[120..]).await.unwrap();
+        store.finish_run("acme", 1, "completed", "2026-11-24T10:01:00Z", Some("{}"), None).await.unwrap();
+        let back = store.run("acme", 1).await.unwrap().unwrap();
+        assert_eq!((back.outcome.as_str(), back.report.as_deref()), ("completed", Some("{}")));
+        let all = store.ledger("acme", 1, &cutover_store::LedgerFilter::default()).await.unwrap();
+        assert_eq!(all.len(), 250);
+        assert_eq!(all[7], rows[7]);
+        let f = cutover_store::LedgerFilter {
+            entity: Some("customer".into()),
+            reason: Some("orphan".into()),
+            buckets: vec![],
+        };
+        assert_eq!(store.ledger("acme", 1, &f).await.unwrap().len(), 25);
+        let f = cutover_store::LedgerFilter { buckets: vec!["rejected".into()], ..Default::default() };
+        assert_eq!(store.ledger("acme", 1, &f).await.unwrap().len(), 50);
+        assert_eq!(store.runs("acme").await.unwrap().len(), 1);
+    });
+}

@@ -128,7 +128,7 @@ fn signed_plan() -> Project {
 }
 
 fn start(p: &Project, kind: RunKind, reason: Option<&str>) -> Project {
-    run(p, &va(), Command::StartRun { kind, reason: reason.map(Into::into) })
+    run(p, &va(), Command::StartRun { kind, reason: reason.map(Into::into), dry_run: false })
 }
 
 fn finish(p: &Project, outcome: RunOutcome) -> Project {
@@ -213,7 +213,7 @@ fn creation_event_masks_the_password() {
 #[test]
 fn first_migration_gate_names_every_missing_signature() {
     let p = new_project();
-    let e = refuse(&p, &va(), Command::StartRun { kind: RunKind::First, reason: None });
+    let e = refuse(&p, &va(), Command::StartRun { kind: RunKind::First, reason: None, dry_run: false });
     assert_eq!(e.code(), "gate_closed");
     assert_eq!(
         texts(&e),
@@ -230,7 +230,7 @@ fn first_migration_gate_names_every_missing_signature() {
     p = sign(&p, &va(), DocKind::Migration);
     p = sign(&p, &ca(), DocKind::Migration);
     p = sign(&p, &va(), DocKind::License);
-    let e = refuse(&p, &va(), Command::StartRun { kind: RunKind::First, reason: None });
+    let e = refuse(&p, &va(), Command::StartRun { kind: RunKind::First, reason: None, dry_run: false });
     assert_eq!(texts(&e), ["the license contract is not signed by the customer (Acme Print AS)"]);
     assert!(e.to_string().starts_with("first migration refused: the license contract is not signed by the customer"));
 }
@@ -250,7 +250,7 @@ fn changing_the_plan_after_signing_makes_signatures_stale() {
             due: date!(2026 - 12 - 10),
         },
     );
-    let e = refuse(&p, &va(), Command::StartRun { kind: RunKind::First, reason: None });
+    let e = refuse(&p, &va(), Command::StartRun { kind: RunKind::First, reason: None, dry_run: false });
     assert_eq!(
         texts(&e),
         [
@@ -331,7 +331,7 @@ fn customers_cannot_do_vendor_work() {
     };
     assert_eq!(refuse(&p, &ca(), add).code(), "forbidden");
     assert_eq!(
-        refuse(&signed_plan(), &ca(), Command::StartRun { kind: RunKind::First, reason: None }).code(),
+        refuse(&signed_plan(), &ca(), Command::StartRun { kind: RunKind::First, reason: None, dry_run: false }).code(),
         "forbidden"
     );
     let log = Command::LogTime {
@@ -356,7 +356,7 @@ fn completed_first_run_opens_the_parallel_phase() {
     assert_eq!(p.phase, Phase::FirstMigration);
     assert_eq!(texts(&p.status().handle_err()), ["run 1 is still in progress"]);
     // A second start while one runs is refused.
-    let e = refuse(&p, &va(), Command::StartRun { kind: RunKind::First, reason: None });
+    let e = refuse(&p, &va(), Command::StartRun { kind: RunKind::First, reason: None, dry_run: false });
     assert_eq!(texts(&e), ["run 1 is still in progress"]);
     // A failed run keeps the phase, a retry needs no reason.
     let p = finish(&p, RunOutcome::Failed);
@@ -457,11 +457,15 @@ fn repeated_trial_migration_needs_a_reason_and_marks_retests() {
     let mut p = in_parallel();
     p = set(&p, &vm(), "V1", ItemStatus::Passed, None);
     p = set(&p, &cm(), "C1", ItemStatus::Failed, Some("missing order"));
-    let e = refuse(&p, &va(), Command::StartRun { kind: RunKind::First, reason: None });
+    let e = refuse(&p, &va(), Command::StartRun { kind: RunKind::First, reason: None, dry_run: false });
     assert!(e.to_string().contains("needs a reason"), "{e}");
     let d = p
         .handle(
-            Command::StartRun { kind: RunKind::First, reason: Some("fixed mapping of editions".into()) },
+            Command::StartRun {
+                kind: RunKind::First,
+                reason: Some("fixed mapping of editions".into()),
+                dry_run: false,
+            },
             ctx(&va()),
         )
         .unwrap();
@@ -476,7 +480,7 @@ fn repeated_trial_migration_needs_a_reason_and_marks_retests() {
 #[test]
 fn trial_migration_cannot_repeat_after_acceptance() {
     let p = in_approval();
-    let e = refuse(&p, &va(), Command::StartRun { kind: RunKind::First, reason: Some("x".into()) });
+    let e = refuse(&p, &va(), Command::StartRun { kind: RunKind::First, reason: Some("x".into()), dry_run: false });
     assert_eq!(e.code(), "wrong_phase");
 }
 
@@ -484,7 +488,7 @@ fn trial_migration_cannot_repeat_after_acceptance() {
 fn final_migration_needs_both_go_live_signatures() {
     let p = in_approval();
     assert_eq!(p.phase, Phase::Approval);
-    let e = refuse(&p, &va(), Command::StartRun { kind: RunKind::Final, reason: None });
+    let e = refuse(&p, &va(), Command::StartRun { kind: RunKind::Final, reason: None, dry_run: false });
     assert_eq!(
         texts(&e),
         [
@@ -493,11 +497,14 @@ fn final_migration_needs_both_go_live_signatures() {
         ]
     );
     let p = sign(&p, &ca(), DocKind::GoLive);
-    let e = refuse(&p, &va(), Command::StartRun { kind: RunKind::Final, reason: None });
+    let e = refuse(&p, &va(), Command::StartRun { kind: RunKind::Final, reason: None, dry_run: false });
     assert_eq!(texts(&e), ["the go-live approval is not signed by the vendor"]);
     // Only a vendor admin runs the final migration.
     let p = sign(&p, &va(), DocKind::GoLive);
-    assert_eq!(refuse(&p, &vm(), Command::StartRun { kind: RunKind::Final, reason: None }).code(), "forbidden");
+    assert_eq!(
+        refuse(&p, &vm(), Command::StartRun { kind: RunKind::Final, reason: None, dry_run: false }).code(),
+        "forbidden"
+    );
     let p = start(&p, RunKind::Final, None);
     assert_eq!(p.phase, Phase::FinalMigration);
 }
@@ -520,7 +527,7 @@ fn go_live_needs_a_completed_final_run_and_then_nothing_migrates() {
     let e = refuse(&p, &va(), Command::GoLive);
     assert_eq!(texts(&e), ["no final migration run has completed"]);
     p = finish(&start(&p, RunKind::Final, None), RunOutcome::Completed);
-    let e = refuse(&p, &va(), Command::StartRun { kind: RunKind::Final, reason: None });
+    let e = refuse(&p, &va(), Command::StartRun { kind: RunKind::Final, reason: None, dry_run: false });
     assert!(e.to_string().contains("already completed"), "{e}");
     assert_eq!(refuse(&p, &vm(), Command::GoLive).code(), "forbidden");
     p = run(&p, &va(), Command::GoLive);
@@ -528,7 +535,7 @@ fn go_live_needs_a_completed_final_run_and_then_nothing_migrates() {
     assert_eq!(p.live_since(), Some(date!(2026 - 11 - 24)));
     assert_eq!(p.status().next_step, None);
     for kind in [RunKind::First, RunKind::Final] {
-        let e = refuse(&p, &va(), Command::StartRun { kind, reason: Some("late data".into()) });
+        let e = refuse(&p, &va(), Command::StartRun { kind, reason: Some("late data".into()), dry_run: false });
         assert_eq!(e.code(), "wrong_phase");
         assert!(e.to_string().contains("went live on 2026-11-24"), "{e}");
     }
@@ -539,7 +546,10 @@ fn go_live_needs_a_completed_final_run_and_then_nothing_migrates() {
 fn phases_never_skip() {
     // Nothing but the plan-phase steps works in the plan phase.
     let p = new_project();
-    assert_eq!(refuse(&p, &va(), Command::StartRun { kind: RunKind::Final, reason: None }).code(), "wrong_phase");
+    assert_eq!(
+        refuse(&p, &va(), Command::StartRun { kind: RunKind::Final, reason: None, dry_run: false }).code(),
+        "wrong_phase"
+    );
     assert_eq!(refuse(&p, &va(), Command::GoLive).code(), "wrong_phase");
     assert_eq!(refuse(&p, &va(), Command::ChecklistAccept).code(), "wrong_phase");
     assert_eq!(
@@ -625,4 +635,29 @@ impl Status {
     fn handle_err(&self) -> DomainError {
         DomainError::GateClosed { step: self.next_step.unwrap_or("").into(), missing: self.blocked_by.clone() }
     }
+}
+
+#[test]
+fn dry_runs_need_no_gate_and_open_none() {
+    let p = new_project();
+    let p = run(&p, &vm(), Command::StartRun { kind: RunKind::First, reason: None, dry_run: true });
+    assert_eq!(p.phase, Phase::Plan);
+    assert!(p.runs[0].dry_run);
+    let e = refuse(&p, &va(), Command::StartRun { kind: RunKind::First, reason: None, dry_run: true });
+    assert_eq!(texts(&e), ["run 1 is still in progress"]);
+    let p = finish(&p, RunOutcome::Completed);
+    assert_eq!(p.phase, Phase::Plan);
+    assert_eq!(p.status().blocked_by.len(), 4);
+    assert_eq!(
+        refuse(&p, &ca(), Command::StartRun { kind: RunKind::First, reason: None, dry_run: true }).code(),
+        "forbidden"
+    );
+    // A completed dry run does not count as the trial migration.
+    let mut p = p;
+    for k in [DocKind::Migration, DocKind::License] {
+        p = sign(&sign(&p, &va(), k), &ca(), k);
+    }
+    let p = start(&p, RunKind::First, None);
+    assert_eq!(p.runs[1].id, 2);
+    assert_eq!(texts(&p.status().handle_err()), ["run 2 is still in progress"]);
 }

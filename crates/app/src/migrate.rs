@@ -1,0 +1,172 @@
+//! Running a migration for a project: gate, run the engine on its own thread, stream the
+//! ledger into the store, record the outcome in the lifecycle.
+
+use std::sync::Arc;
+
+use cutover_core::{Command, ProjectKey, RunKind, RunOutcome, User};
+use cutover_engine::connect::{SourceConfig, Target, TargetConfig};
+use cutover_engine::run::{EngineError, LedgerRecord, RunReport, RunSpec, run};
+use cutover_store::{LedgerRow, StoredRun};
+use time::format_description::well_known::Rfc3339;
+
+use crate::{App, AppError, Result};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct MigrateRequest {
+    /// Trial or final.
+    pub kind: RunKind,
+    /// Simulate: write nothing to v2.
+    pub dry_run: bool,
+    /// Why a trial migration is repeated.
+    pub reason: Option<String>,
+    /// Progress bars on a terminal.
+    pub progress: bool,
+}
+
+/// A completed run.
+#[derive(Debug, Clone)]
+pub struct MigrateOutcome {
+    /// Run number.
+    pub run: u32,
+    /// The engine's report.
+    pub report: RunReport,
+}
+
+/// One line for the lifecycle and the audit log.
+pub fn summary(r: &RunReport) -> String {
+    let t = r.totals();
+    format!(
+        "{}read {}, migrated {} ({} with warnings), excluded {}, rejected {} in {:.1} s",
+        if r.dry_run { "dry run: " } else { "" },
+        t.read,
+        t.migrated,
+        t.warned,
+        t.excluded,
+        t.rejected,
+        r.elapsed_ms as f64 / 1000.0
+    )
+}
+
+impl App {
+    /// Runs a migration of a project, through its gate.
+    pub async fn migrate(&self, actor: &User, key: &ProjectKey, req: MigrateRequest) -> Result<MigrateOutcome> {
+        let project = self.project(actor, key).await?.project;
+        // Everything that can be checked before the run is checked before the run starts.
+        let v1 = project
+            .v1_url
+            .clone()
+            .ok_or_else(|| AppError::Config(format!("project {key} has no v1 source; create it with --v1")))?;
+        let source = SourceConfig::from_url(&v1).map_err(|e| AppError::Config(e.to_string()))?;
+        let target = if req.dry_run {
+            None
+        } else {
+            let v2 = project
+                .v2_url
+                .clone()
+                .ok_or_else(|| AppError::Config(format!("project {key} has no v2 target; create it with --v2")))?;
+            Some(TargetConfig::from_url(&v2).map_err(|e| AppError::Config(e.to_string()))?)
+        };
+        let pack = Arc::new(self.packs().load(&project.pack)?);
+
+        let d = self
+            .execute(actor, key, Command::StartRun { kind: req.kind, reason: req.reason.clone(), dry_run: req.dry_run })
+            .await?;
+        let started =
+            d.project.last_run().cloned().ok_or_else(|| AppError::Config("the run was not recorded".into()))?;
+        let run_no = i64::from(started.id);
+        self.store()
+            .insert_run(&StoredRun {
+                project: key.to_string(),
+                run: run_no,
+                kind: req.kind.as_str().into(),
+                dry_run: req.dry_run,
+                started_by: actor.email.to_string(),
+                started_at: started.started_at.format(&Rfc3339).unwrap_or_default(),
+                finished_at: None,
+                outcome: "running".into(),
+                report: None,
+                error: None,
+            })
+            .await?;
+        tracing::info!(key = %key, run = run_no, kind = req.kind.as_str(), dry_run = req.dry_run, "run started");
+
+        let scope = d.project.scope.clone();
+        let (account_key, account_name) = (key.to_string(), d.project.org.to_string());
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<LedgerRecord>>(4);
+        let progress = req.progress;
+        let engine = std::thread::spawn(move || -> std::result::Result<RunReport, EngineError> {
+            let mut src = source.build()?;
+            let mut tgt = target.map(|t| t.build()).transpose()?;
+            let spec = RunSpec {
+                pack: &pack,
+                account_key: &account_key,
+                account_name: &account_name,
+                included: &scope.included,
+                cutoff: scope.cutoff,
+                options: &scope.options,
+                progress,
+            };
+            run(&spec, src.as_mut(), tgt.as_deref_mut().map(|t| t as &mut dyn Target), &mut |batch| {
+                tx.blocking_send(batch).map_err(|_| EngineError::Ledger("the store stopped taking the ledger".into()))
+            })
+        });
+        let mut seq = 0i64;
+        let mut store_err = None;
+        while let Some(batch) = rx.recv().await {
+            let rows: Vec<LedgerRow> = batch
+                .into_iter()
+                .map(|l| LedgerRow {
+                    entity: l.entity,
+                    v1_key: l.key,
+                    legacy_ref: l.legacy_ref,
+                    bucket: l.bucket.as_str().into(),
+                    reason: l.reason,
+                    message: l.message,
+                    original: l.original,
+                })
+                .collect();
+            if let Err(e) = self.store().append_ledger(key.as_str(), run_no, seq, &rows).await {
+                store_err = Some(e);
+                break;
+            }
+            seq += rows.len() as i64;
+        }
+        drop(rx);
+        let joined = tokio::task::spawn_blocking(move || engine.join()).await;
+        let result: std::result::Result<RunReport, AppError> = match (joined, store_err) {
+            (_, Some(e)) => Err(e.into()),
+            (Ok(Ok(Ok(report))), None) => Ok(report),
+            (Ok(Ok(Err(e))), None) => Err(AppError::Engine(e)),
+            _ => Err(AppError::Config("the migration engine stopped unexpectedly".into())),
+        };
+        let now = self.now().format(&Rfc3339).unwrap_or_default();
+        match result {
+            Ok(report) => {
+                let line = summary(&report);
+                let json = serde_json::to_string(&report).map_err(|e| AppError::Config(e.to_string()))?;
+                self.store().finish_run(key.as_str(), run_no, "completed", &now, Some(&json), None).await?;
+                self.execute(
+                    actor,
+                    key,
+                    Command::FinishRun { run: started.id, outcome: RunOutcome::Completed, summary: Some(line) },
+                )
+                .await?;
+                tracing::info!(key = %key, run = run_no, "run completed");
+                Ok(MigrateOutcome { run: started.id, report })
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                self.store().finish_run(key.as_str(), run_no, "failed", &now, None, Some(&msg)).await?;
+                self.execute(
+                    actor,
+                    key,
+                    Command::FinishRun { run: started.id, outcome: RunOutcome::Failed, summary: Some(msg) },
+                )
+                .await?;
+                tracing::warn!(key = %key, run = run_no, error = %e, "run failed");
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! `cutover demo-data` and `cutover demo`: generated Omikai 1 data, and a whole project walked on it.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use cutover_app::{App, MigrateRequest, NewUser, Packs, ProjectSpec};
+use cutover_core::checklist::{ItemStatus, ItemUpdate};
+use cutover_core::documents::DocKind;
+use cutover_core::plan::ScopeChange;
+use cutover_core::{Command, Email, OrgName, PartyKind, ProjectKey, Role, RunKind, Text};
+use cutover_demo::{DEFAULT_CUTOFF, Spec};
+
+use crate::args::{DemoArgs, DemoDataArgs};
+use crate::commands::date;
+use crate::out;
+
+pub fn demo_data(a: DemoDataArgs, json: bool) -> Result<u8> {
+    let cutoff = a.cutoff.as_deref().map(|c| date(c, "cutoff")).transpose()?.unwrap_or(DEFAULT_CUTOFF);
+    let m = cutover_demo::generate(&a.out, Spec { customers: a.customers, seed: a.seed, cutoff })?;
+    let manifest_path = manifest_path(&a.out);
+    std::fs::write(&manifest_path, serde_json::to_string_pretty(&m)?)
+        .with_context(|| format!("writing {}", manifest_path.display()))?;
+    if json {
+        out::json(&m)?;
+    } else {
+        println!("wrote {} ({} rows, {} customers, seed {})", a.out.display(), m.rows(), m.customers, m.seed);
+        println!("expected outcomes for cut-off {}: {}", m.cutoff, manifest_path.display());
+    }
+    Ok(0)
+}
+
+fn manifest_path(db: &std::path::Path) -> PathBuf {
+    let mut s = db.as_os_str().to_owned();
+    s.push(".manifest.json");
+    PathBuf::from(s)
+}
+
+fn step(n: u8, title: &str) {
+    println!("\n== phase {n}/6: {title}");
+}
+
+/// Walks a demo project as far as the product goes, on SQLite files in `a.dir`.
+pub async fn demo(a: &DemoArgs, packs: Option<PathBuf>) -> Result<u8> {
+    std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
+    let dir = a.dir.canonicalize()?;
+    let (store, v1, v2) = (dir.join("cutover.db"), dir.join("omikai1.db"), dir.join("omikai2.db"));
+    for f in [&store, &v1, &v2] {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = f.as_os_str().to_owned();
+            p.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(p));
+        }
+    }
+    println!("cutover demo in {}", dir.display());
+    let m = cutover_demo::generate(&v1, Spec { customers: a.customers, seed: 1, cutoff: DEFAULT_CUTOFF })?;
+    println!("generated Omikai 1 demo data: {} ({} rows, {} customers)", v1.display(), m.rows(), m.customers);
+
+    let app = App::open(store.to_str().context("non-UTF-8 folder")?, packs.map_or(Packs::Builtin, Packs::Dir)).await?;
+    let vendor = app
+        .add_user(
+            None,
+            NewUser {
+                email: Email::parse("vera@vendor.example")?,
+                name: Text::parse("Vera Vendor")?,
+                party: PartyKind::Vendor,
+                org: None,
+                role: Role::Admin,
+                password: None,
+            },
+        )
+        .await?;
+    let org = OrgName::parse("Trykkeriet AS")?;
+    let customer = app
+        .add_user(
+            Some(&vendor),
+            NewUser {
+                email: Email::parse("cora@trykkeriet.example")?,
+                name: Text::parse("Cora Customer")?,
+                party: PartyKind::Customer,
+                org: Some(org.clone()),
+                role: Role::Admin,
+                password: None,
+            },
+        )
+        .await?;
+    let key = ProjectKey::parse("trykkeriet")?;
+
+    step(1, "plan");
+    let p = app
+        .create_project(
+            &vendor,
+            ProjectSpec {
+                key: key.clone(),
+                name: Text::parse("Trykkeriet to Omikai 2")?,
+                org,
+                pack: "omikai".into(),
+                v1_url: Some(v1.display().to_string()),
+                v2_url: Some(v2.display().to_string()),
+            },
+        )
+        .await?;
+    println!(
+        "project {} created with {} plan activities and {} checklist items",
+        p.key,
+        p.plan.activities.len(),
+        p.checklist.items.len()
+    );
+    app.execute(&vendor, &key, Command::SetScope(ScopeChange { cutoff: Some(DEFAULT_CUTOFF), ..Default::default() }))
+        .await?;
+    println!("history cut-off set to {DEFAULT_CUTOFF}");
+    let dry = app
+        .migrate(&vendor, &key, MigrateRequest { kind: RunKind::First, dry_run: true, reason: None, progress: true })
+        .await?;
+    println!("dry run {}: {}", dry.run, cutover_app::summary(&dry.report));
+    let blocked = app.project(&vendor, &key).await?.project.status().blocked_by;
+    println!("first migration is blocked by:");
+    for b in &blocked {
+        println!("  - {b}");
+    }
+    for kind in [DocKind::Migration, DocKind::License] {
+        app.execute(&vendor, &key, Command::Sign { kind, party: None }).await?;
+        app.execute(&customer, &key, Command::Sign { kind, party: None }).await?;
+        println!("{} signed by both parties", kind.title());
+    }
+
+    step(2, "first migration");
+    let first = app
+        .migrate(&vendor, &key, MigrateRequest { kind: RunKind::First, dry_run: false, reason: None, progress: true })
+        .await?;
+    println!("run {}: {}", first.run, cutover_app::summary(&first.report));
+    crate::report::print_counts(&first.report);
+    println!("v2 account written to {}", v2.display());
+
+    step(3, "parallel phase");
+    let project = app.project(&vendor, &key).await?.project;
+    for item in &project.checklist.items {
+        let actor = if item.kind == PartyKind::Vendor { &vendor } else { &customer };
+        let update = ItemUpdate {
+            status: ItemStatus::Passed,
+            note: Some("checked in the demo".into()),
+            evidence: vec![format!("run:{}", first.run)],
+        };
+        app.execute(actor, &key, Command::ChecklistSet { item: item.id.clone(), update }).await?;
+    }
+    println!("{} checklist items passed by their parties", project.checklist.items.len());
+    app.execute(&vendor, &key, Command::ChecklistAccept).await?;
+    app.execute(&customer, &key, Command::ChecklistAccept).await?;
+    println!("checklist accepted by both parties");
+
+    step(4, "approval");
+    app.execute(&vendor, &key, Command::Sign { kind: DocKind::GoLive, party: None }).await?;
+    app.execute(&customer, &key, Command::Sign { kind: DocKind::GoLive, party: None }).await?;
+    println!("go-live approval signed by both parties");
+    let p = app.project(&vendor, &key).await?.project;
+    let st = p.status();
+    println!("\nphase now: {}; next: {}", st.phase, st.next_step.unwrap_or("-"));
+    for b in &st.blocked_by {
+        println!("  - {b}");
+    }
+    let db = store.display();
+    println!("\nlook next:");
+    println!("  cutover --db {db} --as vera@vendor.example project show {key}");
+    println!("  cutover --db {db} --as vera@vendor.example report {key} --format csv");
+    println!("  cutover --db {db} --as vera@vendor.example scope show {key}");
+    println!("  cutover --db {db} --as vera@vendor.example audit {key} --verify");
+    app.store().close().await;
+    Ok(0)
+}

@@ -1,0 +1,133 @@
+//! `cutover report`: a run's counts per entity and reason, and the records not migrated.
+
+use anyhow::{Context, Result};
+use cutover_app::App;
+use cutover_core::{DomainError, ProjectKey, User};
+use cutover_engine::run::RunReport;
+use cutover_store::LedgerFilter;
+use serde_json::json;
+
+use crate::args::ReportArgs;
+use crate::out;
+
+/// Prints the per-entity table of a run.
+pub fn print_counts(r: &RunReport) {
+    let mut rows: Vec<Vec<String>> = r
+        .entities
+        .iter()
+        .map(|e| {
+            vec![
+                e.entity.clone(),
+                e.source.clone(),
+                e.target.clone().unwrap_or_else(|| "-".into()),
+                e.read.to_string(),
+                e.migrated.to_string(),
+                e.warned.to_string(),
+                e.excluded.to_string(),
+                e.rejected.to_string(),
+            ]
+        })
+        .collect();
+    let t = r.totals();
+    rows.push(vec![
+        "total".into(),
+        String::new(),
+        String::new(),
+        t.read.to_string(),
+        t.migrated.to_string(),
+        t.warned.to_string(),
+        t.excluded.to_string(),
+        t.rejected.to_string(),
+    ]);
+    out::table(&["entity", "v1", "v2", "read", "migrated", "warned", "excluded", "rejected"], &rows);
+}
+
+pub async fn report(app: &App, user: &User, a: ReportArgs, json_flag: bool) -> Result<u8> {
+    let key = ProjectKey::parse(&a.key)?;
+    let p = app.project(user, &key).await?.project;
+    let run_no = match a.run {
+        Some(n) => n,
+        None => i64::from(
+            p.last_run().map(|r| r.id).ok_or_else(|| DomainError::NotFound(format!("a run of project '{key}'")))?,
+        ),
+    };
+    let run = app
+        .store()
+        .run(key.as_str(), run_no)
+        .await?
+        .ok_or_else(|| DomainError::NotFound(format!("run {run_no} of project '{key}'")))?;
+    let format = if json_flag { "json" } else { a.format.as_str() };
+    let report: Option<RunReport> =
+        run.report.as_deref().map(serde_json::from_str).transpose().context("reading the stored report")?;
+    match format {
+        "text" => {
+            println!(
+                "{key}, run {run_no} ({} {}migration, {}): started {} by {}",
+                run.outcome,
+                if run.dry_run { "dry-run " } else { "" },
+                run.kind,
+                run.started_at,
+                run.started_by
+            );
+            if let Some(e) = &run.error {
+                println!("error: {e}");
+            }
+            if let Some(r) = &report {
+                print_counts(r);
+                println!();
+                let mut rows = Vec::new();
+                for e in &r.entities {
+                    for (k, n) in &e.reasons {
+                        let (bucket, reason) = k.split_once(':').unwrap_or((k, ""));
+                        rows.push(vec![e.entity.clone(), bucket.to_owned(), reason.to_owned(), n.to_string()]);
+                    }
+                }
+                out::table(&["entity", "bucket", "reason", "records"], &rows);
+                println!(
+                    "\nevery record not migrated, with its original values: cutover report {key} --run {run_no} --format csv"
+                );
+            }
+        }
+        "json" => {
+            out::json(&json!({
+                "project": key, "run": run_no, "kind": run.kind, "dry_run": run.dry_run, "outcome": run.outcome,
+                "started_at": run.started_at, "finished_at": run.finished_at, "error": run.error, "report": report,
+            }))?;
+        }
+        "csv" => {
+            let mut buckets = vec!["excluded".to_owned(), "rejected".to_owned()];
+            if a.warnings {
+                buckets.push("warned".into());
+            }
+            let f = LedgerFilter { entity: a.entity, reason: a.reason, buckets };
+            let rows = app.store().ledger(key.as_str(), run_no, &f).await?;
+            let mut w = std::io::stdout().lock();
+            write_csv(&mut w, &rows)?;
+        }
+        other => {
+            return Err(DomainError::Invalid {
+                field: "format",
+                reason: format!("'{other}' is not one of text, json, csv"),
+            }
+            .into());
+        }
+    }
+    Ok(0)
+}
+
+/// Writes ledger rows as RFC 4180 CSV.
+pub fn write_csv(w: &mut impl std::io::Write, rows: &[cutover_store::LedgerRow]) -> std::io::Result<()> {
+    writeln!(w, "entity,legacy_ref,key,bucket,reason,message,original")?;
+    for r in rows {
+        let cells = [&r.entity, &r.legacy_ref, &r.v1_key, &r.bucket, &r.reason, &r.message, &r.original];
+        let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+        writeln!(w, "{}", line.join(","))?;
+    }
+    Ok(())
+}
+
+fn csv_cell(s: &str) -> String {
+    // Cells starting with = + - @ are prefixed so spreadsheets do not run them as formulas.
+    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_owned() };
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
+}

@@ -1,0 +1,224 @@
+//! Migration runs and their ledgers: every record not simply migrated, with its reason and original values.
+
+use sqlx::Row;
+
+use crate::{Store, StoreError};
+
+/// A run as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRun {
+    /// Project key.
+    pub project: String,
+    /// Run number.
+    pub run: i64,
+    /// `first` or `final`.
+    pub kind: String,
+    /// A simulation.
+    pub dry_run: bool,
+    /// Who started it.
+    pub started_by: String,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339, once finished.
+    pub finished_at: Option<String>,
+    /// `running`, `completed` or `failed`.
+    pub outcome: String,
+    /// The engine's report as JSON.
+    pub report: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// A ledger row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRow {
+    /// Pack entity.
+    pub entity: String,
+    /// v1 key.
+    pub v1_key: String,
+    /// `TABLE:key`.
+    pub legacy_ref: String,
+    /// `warned`, `excluded` or `rejected`.
+    pub bucket: String,
+    /// Reason code.
+    pub reason: String,
+    /// Explanation.
+    pub message: String,
+    /// The v1 record as JSON.
+    pub original: String,
+}
+
+/// Which ledger rows to read.
+#[derive(Debug, Clone, Default)]
+pub struct LedgerFilter {
+    /// Only this entity.
+    pub entity: Option<String>,
+    /// Only this reason.
+    pub reason: Option<String>,
+    /// Only these buckets (all when empty).
+    pub buckets: Vec<String>,
+}
+
+const LEDGER_ROWS_PER_INSERT: usize = 100;
+
+impl Store {
+    /// Records the start of a run.
+    pub async fn insert_run(&self, r: &StoredRun) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO runs (project, run, kind, dry_run, started_by, started_at, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(r.project.clone())
+        .bind(r.run)
+        .bind(r.kind.clone())
+        .bind(i64::from(r.dry_run))
+        .bind(r.started_by.clone())
+        .bind(r.started_at.clone())
+        .bind(r.outcome.clone())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records how a run ended.
+    pub async fn finish_run(
+        &self,
+        project: &str,
+        run: i64,
+        outcome: &str,
+        finished_at: &str,
+        report: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE runs SET outcome = $1, finished_at = $2, report = $3, error = $4 WHERE project = $5 AND run = $6",
+        )
+        .bind(outcome.to_owned())
+        .bind(finished_at.to_owned())
+        .bind(report.map(str::to_owned))
+        .bind(error.map(str::to_owned))
+        .bind(project.to_owned())
+        .bind(run)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Appends ledger rows of a run, numbered from `first_seq`, many rows per statement, in one transaction.
+    pub async fn append_ledger(
+        &self,
+        project: &str,
+        run: i64,
+        first_seq: i64,
+        rows: &[LedgerRow],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut seq = first_seq;
+        for chunk in rows.chunks(LEDGER_ROWS_PER_INSERT) {
+            let mut sql = String::from(
+                "INSERT INTO ledger (project, run, seq, entity, v1_key, legacy_ref, bucket, reason, message, original) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                let ps: Vec<String> = (1..=10).map(|k| format!("${}", i * 10 + k)).collect();
+                sql.push_str(&format!("({})", ps.join(", ")));
+            }
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in chunk {
+                q = q
+                    .bind(project.to_owned())
+                    .bind(run)
+                    .bind(seq)
+                    .bind(r.entity.clone())
+                    .bind(r.v1_key.clone())
+                    .bind(r.legacy_ref.clone())
+                    .bind(r.bucket.clone())
+                    .bind(r.reason.clone())
+                    .bind(r.message.clone())
+                    .bind(r.original.clone());
+                seq += 1;
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A run.
+    pub async fn run(&self, project: &str, run: i64) -> Result<Option<StoredRun>, StoreError> {
+        let row = sqlx::query(
+            "SELECT project, run, kind, dry_run, started_by, started_at, finished_at, outcome, report, error FROM runs WHERE project = $1 AND run = $2",
+        )
+        .bind(project.to_owned())
+        .bind(run)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| run_from_row(&r)).transpose()
+    }
+
+    /// All runs of a project, oldest first.
+    pub async fn runs(&self, project: &str) -> Result<Vec<StoredRun>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT project, run, kind, dry_run, started_by, started_at, finished_at, outcome, report, error FROM runs WHERE project = $1 ORDER BY run",
+        )
+        .bind(project.to_owned())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// Ledger rows of a run, in entity and key order of writing.
+    pub async fn ledger(&self, project: &str, run: i64, f: &LedgerFilter) -> Result<Vec<LedgerRow>, StoreError> {
+        let mut sql = String::from(
+            "SELECT entity, v1_key, legacy_ref, bucket, reason, message, original FROM ledger WHERE project = $1 AND run = $2",
+        );
+        let mut n = 2;
+        if f.entity.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND entity = ${n}"));
+        }
+        if f.reason.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND reason = ${n}"));
+        }
+        if !f.buckets.is_empty() {
+            let ps: Vec<String> = f.buckets.iter().enumerate().map(|(i, _)| format!("${}", n + 1 + i)).collect();
+            sql.push_str(&format!(" AND bucket IN ({})", ps.join(", ")));
+        }
+        sql.push_str(" ORDER BY seq");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(project.to_owned()).bind(run);
+        for v in f.entity.iter().chain(f.reason.iter()).chain(f.buckets.iter()) {
+            q = q.bind(v.clone());
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LedgerRow {
+                    entity: r.try_get(0)?,
+                    v1_key: r.try_get(1)?,
+                    legacy_ref: r.try_get(2)?,
+                    bucket: r.try_get(3)?,
+                    reason: r.try_get(4)?,
+                    message: r.try_get(5)?,
+                    original: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn run_from_row(r: &sqlx::any::AnyRow) -> Result<StoredRun, StoreError> {
+    Ok(StoredRun {
+        project: r.try_get(0)?,
+        run: r.try_get(1)?,
+        kind: r.try_get(2)?,
+        dry_run: r.try_get::<i64, _>(3)? != 0,
+        started_by: r.try_get(4)?,
+        started_at: r.try_get(5)?,
+        finished_at: r.try_get(6)?,
+        outcome: r.try_get(7)?,
+        report: r.try_get(8)?,
+        error: r.try_get(9)?,
+    })
+}
