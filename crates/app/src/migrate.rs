@@ -95,22 +95,26 @@ impl App {
         let (account_key, account_name) = (key.to_string(), d.project.org.to_string());
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<LedgerRecord>>(4);
         let progress = req.progress;
-        let engine = std::thread::spawn(move || -> std::result::Result<RunReport, EngineError> {
-            let mut src = source.build()?;
-            let mut tgt = target.map(|t| t.build()).transpose()?;
-            let spec = RunSpec {
-                pack: &pack,
-                account_key: &account_key,
-                account_name: &account_name,
-                included: &scope.included,
-                cutoff: scope.cutoff,
-                options: &scope.options,
-                progress,
-            };
-            run(&spec, src.as_mut(), tgt.as_deref_mut().map(|t| t as &mut dyn Target), &mut |batch| {
-                tx.blocking_send(batch).map_err(|_| EngineError::Ledger("the store stopped taking the ledger".into()))
-            })
-        });
+        let engine = std::thread::Builder::new().name("engine".into()).spawn(
+            move || -> std::result::Result<RunReport, EngineError> {
+                let mut src = source.build()?;
+                let mut tgt = target.map(|t| t.build()).transpose()?;
+                let spec = RunSpec {
+                    pack: &pack,
+                    account_key: &account_key,
+                    account_name: &account_name,
+                    included: &scope.included,
+                    cutoff: scope.cutoff,
+                    options: &scope.options,
+                    progress,
+                };
+                run(&spec, src.as_mut(), tgt.as_deref_mut().map(|t| t as &mut dyn Target), &mut |batch| {
+                    tx.blocking_send(batch)
+                        .map_err(|_| EngineError::Ledger("the store stopped taking the ledger".into()))
+                })
+            },
+        );
+        let engine = engine.map_err(|e| AppError::Config(format!("cannot start the engine thread: {e}")))?;
         let mut seq = 0i64;
         let mut store_err = None;
         while let Some(batch) = rx.recv().await {

@@ -401,37 +401,24 @@ impl rusqlite::ToSql for Value {
     }
 }
 
-/// A SQLite v2 database; rows are inserted in batches with a cached prepared statement.
+/// A SQLite v2 database; rows are inserted with a cached prepared statement. During a run,
+/// foreign keys are checked once for the whole load at commit rather than row by row.
 #[derive(Debug)]
 pub struct SqliteTarget {
     conn: rusqlite::Connection,
     insert: String,
-    batch: Vec<Vec<Value>>,
     in_tx: bool,
 }
-
-const SQLITE_BATCH: usize = 2000;
 
 impl SqliteTarget {
     /// Opens (creating) the file with foreign keys enforced.
     pub fn open(path: &std::path::Path) -> Result<Self, ConnectorError> {
         let conn = rusqlite::Connection::open(path)
             .map_err(|e| ConnectorError::Open { what: path.display().to_string(), reason: e.to_string() })?;
-        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;")
             .map_err(|e| ConnectorError::Open { what: path.display().to_string(), reason: e.to_string() })?;
-        Ok(Self { conn, insert: String::new(), batch: Vec::new(), in_tx: false })
-    }
-
-    fn flush(&mut self) -> Result<(), ConnectorError> {
-        if self.batch.is_empty() {
-            return Ok(());
-        }
-        let mut st = self.conn.prepare_cached(&self.insert).map_err(|e| q("preparing insert")(e.to_string()))?;
-        for row in self.batch.drain(..) {
-            st.execute(rusqlite::params_from_iter(row.iter()))
-                .map_err(|e| q(format!("{} with {}", self.insert, describe_row(&row)))(e.to_string()))?;
-        }
-        Ok(())
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Self { conn, insert: String::new(), in_tx: false })
     }
 }
 
@@ -502,7 +489,8 @@ impl Target for SqliteTarget {
         Ok(true)
     }
     fn begin(&mut self) -> Result<(), ConnectorError> {
-        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| q("BEGIN")(e.to_string()))?;
+        // The pragma cannot change inside a transaction; commit checks every key of the load instead.
+        self.conn.execute_batch("PRAGMA foreign_keys = OFF; BEGIN IMMEDIATE").map_err(|e| q("BEGIN")(e.to_string()))?;
         self.in_tx = true;
         Ok(())
     }
@@ -521,18 +509,19 @@ impl Target for SqliteTarget {
         Ok(())
     }
     fn write_row(&mut self, row: &[Value]) -> Result<(), ConnectorError> {
-        self.batch.push(row.to_vec());
-        if self.batch.len() >= SQLITE_BATCH {
-            self.flush()?;
-        }
+        let mut st = self
+            .conn
+            .prepare_cached(&self.insert)
+            .map_err(|e| q(format!("preparing {}", self.insert))(e.to_string()))?;
+        st.execute(rusqlite::params_from_iter(row.iter()))
+            .map_err(|e| q(format!("{} with {}", self.insert, describe_row(row)))(e.to_string()))?;
         Ok(())
     }
     fn finish_table(&mut self) -> Result<(), ConnectorError> {
-        self.flush()
+        Ok(())
     }
     fn commit(&mut self) -> Result<(), ConnectorError> {
-        self.flush()?;
-        // Foreign keys are enforced row by row; this is a final guard for the whole load.
+        // Every foreign key of the whole database, checked once for the load.
         let violations: i64 = self
             .conn
             .query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| r.get(0))
@@ -540,15 +529,14 @@ impl Target for SqliteTarget {
         if violations > 0 {
             return Err(q("commit")(format!("{violations} foreign key violations")));
         }
-        self.conn.execute_batch("COMMIT").map_err(|e| q("COMMIT")(e.to_string()))?;
+        self.conn.execute_batch("COMMIT; PRAGMA foreign_keys = ON").map_err(|e| q("COMMIT")(e.to_string()))?;
         self.in_tx = false;
         Ok(())
     }
     fn rollback(&mut self) -> Result<(), ConnectorError> {
-        self.batch.clear();
         if self.in_tx {
             self.in_tx = false;
-            self.conn.execute_batch("ROLLBACK").map_err(|e| q("ROLLBACK")(e.to_string()))?;
+            self.conn.execute_batch("ROLLBACK; PRAGMA foreign_keys = ON").map_err(|e| q("ROLLBACK")(e.to_string()))?;
         }
         Ok(())
     }
@@ -676,6 +664,10 @@ pub struct PgTarget {
     copy_sql: String,
     buf: Vec<u8>,
     in_tx: bool,
+    /// Per-row foreign-key triggers are off for this session; commit validates instead.
+    deferred_keys: bool,
+    /// Tables loaded in this transaction.
+    loaded: Vec<String>,
 }
 
 const COPY_CHUNK: usize = 1 << 20;
@@ -764,6 +756,8 @@ impl PgTarget {
             copy_sql: String::new(),
             buf: Vec::with_capacity(COPY_CHUNK + 4096),
             in_tx: false,
+            deferred_keys: false,
+            loaded: Vec::new(),
         })
     }
 
@@ -784,6 +778,58 @@ impl PgTarget {
             self.send(PgJob::Copy(self.copy_sql.clone(), data))?;
         }
         Ok(())
+    }
+
+    /// Every single-column foreign key of the loaded tables, checked in one query each.
+    fn validate_keys(&mut self, account: Option<Uuid>) -> Result<(), ConnectorError> {
+        let names: Vec<String> =
+            self.loaded.iter().map(|t| format!("'{}'", t.to_lowercase().replace('\'', ""))).collect();
+        if names.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "SELECT cl.relname::text, a.attname::text, pl.relname::text, pa.attname::text \
+             FROM pg_constraint c \
+             JOIN pg_class cl ON cl.oid = c.conrelid JOIN pg_class pl ON pl.oid = c.confrelid \
+             JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] \
+             JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = c.confkey[1] \
+             WHERE c.contype = 'f' AND cardinality(c.conkey) = 1 AND cl.relnamespace = current_schema()::regnamespace \
+             AND cl.relname IN ({})",
+            names.join(", ")
+        );
+        let cols = [
+            ("t".to_owned(), Type::Text),
+            ("c".to_owned(), Type::Text),
+            ("p".to_owned(), Type::Text),
+            ("pc".to_owned(), Type::Text),
+        ];
+        let fks = self.query(&sql, &cols, None)?;
+        let d = Dialect::Postgres;
+        for fk in fks {
+            let [Value::Text(t), Value::Text(c), Value::Text(p), Value::Text(pc)] = fk.as_slice() else { continue };
+            let scope = if account.is_some() { "x.account_id = $1 AND " } else { "" };
+            let check = format!(
+                "SELECT COUNT(*)::bigint FROM {} x WHERE {scope}x.{} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {} y WHERE y.{} = x.{})",
+                d.ident(t),
+                d.ident(c),
+                d.ident(p),
+                d.ident(pc),
+                d.ident(c)
+            );
+            let n = self.query(&check, &[("n".to_owned(), Type::Int)], account)?;
+            if let Some(Value::Int(k)) = n.first().and_then(|r| r.first())
+                && *k > 0
+            {
+                return Err(q(format!("foreign key {t}.{c} → {p}.{pc}"))(format!("{k} rows point at no {p}")));
+            }
+        }
+        Ok(())
+    }
+
+    fn query(&self, sql: &str, cols: &[(String, Type)], id: Option<Uuid>) -> Result<Vec<Vec<Value>>, ConnectorError> {
+        let (tx, rx) = mpsc::channel();
+        self.send(PgJob::Read(sql.to_owned(), cols.to_vec(), id, tx))?;
+        rx.recv().map_err(|_| q(sql)("the writer thread stopped".into()))?
     }
 
     fn sync(&self) -> Result<(), ConnectorError> {
@@ -870,6 +916,11 @@ impl Target for PgTarget {
         Ok(true)
     }
     fn begin(&mut self) -> Result<(), ConnectorError> {
+        // Per-row foreign-key triggers cost more than the load itself. Roles allowed to switch
+        // them off for their own session do so; commit then validates every key set-based.
+        // Other roles keep the triggers: slower, equally correct.
+        self.deferred_keys = self.exec("SET session_replication_role = replica", None).is_ok();
+        self.loaded.clear();
         self.exec("BEGIN", None)?;
         self.in_tx = true;
         Ok(())
@@ -882,6 +933,9 @@ impl Target for PgTarget {
         let d = Dialect::Postgres;
         let cols: Vec<String> = columns.iter().map(|c| d.ident(c)).collect();
         self.copy_sql = format!("COPY {} ({}) FROM STDIN", d.ident(table), cols.join(", "));
+        if !self.loaded.iter().any(|t| t == table) {
+            self.loaded.push(table.to_owned());
+        }
         Ok(())
     }
     fn write_row(&mut self, row: &[Value]) -> Result<(), ConnectorError> {
@@ -904,8 +958,13 @@ impl Target for PgTarget {
     fn commit(&mut self) -> Result<(), ConnectorError> {
         self.flush()?;
         self.sync()?;
+        if self.deferred_keys {
+            // Deletes of earlier rows skipped the triggers too: check every row of the loaded tables.
+            self.validate_keys(None)?;
+        }
         self.exec("COMMIT", None)?;
         self.in_tx = false;
+        self.reset_role();
         Ok(())
     }
     fn rollback(&mut self) -> Result<(), ConnectorError> {
@@ -915,6 +974,7 @@ impl Target for PgTarget {
             self.in_tx = false;
             self.exec("ROLLBACK", None)?;
         }
+        self.reset_role();
         Ok(())
     }
     fn read_rows(
@@ -930,6 +990,15 @@ impl Target for PgTarget {
         let (tx, rx) = mpsc::channel();
         self.send(PgJob::Read(sql.clone(), columns.to_vec(), account, tx))?;
         rx.recv().map_err(|_| q(sql)("the writer thread stopped".into()))?
+    }
+}
+
+impl PgTarget {
+    fn reset_role(&mut self) {
+        if self.deferred_keys {
+            self.deferred_keys = false;
+            let _ = self.exec("RESET session_replication_role", None);
+        }
     }
 }
 

@@ -59,7 +59,8 @@ pub struct LedgerFilter {
     pub buckets: Vec<String>,
 }
 
-const LEDGER_ROWS_PER_INSERT: usize = 100;
+/// sqlx finds each `$N` of a SQLite statement by a linear scan, so wide statements cost quadratic time.
+const LEDGER_ROWS_PER_INSERT: usize = 16;
 
 impl Store {
     /// Records the start of a run.

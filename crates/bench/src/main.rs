@@ -1,0 +1,67 @@
+//! Benchmark driver: runs the engine in-process on a v1 SQLite file and prints one JSON line
+//! with wall time, v1 rows per second and peak resident memory (VmHWM).
+//!
+//! `cutover-bench engine V1.db [none|V2-URL] [--ledger drop|keep]`
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use cutover_engine::connect::{SourceConfig, Target, TargetConfig};
+use cutover_engine::pack::PackSource;
+use cutover_engine::run::{RunSpec, run};
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(cmd), Some(v1)) = (args.first(), args.get(1)) else {
+        bail!("usage: cutover-bench engine V1.db [none|V2-URL] [--ledger drop|keep]");
+    };
+    if cmd != "engine" {
+        bail!("unknown command {cmd}");
+    }
+    let v2 = args.get(2).filter(|a| *a != "none");
+    let keep = args.iter().any(|a| a == "keep");
+    let pack = PackSource::Builtin.load("omikai")?;
+    let included: Vec<String> = pack.template.entities.iter().map(|e| e.name.clone()).collect();
+    let opts = BTreeMap::new();
+    let spec = RunSpec {
+        pack: &pack,
+        account_key: "bench",
+        account_name: "Bench",
+        included: &included,
+        cutoff: cutover_demo::DEFAULT_CUTOFF,
+        options: &opts,
+        progress: false,
+    };
+    let mut src = SourceConfig::from_url(v1)?.build()?;
+    let mut tgt = v2.map(|u| TargetConfig::from_url(u).and_then(|c| c.build())).transpose()?;
+    let mut kept = 0usize;
+    let mut held = Vec::new();
+    let started = Instant::now();
+    let report = run(&spec, src.as_mut(), tgt.as_deref_mut().map(|t| t as &mut dyn Target), &mut |batch| {
+        kept += batch.len();
+        if keep {
+            held.extend(batch);
+        }
+        Ok(())
+    })
+    .context("run")?;
+    let secs = started.elapsed().as_secs_f64();
+    let read = report.totals().read;
+    println!(
+        "{{\"target\":\"{}\",\"rows\":{read},\"seconds\":{secs:.3},\"rows_per_s\":{:.0},\"ledger\":{kept},\"peak_rss_mib\":{:.1}}}",
+        v2.map_or("none", |_| if v2.is_some_and(|u| u.starts_with("postgres")) { "postgres" } else { "sqlite" }),
+        read as f64 / secs,
+        peak_rss_kib() as f64 / 1024.0
+    );
+    Ok(())
+}
