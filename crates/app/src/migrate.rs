@@ -130,11 +130,12 @@ impl App {
                     original: l.original,
                 })
                 .collect();
-            if let Err(e) = self.store().append_ledger(key.as_str(), run_no, seq, &rows).await {
+            let n = rows.len() as i64;
+            if let Err(e) = self.store().append_ledger(key.as_str(), run_no, seq, rows).await {
                 store_err = Some(e);
                 break;
             }
-            seq += rows.len() as i64;
+            seq += n;
         }
         drop(rx);
         let joined = tokio::task::spawn_blocking(move || engine.join()).await;

@@ -1012,6 +1012,36 @@ impl Drop for PgTarget {
     }
 }
 
+/// Copies every table of `schema` from a source to a target (creating the tables), in one
+/// transaction: used to put a v1 database on another engine, e.g. SQLite demo data into PostgreSQL.
+pub fn copy_tables(schema: &Schema, source: &mut dyn Source, target: &mut dyn Target) -> Result<u64, ConnectorError> {
+    target.ensure_schema(schema)?;
+    target.begin()?;
+    let mut n = 0u64;
+    for t in &schema.tables {
+        let cols: Vec<(String, Type)> = t.columns.iter().map(|c| (c.name.clone(), c.ty)).collect();
+        let names: Vec<String> = cols.iter().map(|c| c.0.clone()).collect();
+        let order = vec![names[0].clone()];
+        target.start_table(&t.name, &names)?;
+        let scan = Scan { table: &t.name, columns: &cols, extra: &[], order_by: &order };
+        let mut bad = None;
+        source.scan(&scan, &mut |row| {
+            if let Some((_, why)) = row.bad {
+                bad.get_or_insert(why);
+            }
+            n += 1;
+            target.write_row(&row.values)
+        })?;
+        if let Some(why) = bad {
+            target.rollback()?;
+            return Err(q(format!("copying {}", t.name))(why));
+        }
+        target.finish_table()?;
+    }
+    target.commit()?;
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

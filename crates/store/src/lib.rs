@@ -116,6 +116,8 @@ pub const SYSTEM_CHAIN: &str = "";
 pub struct Store {
     pool: AnyPool,
     url: DbUrl,
+    /// Bulk writer for ledgers of a SQLite store (sqlx binds SQLite parameters slowly).
+    bulk: std::sync::Arc<std::sync::Mutex<Option<rusqlite::Connection>>>,
 }
 
 fn now_text(t: OffsetDateTime) -> String {
@@ -132,7 +134,7 @@ impl Store {
             .connect(&url.connect)
             .await
             .map_err(|source| StoreError::Open { url: url.masked(), source })?;
-        let store = Store { pool, url };
+        let store = Store { pool, url, bulk: std::sync::Arc::default() };
         migrations::run(&store.pool, store.url.backend).await?;
         Ok(store)
     }

@@ -59,8 +59,8 @@ pub struct LedgerFilter {
     pub buckets: Vec<String>,
 }
 
-/// sqlx finds each `$N` of a SQLite statement by a linear scan, so wide statements cost quadratic time.
-const LEDGER_ROWS_PER_INSERT: usize = 16;
+/// Rows per multi-row INSERT on PostgreSQL.
+const LEDGER_ROWS_PER_INSERT: usize = 100;
 
 impl Store {
     /// Records the start of a run.
@@ -104,14 +104,25 @@ impl Store {
         Ok(())
     }
 
-    /// Appends ledger rows of a run, numbered from `first_seq`, many rows per statement, in one transaction.
+    /// Appends ledger rows of a run, numbered from `first_seq`, in one transaction.
     pub async fn append_ledger(
         &self,
         project: &str,
         run: i64,
         first_seq: i64,
-        rows: &[LedgerRow],
+        rows: Vec<LedgerRow>,
     ) -> Result<(), StoreError> {
+        if let Some(path) = self.url.sqlite_path() {
+            // sqlx finds each `$N` of a SQLite statement by a linear scan: bulk rows go through
+            // a prepared rusqlite statement on a connection of its own instead.
+            let bulk = self.bulk.clone();
+            let project = project.to_owned();
+            return tokio::task::spawn_blocking(move || {
+                append_ledger_sqlite(&bulk, &path, &project, run, first_seq, &rows)
+            })
+            .await
+            .map_err(|e| StoreError::Corrupt { what: "ledger writer".into(), reason: e.to_string() })?;
+        }
         let mut tx = self.pool.begin().await?;
         let mut seq = first_seq;
         for chunk in rows.chunks(LEDGER_ROWS_PER_INSERT) {
@@ -207,6 +218,51 @@ impl Store {
             })
             .collect()
     }
+}
+
+fn append_ledger_sqlite(
+    bulk: &std::sync::Mutex<Option<rusqlite::Connection>>,
+    path: &std::path::Path,
+    project: &str,
+    run: i64,
+    first_seq: i64,
+    rows: &[LedgerRow],
+) -> Result<(), StoreError> {
+    let err = |e: rusqlite::Error| StoreError::Corrupt { what: "ledger".into(), reason: e.to_string() };
+    let mut guard =
+        bulk.lock().map_err(|_| StoreError::Corrupt { what: "ledger writer".into(), reason: "poisoned".into() })?;
+    if guard.is_none() {
+        let c = rusqlite::Connection::open(path).map_err(err)?;
+        c.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
+        *guard = Some(c);
+    }
+    let conn = guard
+        .as_mut()
+        .ok_or_else(|| StoreError::Corrupt { what: "ledger writer".into(), reason: "not open".into() })?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+    {
+        let mut st = tx
+            .prepare_cached(
+                "INSERT INTO ledger (project, run, seq, entity, v1_key, legacy_ref, bucket, reason, message, original) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )
+            .map_err(err)?;
+        for (i, r) in rows.iter().enumerate() {
+            st.execute(rusqlite::params![
+                project,
+                run,
+                first_seq + i as i64,
+                r.entity,
+                r.v1_key,
+                r.legacy_ref,
+                r.bucket,
+                r.reason,
+                r.message,
+                r.original
+            ])
+            .map_err(err)?;
+        }
+    }
+    tx.commit().map_err(err)
 }
 
 fn run_from_row(r: &sqlx::any::AnyRow) -> Result<StoredRun, StoreError> {

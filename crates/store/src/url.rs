@@ -43,6 +43,19 @@ impl DbUrl {
         Ok(DbUrl { backend, connect, original: s.to_owned() })
     }
 
+    /// The file of a SQLite store.
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        if self.backend != Backend::Sqlite {
+            return None;
+        }
+        let s = self
+            .original
+            .strip_prefix("sqlite://")
+            .or_else(|| self.original.strip_prefix("sqlite:"))
+            .unwrap_or(&self.original);
+        Some(std::path::PathBuf::from(s.split('?').next().unwrap_or(s)))
+    }
+
     /// The URL as given, password masked.
     pub fn masked(&self) -> String {
         mask_url(&self.original)

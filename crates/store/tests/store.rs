@@ -228,8 +228,8 @@ fn runs_and_ledgers_roundtrip_with_filters() {
                 original: format!("{{\"CUSTNO\":{i},\"NAME\":\"O'Brien \\\"x\\\"\"}}"),
             })
             .collect();
-        store.append_ledger("acme", 1, 0, &rows[..120]).await.unwrap();
-        store.append_ledger("acme", 1, 120, &rows[120..]).await.unwrap();
+        store.append_ledger("acme", 1, 0, rows[..120].to_vec()).await.unwrap();
+        store.append_ledger("acme", 1, 120, rows[120..].to_vec()).await.unwrap();
         store.finish_run("acme", 1, "completed", "2026-11-24T10:01:00Z", Some("{}"), None).await.unwrap();
         let back = store.run("acme", 1).await.unwrap().unwrap();
         assert_eq!((back.outcome.as_str(), back.report.as_deref()), ("completed", Some("{}")));

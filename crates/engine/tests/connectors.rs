@@ -1,0 +1,260 @@
+//! The compliance suite every connector passes: SQLite and PostgreSQL sources, SQLite and
+//! PostgreSQL targets. PostgreSQL is required under CI.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use cutover_demo::{DEFAULT_CUTOFF, Spec};
+use cutover_engine::connect::{Scan, SourceConfig, TargetConfig, copy_tables};
+use cutover_engine::ddl;
+use cutover_engine::pack::PackSource;
+use cutover_engine::run::{RunSpec, run};
+use cutover_engine::value::{Type, Value};
+use cutover_testkit::TestDb;
+use time::macros::date;
+use uuid::Uuid;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    v1_sqlite: std::path::PathBuf,
+    _pg: Option<TestDb>,
+    sources: Vec<(&'static str, String)>,
+}
+
+/// Demo data in SQLite, and the same data copied into PostgreSQL when it is there.
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("v1.db");
+    cutover_demo::generate(&v1, Spec { customers: 80, seed: 3, cutoff: DEFAULT_CUTOFF }).unwrap();
+    let mut sources = vec![("sqlite", v1.display().to_string())];
+    let pg = TestDb::postgres();
+    if let Some(db) = &pg {
+        let schema = ddl::parse("v1.sql", cutover_demo::V1_SQL).unwrap();
+        let mut src = SourceConfig::from_url(&sources[0].1).unwrap().build().unwrap();
+        let mut tgt = TargetConfig::from_url(&db.url).unwrap().build().unwrap();
+        copy_tables(&schema, src.as_mut(), tgt.as_mut()).unwrap();
+        sources.push(("postgres", db.url.clone()));
+    }
+    Fixture { _dir: dir, v1_sqlite: v1, _pg: pg, sources }
+}
+
+fn targets() -> Vec<(&'static str, TestDb, String)> {
+    let mut v = Vec::new();
+    let lite = TestDb::sqlite();
+    let url = lite.dir.as_ref().unwrap().path().join("v2.db").display().to_string();
+    v.push(("sqlite", lite, url));
+    if let Some(pg) = TestDb::postgres() {
+        let url = pg.url.clone();
+        v.push(("postgres", pg, url));
+    }
+    v
+}
+
+#[test]
+fn sources_list_count_and_scan_in_key_order() {
+    let f = fixture();
+    let lite = rusqlite::Connection::open(&f.v1_sqlite).unwrap();
+    let expected_lines: i64 = lite.query_row("SELECT COUNT(*) FROM QUOTELINE", [], |r| r.get(0)).unwrap();
+    for (name, url) in &f.sources {
+        let mut s = SourceConfig::from_url(url).unwrap().build().unwrap();
+        let cols = s.table_columns("CUST").unwrap();
+        assert!(cols.iter().any(|c| c.eq_ignore_ascii_case("CREDITLIMIT")), "{name}: {cols:?}");
+        assert!(s.table_columns("NO_SUCH_TABLE").unwrap().is_empty(), "{name}");
+        assert_eq!(s.count("QUOTELINE").unwrap() as i64, expected_lines, "{name}");
+        let columns = vec![
+            ("QUOTENO".to_owned(), Type::Int),
+            ("LINENO".to_owned(), Type::Int),
+            ("UNITPRICE".to_owned(), Type::Float),
+        ];
+        let order = vec!["QUOTENO".to_owned(), "LINENO".to_owned()];
+        let mut keys = Vec::new();
+        s.scan(&Scan { table: "QUOTELINE", columns: &columns, extra: &[], order_by: &order }, &mut |r| {
+            assert!(r.bad.is_none());
+            if let [Value::Int(q), Value::Int(l), Value::Float(_)] = r.values.as_slice() {
+                keys.push((*q, *l));
+            } else {
+                panic!("{name}: unexpected row {:?}", r.values);
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(keys.len() as i64, expected_lines, "{name}");
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{name}: not in key order");
+        // Computed columns: the invoice's sum of lines.
+        let columns = vec![("INVNO".to_owned(), Type::Int), ("LINES_TOTAL".to_owned(), Type::Float)];
+        let extra = vec![(
+            "LINES_TOTAL".to_owned(),
+            "(SELECT SUM(l.QTY * l.UNITPRICE) FROM INVLINE l WHERE l.INVNO = t.INVNO)".to_owned(),
+        )];
+        let mut totals = 0;
+        s.scan(
+            &Scan { table: "INVOICE", columns: &columns, extra: &extra, order_by: &["INVNO".to_owned()] },
+            &mut |r| {
+                if matches!(r.values[1], Value::Float(x) if x > 0.0) {
+                    totals += 1;
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert!(totals > 0, "{name}");
+    }
+}
+
+#[test]
+fn sqlite_source_reports_values_that_do_not_fit_their_type() {
+    let f = fixture();
+    let c = rusqlite::Connection::open(&f.v1_sqlite).unwrap();
+    c.execute("UPDATE JOB SET QTY = 'ten thousand' WHERE JOBNO = 3", []).unwrap();
+    c.execute("UPDATE CUST SET NAME = CAST(X'FFFE41' AS TEXT) WHERE CUSTNO = 2", []).unwrap();
+    drop(c);
+    let mut s = SourceConfig::Sqlite { path: f.v1_sqlite.clone() }.build().unwrap();
+    let mut bad = Vec::new();
+    for (table, col, key) in [("JOB", "QTY", "JOBNO"), ("CUST", "NAME", "CUSTNO")] {
+        let ty = if col == "QTY" { Type::Int } else { Type::Text };
+        let columns = vec![(key.to_owned(), Type::Int), (col.to_owned(), ty)];
+        s.scan(&Scan { table, columns: &columns, extra: &[], order_by: &[key.to_owned()] }, &mut |r| {
+            if let Some((_, why)) = r.bad {
+                bad.push(why);
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+    assert_eq!(
+        bad,
+        ["column QTY holds 'ten thousand', not a whole number", "column NAME holds invalid UTF-8 (3 bytes)"]
+    );
+}
+
+#[test]
+fn every_source_gives_the_same_migration() {
+    let f = fixture();
+    let pack = PackSource::Builtin.load("omikai").unwrap();
+    let included: Vec<String> = pack.template.entities.iter().map(|e| e.name.clone()).collect();
+    let opts = BTreeMap::new();
+    let spec = RunSpec {
+        pack: &pack,
+        account_key: "acme",
+        account_name: "Acme",
+        included: &included,
+        cutoff: DEFAULT_CUTOFF,
+        options: &opts,
+        progress: false,
+    };
+    let mut reports = Vec::new();
+    for (name, url) in &f.sources {
+        let mut s = SourceConfig::from_url(url).unwrap().build().unwrap();
+        let mut ledger = Vec::new();
+        let r = run(&spec, s.as_mut(), None, &mut |b| {
+            ledger.extend(b);
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        reports.push((name, r.entities, ledger.len()));
+    }
+    for w in reports.windows(2) {
+        assert_eq!(w[0].1, w[1].1, "{} and {} differ", w[0].0, w[1].0);
+        assert_eq!(w[0].2, w[1].2);
+    }
+}
+
+fn probe_schema() -> ddl::Schema {
+    ddl::parse(
+        "probe.sql",
+        "CREATE TABLE parent (id UUID PRIMARY KEY, account_id UUID NOT NULL);
+         CREATE TABLE probe (id UUID PRIMARY KEY, account_id UUID NOT NULL, parent_id UUID REFERENCES parent (id), t TEXT, n BIGINT, f DOUBLE PRECISION, d DATE, b BOOLEAN, x BYTEA);",
+    )
+    .unwrap()
+}
+
+const COLS: [&str; 9] = ["id", "account_id", "parent_id", "t", "n", "f", "d", "b", "x"];
+
+fn probe_rows(parent: Uuid, account: Uuid) -> Vec<Vec<Value>> {
+    vec![
+        vec![
+            Value::Uuid(Uuid::from_u128(1)),
+            Value::Uuid(account),
+            Value::Uuid(parent),
+            Value::Text("tab\\there\nnew line \\N back\\slash, «ünïcode» 'quote' \"dq\"".into()),
+            Value::Int(-9_007_199_254_740_993),
+            Value::Float(2.675),
+            Value::Date(date!(2024 - 02 - 29)),
+            Value::Bool(true),
+            Value::Bytes(vec![0, 1, 92, 255, 10, 9]),
+        ],
+        vec![
+            Value::Uuid(Uuid::from_u128(2)),
+            Value::Uuid(account),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Bool(false),
+            Value::Null,
+        ],
+    ]
+}
+
+fn cols_typed(schema: &ddl::Schema, table: &str) -> Vec<(String, Type)> {
+    schema.table(table).unwrap().columns.iter().map(|c| (c.name.clone(), c.ty)).collect()
+}
+
+#[test]
+fn targets_write_read_back_exactly_and_roll_back() {
+    let schema = probe_schema();
+    let account = Uuid::from_u128(77);
+    let parent = Uuid::from_u128(100);
+    for (name, _db, url) in targets() {
+        let mut t = TargetConfig::from_url(&url).unwrap().build().unwrap();
+        assert!(t.ensure_schema(&schema).unwrap(), "{name}: created");
+        assert!(!t.ensure_schema(&schema).unwrap(), "{name}: second time is a no-op");
+        t.begin().unwrap();
+        t.start_table("parent", &["id".into(), "account_id".into()]).unwrap();
+        t.write_row(&[Value::Uuid(parent), Value::Uuid(account)]).unwrap();
+        t.finish_table().unwrap();
+        t.start_table("probe", &COLS.map(String::from)).unwrap();
+        for r in probe_rows(parent, account) {
+            t.write_row(&r).unwrap();
+        }
+        t.finish_table().unwrap();
+        t.commit().unwrap();
+        let back = t.read_rows("probe", &cols_typed(&schema, "probe"), Some(account)).unwrap();
+        assert_eq!(back, probe_rows(parent, account), "{name}");
+        assert!(
+            t.read_rows("probe", &cols_typed(&schema, "probe"), Some(Uuid::from_u128(78))).unwrap().is_empty(),
+            "{name}"
+        );
+        // A rolled-back run leaves nothing behind.
+        t.begin().unwrap();
+        assert_eq!(t.exec_with_uuid("DELETE FROM probe WHERE account_id = $1", account).unwrap(), 2, "{name}");
+        t.rollback().unwrap();
+        assert_eq!(t.read_rows("probe", &cols_typed(&schema, "probe"), None).unwrap().len(), 2, "{name}");
+    }
+}
+
+#[test]
+fn targets_refuse_a_load_whose_foreign_keys_do_not_hold() {
+    let schema = probe_schema();
+    let account = Uuid::from_u128(5);
+    for (name, _db, url) in targets() {
+        let mut t = TargetConfig::from_url(&url).unwrap().build().unwrap();
+        t.ensure_schema(&schema).unwrap();
+        t.begin().unwrap();
+        t.start_table("probe", &COLS.map(String::from)).unwrap();
+        let mut row = probe_rows(Uuid::from_u128(999), account).remove(0);
+        row[0] = Value::Uuid(Uuid::from_u128(3));
+        let written = t.write_row(&row).and_then(|()| t.finish_table()).and_then(|()| t.commit());
+        let err = written.expect_err("a dangling parent must not commit").to_string();
+        assert!(err.contains("foreign key") || err.contains("FOREIGN KEY"), "{name}: {err}");
+        let _ = t.rollback();
+        drop(t);
+        let mut t = TargetConfig::from_url(&url).unwrap().build().unwrap();
+        assert!(
+            t.read_rows("probe", &cols_typed(&schema, "probe"), None).unwrap().is_empty(),
+            "{name}: nothing committed"
+        );
+    }
+}
