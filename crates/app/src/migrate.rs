@@ -11,6 +11,9 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::{App, AppError, Result};
 
+/// Ledger rows stored per transaction.
+const LEDGER_TX_ROWS: usize = 10_000;
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct MigrateRequest {
@@ -115,27 +118,34 @@ impl App {
             },
         );
         let engine = engine.map_err(|e| AppError::Config(format!("cannot start the engine thread: {e}")))?;
+        // Ledger batches are stored in transactions of up to LEDGER_TX_ROWS rows: fewer commits.
         let mut seq = 0i64;
         let mut store_err = None;
-        while let Some(batch) = rx.recv().await {
-            let rows: Vec<LedgerRow> = batch
-                .into_iter()
-                .map(|l| LedgerRow {
-                    entity: l.entity,
-                    v1_key: l.key,
-                    legacy_ref: l.legacy_ref,
-                    bucket: l.bucket.as_str().into(),
-                    reason: l.reason,
-                    message: l.message,
-                    original: l.original,
-                })
-                .collect();
-            let n = rows.len() as i64;
-            if let Err(e) = self.store().append_ledger(key.as_str(), run_no, seq, rows).await {
-                store_err = Some(e);
+        let mut pending: Vec<LedgerRow> = Vec::new();
+        loop {
+            let batch = rx.recv().await;
+            let done = batch.is_none();
+            pending.extend(batch.into_iter().flatten().map(|l| LedgerRow {
+                entity: l.entity,
+                v1_key: l.key,
+                legacy_ref: l.legacy_ref,
+                bucket: l.bucket.as_str().into(),
+                reason: l.reason,
+                message: l.message,
+                original: l.original,
+            }));
+            if (done || pending.len() >= LEDGER_TX_ROWS) && !pending.is_empty() {
+                let rows = std::mem::take(&mut pending);
+                let n = rows.len() as i64;
+                if let Err(e) = self.store().append_ledger(key.as_str(), run_no, seq, rows).await {
+                    store_err = Some(e);
+                    break;
+                }
+                seq += n;
+            }
+            if done {
                 break;
             }
-            seq += n;
         }
         drop(rx);
         let joined = tokio::task::spawn_blocking(move || engine.join()).await;

@@ -320,17 +320,24 @@ fn select_sql(d: Dialect, s: &Scan<'_>) -> String {
 #[derive(Debug)]
 pub struct SqliteSource {
     conn: rusqlite::Connection,
+    path: PathBuf,
 }
+
+/// Rows handed from the reader thread to the mapping thread at a time.
+const READ_BATCH: usize = 1024;
 
 impl SqliteSource {
     /// Opens the file read-only; a missing file is an error, not a new database.
     pub fn open(path: &std::path::Path) -> Result<Self, ConnectorError> {
-        let conn = rusqlite::Connection::open_with_flags(
+        Ok(Self { conn: Self::connect(path)?, path: path.to_owned() })
+    }
+
+    fn connect(path: &std::path::Path) -> Result<rusqlite::Connection, ConnectorError> {
+        rusqlite::Connection::open_with_flags(
             path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|e| ConnectorError::Open { what: path.display().to_string(), reason: e.to_string() })?;
-        Ok(Self { conn })
+        .map_err(|e| ConnectorError::Open { what: path.display().to_string(), reason: e.to_string() })
     }
 }
 
@@ -369,19 +376,54 @@ impl Source for SqliteSource {
         s: &Scan<'_>,
         f: &mut dyn FnMut(SourceRow) -> Result<(), ConnectorError>,
     ) -> Result<(), ConnectorError> {
+        // A reader thread with its own connection decodes rows while this thread maps them;
+        // the bounded channel keeps memory bounded whatever the table's size.
         let sql = select_sql(Dialect::Sqlite, s);
-        let err = |e: rusqlite::Error| q(format!("reading {}", s.table))(e.to_string());
-        let mut st = self.conn.prepare(&sql).map_err(err)?;
-        let n = s.columns.len();
-        let mut rows = st.query([]).map_err(err)?;
-        while let Some(r) = rows.next().map_err(err)? {
-            let mut raw = Vec::with_capacity(n);
-            for i in 0..n {
-                raw.push(sqlite_value(r.get_ref(i).map_err(err)?));
+        let path = self.path.clone();
+        let (tx, rx) = mpsc::sync_channel::<Result<Vec<SourceRow>, ConnectorError>>(4);
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(move || {
+                let read = || -> Result<(), ConnectorError> {
+                    let err = |e: rusqlite::Error| q(format!("reading {}", s.table))(e.to_string());
+                    let conn = Self::connect(&path)?;
+                    let mut st = conn.prepare(&sql).map_err(err)?;
+                    let n = s.columns.len();
+                    let mut rows = st.query([]).map_err(err)?;
+                    let mut batch = Vec::with_capacity(READ_BATCH);
+                    while let Some(r) = rows.next().map_err(err)? {
+                        let mut raw = Vec::with_capacity(n);
+                        for i in 0..n {
+                            raw.push(sqlite_value(r.get_ref(i).map_err(err)?));
+                        }
+                        batch.push(finish_row(raw, s.columns));
+                        if batch.len() == READ_BATCH
+                            && tx.send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(READ_BATCH)))).is_err()
+                        {
+                            // The mapping side stopped; its error is the one reported.
+                            return Ok(());
+                        }
+                    }
+                    if !batch.is_empty() {
+                        let _ = tx.send(Ok(batch));
+                    }
+                    Ok(())
+                };
+                if let Err(e) = read() {
+                    let _ = tx.send(Err(e));
+                }
+            });
+            let mut result = Ok(());
+            for batch in rx.iter() {
+                let step = batch.and_then(|rows| rows.into_iter().try_for_each(&mut *f));
+                if let Err(e) = step {
+                    result = Err(e);
+                    break;
+                }
             }
-            f(finish_row(raw, s.columns))?;
-        }
-        Ok(())
+            drop(rx);
+            let _ = reader.join();
+            result
+        })
     }
 }
 

@@ -317,21 +317,7 @@ impl Store {
         .bind(chain.to_owned())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    chain: r.try_get(0)?,
-                    seq: u64::try_from(r.try_get::<i64, _>(1)?).unwrap_or(0),
-                    at: r.try_get(2)?,
-                    actor: r.try_get(3)?,
-                    party: r.try_get(4)?,
-                    action: r.try_get(5)?,
-                    details: r.try_get(6)?,
-                    prev_hash: r.try_get(7)?,
-                    hash: r.try_get(8)?,
-                })
-            })
-            .collect()
+        rows.iter().map(audit_from_row).collect()
     }
 
     /// Runs a statement directly; for tests that must tamper with stored rows.
@@ -358,20 +344,7 @@ async fn append_audit(
     .bind(chain.to_owned())
     .fetch_optional(&mut **tx)
     .await?;
-    let mut prev = match last {
-        Some(r) => Some(AuditEntry {
-            chain: r.try_get(0)?,
-            seq: u64::try_from(r.try_get::<i64, _>(1)?).unwrap_or(0),
-            at: r.try_get(2)?,
-            actor: r.try_get(3)?,
-            party: r.try_get(4)?,
-            action: r.try_get(5)?,
-            details: r.try_get(6)?,
-            prev_hash: r.try_get(7)?,
-            hash: r.try_get(8)?,
-        }),
-        None => None,
-    };
+    let mut prev = last.as_ref().map(audit_from_row).transpose()?;
     for ev in events {
         let e = AuditEntry::next(
             prev.as_ref(),
@@ -406,6 +379,21 @@ async fn append_audit(
         prev = Some(e);
     }
     Ok(())
+}
+
+/// An audit entry from `SELECT chain, seq, at, actor, party, action, details, prev_hash, hash`.
+fn audit_from_row(r: &AnyRow) -> Result<AuditEntry, StoreError> {
+    Ok(AuditEntry {
+        chain: r.try_get(0)?,
+        seq: u64::try_from(r.try_get::<i64, _>(1)?).unwrap_or(0),
+        at: r.try_get(2)?,
+        actor: r.try_get(3)?,
+        party: r.try_get(4)?,
+        action: r.try_get(5)?,
+        details: r.try_get(6)?,
+        prev_hash: r.try_get(7)?,
+        hash: r.try_get(8)?,
+    })
 }
 
 fn unique_or(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
