@@ -78,7 +78,8 @@ impl App {
         let started =
             d.project.last_run().cloned().ok_or_else(|| AppError::Config("the run was not recorded".into()))?;
         let run_no = i64::from(started.id);
-        self.store()
+        let inserted = self
+            .store()
             .insert_run(&StoredRun {
                 project: key.to_string(),
                 run: run_no,
@@ -91,7 +92,14 @@ impl App {
                 report: None,
                 error: None,
             })
-            .await?;
+            .await;
+        if let Err(e) = inserted {
+            // The lifecycle says a run started; it must not stay "running" for ever.
+            let failed =
+                Command::FinishRun { run: started.id, outcome: RunOutcome::Failed, summary: Some(e.to_string()) };
+            let _ = self.execute(actor, key, failed).await;
+            return Err(e.into());
+        }
         tracing::info!(key = %key, run = run_no, kind = req.kind.as_str(), dry_run = req.dry_run, "run started");
 
         let scope = d.project.scope.clone();

@@ -63,6 +63,9 @@ pub enum Cmd {
     Migrate(MigrateArgs),
     /// A run's report: counts per entity and reason, and the records not migrated.
     Report(ReportArgs),
+    /// Runs: abandon a run whose process died, so that the project can run again.
+    #[command(subcommand)]
+    Run(RunCmd),
     /// Generate a deterministic Omikai 1 demo database with every dirty-data case.
     DemoData(DemoDataArgs),
     /// Walk a whole demo migration on the embedded default (SQLite, generated data, no server).
@@ -82,6 +85,23 @@ pub struct MigrateArgs {
     /// Why the trial migration is repeated (required in the parallel phase).
     #[arg(long)]
     pub reason: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunCmd {
+    /// Mark a run that can no longer finish as failed (vendor admin). Nothing of it was written to v2.
+    Abandon(AbandonArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AbandonArgs {
+    /// Project key.
+    pub key: String,
+    /// Run number.
+    pub run: u32,
+    /// Why (e.g. the operator's machine crashed).
+    #[arg(long)]
+    pub reason: String,
 }
 
 #[derive(Debug, Args)]

@@ -116,6 +116,15 @@ pub async fn run(cli: Cli) -> Result<u8> {
         }
         Cmd::Audit(a) => ctx.audit(a).await?,
         Cmd::Migrate(a) => ctx.migrate(a).await?,
+        Cmd::Run(RunCmd::Abandon(a)) => {
+            let cmd = Command::AbandonRun { run: a.run, reason: Text::parse(&a.reason)? };
+            let done = ctx.apply(&a.key, cmd, &format!("run {} marked failed", a.run)).await?;
+            let at = app.now().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+            app.store()
+                .finish_run(&a.key, i64::from(a.run), "failed", &at, None, Some(&format!("abandoned: {}", a.reason)))
+                .await?;
+            done
+        }
         Cmd::Report(a) => crate::report::report(&app, &ctx.user().await?, a, ctx.json).await?,
         Cmd::DemoData(a) => crate::demo::demo_data(a, ctx.json)?,
         Cmd::Demo(_) => unreachable_demo(),

@@ -632,3 +632,28 @@ fn demo_walks_the_lifecycle_on_the_embedded_default() {
         .unwrap();
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
 }
+
+#[test]
+fn a_run_whose_process_died_can_be_abandoned() {
+    let (e, _dir, _) = migration_env(TestDb::sqlite(), None);
+    sign_contracts(&e, "shop");
+    // Simulate a process that died mid-run: the lifecycle says "running", nothing else happens.
+    let url = e.db.url.clone();
+    cutover_testkit::block_on(async move {
+        let app = cutover_app::App::open(&url, cutover_app::Packs::Builtin).await.unwrap();
+        let vendor = app.actor(Some("vera@vendor.no")).await.unwrap();
+        let key = cutover_core::ProjectKey::parse("shop").unwrap();
+        let start =
+            cutover_core::Command::StartRun { kind: cutover_core::RunKind::First, reason: None, dry_run: false };
+        app.execute(&vendor, &key, start).await.unwrap();
+        app.store().close().await;
+    });
+    let r = e.vendor(&["migrate", "shop", "--first"]);
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains("run 1 is still in progress"), "{}", r.stderr);
+    assert_eq!(e.run(Some("vidar@vendor.no"), &["run", "abandon", "shop", "1", "--reason", "machine crashed"]).code, 4);
+    e.vendor(&["run", "abandon", "shop", "1", "--reason", "machine crashed"]).ok();
+    e.vendor(&["migrate", "shop", "--first"]).ok();
+    let audit = e.vendor(&["audit", "shop", "--json"]).ok().json();
+    assert!(audit.as_array().unwrap().iter().any(|a| a["action"] == "run_abandoned"));
+}

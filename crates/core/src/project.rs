@@ -295,6 +295,14 @@ pub enum Command {
         /// One-line summary.
         summary: Option<String>,
     },
+    /// Marks a run that can no longer finish (its process died) as failed, so that the
+    /// project can run again. Nothing of such a run was committed to v2.
+    AbandonRun {
+        /// Run number.
+        run: u32,
+        /// Why.
+        reason: Text,
+    },
     /// Goes live: v1 becomes the archive.
     GoLive,
     /// Cancels the project.
@@ -319,6 +327,7 @@ impl Command {
             Command::ChecklistAccept => "checklist_accept",
             Command::StartRun { .. } => "start_run",
             Command::FinishRun { .. } => "finish_run",
+            Command::AbandonRun { .. } => "abandon_run",
             Command::GoLive => "go_live",
             Command::Cancel { .. } => "cancel",
         }
@@ -759,6 +768,21 @@ impl Project {
                 if run_kind == RunKind::First && outcome == RunOutcome::Completed && p.phase == Phase::FirstMigration {
                     p.set_phase(Phase::Parallel, ctx, &mut events);
                 }
+            }
+            Command::AbandonRun { run, reason } => {
+                require(actor, Some(PartyKind::Vendor), true, "abandon a run")?;
+                let r = p
+                    .runs
+                    .iter_mut()
+                    .find(|r| r.id == run)
+                    .ok_or_else(|| DomainError::NotFound(format!("run {run}")))?;
+                if r.outcome != RunOutcome::Running {
+                    return Err(DomainError::Invalid { field: "run", reason: format!("run {run} is not running") });
+                }
+                r.outcome = RunOutcome::Failed;
+                r.finished_at = Some(ctx.now);
+                r.summary = Some(format!("abandoned: {reason}"));
+                events.push(Event::new("run_abandoned", json!({"run": run, "reason": reason})));
             }
             Command::GoLive => {
                 require(actor, Some(PartyKind::Vendor), true, "put a project live")?;

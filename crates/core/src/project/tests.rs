@@ -661,3 +661,18 @@ fn dry_runs_need_no_gate_and_open_none() {
     assert_eq!(p.runs[1].id, 2);
     assert_eq!(texts(&p.status().handle_err()), ["run 2 is still in progress"]);
 }
+
+#[test]
+fn a_dead_run_can_be_abandoned_by_a_vendor_admin_only() {
+    let p = start(&signed_plan(), RunKind::First, None);
+    let cmd = || Command::AbandonRun { run: 1, reason: Text::parse("operator's machine crashed").unwrap() };
+    assert_eq!(refuse(&p, &vm(), cmd()).code(), "forbidden");
+    assert_eq!(refuse(&p, &ca(), cmd()).code(), "forbidden");
+    let p = run(&p, &va(), cmd());
+    assert_eq!(p.runs[0].outcome, RunOutcome::Failed);
+    assert_eq!(p.phase, Phase::FirstMigration);
+    assert_eq!(refuse(&p, &va(), cmd()).code(), "invalid_input");
+    // The project can run again.
+    let p = finish(&start(&p, RunKind::First, None), RunOutcome::Completed);
+    assert_eq!(p.phase, Phase::Parallel);
+}
