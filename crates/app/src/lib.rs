@@ -6,6 +6,7 @@
 mod migrate;
 pub mod packs;
 mod password;
+mod verify;
 
 use cutover_core::audit::{self, AuditEntry, ChainBreak};
 use cutover_core::project::NewProject;
@@ -18,6 +19,7 @@ use time::OffsetDateTime;
 pub use migrate::{MigrateOutcome, MigrateRequest, summary};
 pub use packs::Packs;
 pub use password::{hash_password, verify_password};
+pub use verify::{Verified, verify_summary};
 
 /// Errors of the application layer.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +42,9 @@ pub enum AppError {
     /// The project is not set up for what was asked.
     #[error("{0}")]
     Config(String),
+    /// A verification could not complete.
+    #[error("the verification did not complete")]
+    Verify(#[source] cutover_engine::run::EngineError),
     /// A migration run failed; nothing was committed to v2.
     #[error("the migration did not complete; nothing was written to v2")]
     Engine(#[from] cutover_engine::run::EngineError),
@@ -61,6 +66,7 @@ impl AppError {
             AppError::Pack(_) => "pack_error",
             AppError::Config(_) => "not_configured",
             AppError::Engine(_) => "run_failed",
+            AppError::Verify(_) => "verify_failed",
             AppError::Password(_) => "invalid_password",
         }
     }

@@ -63,6 +63,8 @@ pub enum Cmd {
     Migrate(MigrateArgs),
     /// A run's report: counts per entity and reason, and the records not migrated.
     Report(ReportArgs),
+    /// Verify the v2 account against v1: counts, totals, every row, and a sample side by side.
+    Verify(VerifyArgs),
     /// Runs: abandon a run whose process died, so that the project can run again.
     #[command(subcommand)]
     Run(RunCmd),
@@ -85,6 +87,21 @@ pub struct MigrateArgs {
     /// Why the trial migration is repeated (required in the parallel phase).
     #[arg(long)]
     pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Project key.
+    pub key: String,
+    /// Only this entity.
+    #[arg(long)]
+    pub entity: Option<String>,
+    /// Records per entity shown side by side.
+    #[arg(long, default_value_t = 2)]
+    pub sample: usize,
+    /// Print a stored verification instead of running one.
+    #[arg(long, value_name = "N")]
+    pub show: Option<i64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -131,3 +131,91 @@ fn csv_cell(s: &str) -> String {
     let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_owned() };
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }
+
+/// `cutover verify`: runs (or shows) a verification; exits 5 when it found anything unexplained.
+pub async fn verify(app: &App, user: &User, a: crate::args::VerifyArgs, json_flag: bool) -> Result<u8> {
+    use cutover_engine::verify::VerifyReport;
+    let key = ProjectKey::parse(&a.key)?;
+    let (id, report, decided) = match a.show {
+        Some(n) => {
+            app.project(user, &key).await?;
+            let text = app
+                .store()
+                .verification(key.as_str(), n)
+                .await?
+                .ok_or_else(|| DomainError::NotFound(format!("verification {n} of project '{key}'")))?;
+            let r: VerifyReport = serde_json::from_str(&text).context("reading the stored verification")?;
+            (u32::try_from(n).unwrap_or(0), r, Vec::new())
+        }
+        None => {
+            let opts = cutover_engine::verify::VerifyOptions { entity: a.entity, sample: a.sample };
+            let v = app.verify(user, &key, opts).await?;
+            (v.id, v.report, v.decided)
+        }
+    };
+    let code = if report.clean() { 0 } else { crate::exit::INTEGRITY };
+    if json_flag {
+        let decided: Vec<_> = decided.iter().map(|(i, p)| json!({"item": i, "passed": p})).collect();
+        out::json(&json!({"verification": id, "clean": report.clean(), "report": report, "checklist": decided}))?;
+        return Ok(code);
+    }
+    println!("{key}: verification {id}: {}", cutover_app::verify_summary(&report));
+    let rows: Vec<Vec<String>> = report
+        .entities
+        .iter()
+        .map(|e| {
+            vec![
+                e.entity.clone(),
+                e.table.clone().unwrap_or_else(|| "-".into()),
+                e.read.to_string(),
+                e.migrated.to_string(),
+                e.excluded.to_string(),
+                e.rejected.to_string(),
+                e.actual.to_string(),
+                if e.explained { "ok".into() } else { "UNEXPLAINED".into() },
+            ]
+        })
+        .collect();
+    out::table(&["entity", "v2", "v1 read", "migrated", "excluded", "rejected", "in v2", "counts"], &rows);
+    if !report.aggregates.is_empty() {
+        println!();
+        let rows: Vec<Vec<String>> = report
+            .aggregates
+            .iter()
+            .map(|g| {
+                vec![
+                    g.name.clone(),
+                    g.group.clone(),
+                    g.expected.join(" / "),
+                    g.actual.join(" / "),
+                    if g.equal { "ok".into() } else { "DIFFERS".into() },
+                ]
+            })
+            .collect();
+        out::table(&["total", "group", "from v1", "in v2", ""], &rows);
+    }
+    if report.differences_total > 0 {
+        println!(
+            "\n{} rows differ{}:",
+            report.differences_total,
+            if report.differences_total as usize > report.differences.len() { " (first ones listed)" } else { "" }
+        );
+        for d in &report.differences {
+            let fields: Vec<String> =
+                d.fields.iter().map(|f| format!("{}: {} → {}", f.column, f.expected, f.actual)).collect();
+            println!("  {:?} {} {} {}", d.kind, d.table, d.legacy_ref, fields.join("; "));
+        }
+    }
+    for s in &report.samples {
+        println!("\n{} {}", s.entity, s.legacy_ref);
+        let v1: Vec<String> = s.v1.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let v2: Vec<String> =
+            s.v2.iter().filter(|(k, _)| *k != "account_id").map(|(k, v)| format!("{k}={v}")).collect();
+        println!("  v1: {}", v1.join(", "));
+        println!("  v2: {}", if v2.is_empty() { "(missing in v2)".into() } else { v2.join(", ") });
+    }
+    for (item, passed) in &decided {
+        println!("checklist {item}: {} (evidence verify:{id})", if *passed { "passed" } else { "failed" });
+    }
+    Ok(code)
+}

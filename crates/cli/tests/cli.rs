@@ -657,3 +657,45 @@ fn a_run_whose_process_died_can_be_abandoned() {
     let audit = e.vendor(&["audit", "shop", "--json"]).ok().json();
     assert!(audit.as_array().unwrap().iter().any(|a| a["action"] == "run_abandoned"));
 }
+
+#[test]
+fn verify_decides_the_automated_items_and_flags_a_change() {
+    let (e, dir, _) = migration_env(TestDb::sqlite(), None);
+    sign_contracts(&e, "shop");
+    e.vendor(&["migrate", "shop", "--first"]).ok();
+    assert_eq!(e.customer(&["verify", "shop"]).code, 4, "verification is the vendor's general system test");
+    let v = e.vendor(&["verify", "shop", "--json"]).ok().json();
+    assert_eq!((v["verification"].as_u64(), v["clean"].as_bool()), (Some(1), Some(true)));
+    let decided: Vec<(&str, bool)> = v["checklist"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["item"].as_str().unwrap(), d["passed"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(decided, [("V1", true), ("V2", true)]);
+    let c = e.customer(&["checklist", "show", "shop", "--json"]).ok().json();
+    assert_eq!(
+        (c["items"][1]["status"].as_str(), c["items"][1]["evidence"][0].as_str()),
+        (Some("passed"), Some("verify:1"))
+    );
+    // Someone edits v2 during the parallel phase: verification says where, and exits 5.
+    rusqlite::Connection::open(dir.path().join("v2.db"))
+        .unwrap()
+        .execute("UPDATE sales_order SET title = 'edited' WHERE rowid = 1", [])
+        .unwrap();
+    let r = e.vendor(&["verify", "shop"]);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("1 rows differ")
+            && r.stdout.contains("Changed sales_order JOB:")
+            && r.stdout.contains("title:"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("checklist V2: failed (evidence verify:2)"), "{}", r.stdout);
+    let shown = e.customer(&["verify", "shop", "--show", "2", "--json"]);
+    assert_eq!(shown.code, 5);
+    assert_eq!(shown.json()["report"]["differences_total"], 1);
+    e.customer(&["checklist", "set", "shop", "C1", "--status", "passed", "--evidence", "verify:2"]).ok();
+    assert_eq!(e.customer(&["checklist", "set", "shop", "C2", "--status", "passed", "--evidence", "verify:7"]).code, 4);
+}

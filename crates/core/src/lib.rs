@@ -19,4 +19,4 @@ pub mod template;
 pub use error::{DomainError, Unmet};
 pub use ids::{Email, Hours, OrgName, ProjectKey, Text, mask_url};
 pub use party::{Party, PartyKind, Role, User};
-pub use project::{Command, Ctx, Decision, Event, Phase, Project, RunKind, RunOutcome, Status};
+pub use project::{Command, Ctx, Decision, Event, Phase, Project, RunKind, RunOutcome, Status, Verification};

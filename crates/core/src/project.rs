@@ -185,6 +185,25 @@ pub struct Project {
     pub history: Vec<PhaseChange>,
     /// Why the project was cancelled.
     pub cancel_reason: Option<String>,
+    /// Verifications of the v2 account against v1, oldest first.
+    #[serde(default)]
+    pub verifications: Vec<Verification>,
+}
+
+/// A verification of the v2 account, as the lifecycle records it (the store keeps the report).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    /// Number within the project, from 1: evidence `verify:N` refers to it.
+    pub id: u32,
+    /// Who ran it.
+    pub by: Email,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// No unexplained count, total or row.
+    pub clean: bool,
+    /// One line.
+    pub summary: String,
 }
 
 /// Who acts, and when.
@@ -295,6 +314,13 @@ pub enum Command {
         /// One-line summary.
         summary: Option<String>,
     },
+    /// Records a verification of the v2 account (its report is stored beside the project).
+    RecordVerification {
+        /// Whether it found nothing unexplained.
+        clean: bool,
+        /// One line.
+        summary: String,
+    },
     /// Marks a run that can no longer finish (its process died) as failed, so that the
     /// project can run again. Nothing of such a run was committed to v2.
     AbandonRun {
@@ -328,6 +354,7 @@ impl Command {
             Command::StartRun { .. } => "start_run",
             Command::FinishRun { .. } => "finish_run",
             Command::AbandonRun { .. } => "abandon_run",
+            Command::RecordVerification { .. } => "record_verification",
             Command::GoLive => "go_live",
             Command::Cancel { .. } => "cancel",
         }
@@ -416,6 +443,7 @@ impl Project {
             runs: Vec::new(),
             history: Vec::new(),
             cancel_reason: None,
+            verifications: Vec::new(),
         };
         let ev = Event::new(
             "project_created",
@@ -699,6 +727,18 @@ impl Project {
                         p.who(kind)
                     )));
                 }
+                for e in &update.evidence {
+                    if let Some(n) = e.strip_prefix("verify:")
+                        && !p.verifications.iter().any(|v| v.id.to_string() == n)
+                    {
+                        return Err(DomainError::NotFound(format!("verification {n} (evidence {e})")));
+                    }
+                    if let Some(n) = e.strip_prefix("run:")
+                        && !p.runs.iter().any(|r| r.id.to_string() == n)
+                    {
+                        return Err(DomainError::NotFound(format!("run {n} (evidence {e})")));
+                    }
+                }
                 let (id, before) = (it.id.clone(), it.status);
                 p.checklist.set(&id, update.clone(), &actor.email, ctx.now)?;
                 events.push(Event::new(
@@ -768,6 +808,25 @@ impl Project {
                 if run_kind == RunKind::First && outcome == RunOutcome::Completed && p.phase == Phase::FirstMigration {
                     p.set_phase(Phase::Parallel, ctx, &mut events);
                 }
+            }
+            Command::RecordVerification { clean, summary } => {
+                require(actor, Some(PartyKind::Vendor), false, "verify the v2 account")?;
+                p.not_cancelled("verifying")?;
+                if !p.runs.iter().any(|r| !r.dry_run && r.outcome == RunOutcome::Completed) {
+                    return Err(DomainError::GateClosed {
+                        step: "verification".into(),
+                        missing: vec![Unmet::NoCompletedRun { kind: "first".into() }],
+                    });
+                }
+                let id = p.verifications.last().map_or(1, |v| v.id + 1);
+                p.verifications.push(Verification {
+                    id,
+                    by: actor.email.clone(),
+                    at: ctx.now,
+                    clean,
+                    summary: summary.clone(),
+                });
+                events.push(Event::new("verified", json!({"verification": id, "clean": clean, "summary": summary})));
             }
             Command::AbandonRun { run, reason } => {
                 require(actor, Some(PartyKind::Vendor), true, "abandon a run")?;

@@ -7,3 +7,4 @@ pub mod pack;
 pub mod run;
 pub mod scope;
 pub mod value;
+pub mod verify;

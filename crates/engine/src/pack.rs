@@ -126,6 +126,19 @@ struct RawMapping {
     maps: IndexMap<String, Spanned<RawMap>>,
     #[serde(default)]
     entity: Vec<Spanned<RawEntity>>,
+    #[serde(default)]
+    aggregate: Vec<Spanned<RawAggregate>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAggregate {
+    name: String,
+    table: String,
+    #[serde(default)]
+    group_by: Vec<String>,
+    #[serde(default)]
+    sum: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -215,6 +228,21 @@ pub struct Pack {
     pub options: Vec<String>,
     /// Entities, parents before children.
     pub entities: Vec<Entity>,
+    /// Totals that verification compares between what v1 gives and what v2 holds.
+    pub aggregates: Vec<Aggregate>,
+}
+
+/// A reconciliation total: rows of a v2 table grouped, counted and summed.
+#[derive(Debug, Clone)]
+pub struct Aggregate {
+    /// Name for reports.
+    pub name: String,
+    /// v2 table.
+    pub table: String,
+    /// Columns to group by.
+    pub group_by: Vec<String>,
+    /// Numeric columns to sum.
+    pub sum: Vec<String>,
 }
 
 /// A v1 source entity and how it becomes v2 rows.
@@ -564,7 +592,34 @@ fn compile_pack(
             merge,
         });
     }
-    Ok(Pack { name: name.to_owned(), template, v1, v2, maps, options, entities })
+    let mut aggregates = Vec::new();
+    for a in &raw.aggregate {
+        let span = a.span();
+        let a = a.get_ref();
+        let t = v2.table(&a.table).ok_or_else(|| PackError {
+            file: here(span.start),
+            message: format!("aggregate '{}': v2 table '{}' is not in v2.sql", a.name, a.table),
+        })?;
+        for c in a.group_by.iter().chain(&a.sum) {
+            let col = t.column(c).ok_or_else(|| PackError {
+                file: here(span.start),
+                message: format!("aggregate '{}': {} has no column '{c}'", a.name, t.name),
+            })?;
+            if a.sum.contains(c) && !matches!(col.ty, Type::Int | Type::Float) {
+                return Err(PackError {
+                    file: here(span.start),
+                    message: format!("aggregate '{}': {}.{c} is {}, not a number", a.name, t.name, col.ty),
+                });
+            }
+        }
+        aggregates.push(Aggregate {
+            name: a.name.clone(),
+            table: t.name.clone(),
+            group_by: a.group_by.clone(),
+            sum: a.sum.clone(),
+        });
+    }
+    Ok(Pack { name: name.to_owned(), template, v1, v2, maps, options, entities, aggregates })
 }
 
 fn field_spec(file: &str, text: &str, v: &Spanned<toml::Value>) -> Result<(String, bool), PackError> {

@@ -270,8 +270,22 @@ const LEDGER_BATCH: usize = 1000;
 pub fn run(
     spec: &RunSpec<'_>,
     source: &mut dyn Source,
+    target: Option<&mut dyn Target>,
+    ledger: &mut dyn FnMut(Vec<LedgerRecord>) -> Result<(), EngineError>,
+) -> Result<RunReport, EngineError> {
+    run_tapped(spec, source, target, ledger, &mut |_, _, _| {})
+}
+
+/// Sees every migrated record: entity index, its v1 values and its v2 id.
+pub type Tap<'a> = &'a mut dyn FnMut(usize, &[Value], Uuid);
+
+/// [`run`], showing every migrated record to `tap` (verification samples records with it).
+pub fn run_tapped(
+    spec: &RunSpec<'_>,
+    source: &mut dyn Source,
     mut target: Option<&mut dyn Target>,
     ledger: &mut dyn FnMut(Vec<LedgerRecord>) -> Result<(), EngineError>,
+    tap: Tap<'_>,
 ) -> Result<RunReport, EngineError> {
     let started = Instant::now();
     let pack = spec.pack;
@@ -386,6 +400,7 @@ pub fn run(
                             out_row.extend(values);
                             t.write_row(&out_row)?;
                         }
+                        tap(ei, &row.values, id);
                         rep.migrated += 1;
                         if warnings.is_empty() {
                             return Ok(());

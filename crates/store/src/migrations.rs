@@ -76,6 +76,19 @@ const MIGRATIONS: &[(i64, &str, &[&str])] = &[
             "CREATE INDEX ledger_reason ON ledger (project, run, entity, reason)",
         ],
     ),
+    (
+        3,
+        "verifications",
+        &["CREATE TABLE verifications (
+                project TEXT NOT NULL,
+                id BIGINT NOT NULL,
+                at TEXT NOT NULL,
+                by_user TEXT NOT NULL,
+                clean BIGINT NOT NULL,
+                report TEXT NOT NULL,
+                PRIMARY KEY (project, id)
+            )"],
+    ),
 ];
 
 /// Applies the migrations the store does not have yet, each in its own transaction.

@@ -157,6 +157,40 @@ impl Store {
         Ok(())
     }
 
+    /// Stores a verification report.
+    pub async fn insert_verification(
+        &self,
+        project: &str,
+        id: i64,
+        at: &str,
+        by: &str,
+        clean: bool,
+        report: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO verifications (project, id, at, by_user, clean, report) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(project.to_owned())
+        .bind(id)
+        .bind(at.to_owned())
+        .bind(by.to_owned())
+        .bind(i64::from(clean))
+        .bind(report.to_owned())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A stored verification report (JSON).
+    pub async fn verification(&self, project: &str, id: i64) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT report FROM verifications WHERE project = $1 AND id = $2")
+            .bind(project.to_owned())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
+    }
+
     /// A run.
     pub async fn run(&self, project: &str, run: i64) -> Result<Option<StoredRun>, StoreError> {
         let row = sqlx::query(

@@ -676,3 +676,22 @@ fn a_dead_run_can_be_abandoned_by_a_vendor_admin_only() {
     let p = finish(&start(&p, RunKind::First, None), RunOutcome::Completed);
     assert_eq!(p.phase, Phase::Parallel);
 }
+
+#[test]
+fn verifications_need_a_completed_run_and_back_evidence() {
+    let p = signed_plan();
+    let rec = || Command::RecordVerification { clean: true, summary: "clean".into() };
+    assert_eq!(texts(&refuse(&p, &vm(), rec())), ["no first migration run has completed"]);
+    let p = in_parallel();
+    assert_eq!(refuse(&p, &ca(), rec()).code(), "forbidden");
+    let p = run(&p, &vm(), rec());
+    assert_eq!(p.verifications[0].id, 1);
+    let ev = |e: &str| Command::ChecklistSet {
+        item: "V1".into(),
+        update: ItemUpdate { status: ItemStatus::Passed, note: None, evidence: vec![e.into()] },
+    };
+    assert_eq!(refuse(&p, &vm(), ev("verify:2")).code(), "not_found");
+    assert_eq!(refuse(&p, &vm(), ev("run:9")).code(), "not_found");
+    let p = run(&p, &vm(), ev("verify:1"));
+    assert_eq!(p.checklist.get("V1").unwrap().evidence, ["verify:1"]);
+}
