@@ -34,6 +34,22 @@ pub fn verify_summary(r: &VerifyReport) -> String {
 }
 
 impl App {
+    /// The overwrite preview of the project's v2 account: what the final migration will overwrite.
+    pub async fn preview(&self, actor: &User, key: &ProjectKey) -> Result<cutover_engine::preview::Preview> {
+        let project = self.project(actor, key).await?.project;
+        let v2 = project.v2_url.clone().ok_or_else(|| AppError::Config(format!("project {key} has no v2 target")))?;
+        let target = TargetConfig::from_url(&v2).map_err(|e| AppError::Config(e.to_string()))?;
+        let pack = Arc::new(self.packs().load(&project.pack)?);
+        let account_key = key.to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut tgt = target.build()?;
+            cutover_engine::preview::preview(&pack, tgt.as_mut(), &account_key)
+        })
+        .await
+        .map_err(|e| AppError::Config(format!("preview stopped: {e}")))?
+        .map_err(AppError::Verify)
+    }
+
     /// Verifies the project's v2 account, stores the report, and, in the parallel phase,
     /// records the outcome of the vendor checklist items that have an automated check.
     pub async fn verify(&self, actor: &User, key: &ProjectKey, opts: VerifyOptions) -> Result<Verified> {

@@ -65,6 +65,8 @@ pub enum Cmd {
     Report(ReportArgs),
     /// Verify the v2 account against v1: counts, totals, every row, and a sample side by side.
     Verify(VerifyArgs),
+    /// The overwrite preview: every v2 row changed, created or deleted since the last migration.
+    Preview(KeyArg),
     /// Runs: abandon a run whose process died, so that the project can run again.
     #[command(subcommand)]
     Run(RunCmd),

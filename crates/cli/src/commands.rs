@@ -126,6 +126,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
             done
         }
         Cmd::Report(a) => crate::report::report(&app, &ctx.user().await?, a, ctx.json).await?,
+        Cmd::Preview(a) => crate::report::preview(&app, &ctx.user().await?, &a.key, ctx.json).await?,
         Cmd::Verify(a) => crate::report::verify(&app, &ctx.user().await?, a, ctx.json).await?,
         Cmd::DemoData(a) => crate::demo::demo_data(a, ctx.json)?,
         Cmd::Demo(_) => unreachable_demo(),

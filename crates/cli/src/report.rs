@@ -219,3 +219,32 @@ pub async fn verify(app: &App, user: &User, a: crate::args::VerifyArgs, json_fla
     }
     Ok(code)
 }
+
+/// `cutover preview`: what the final migration will overwrite.
+pub async fn preview(app: &App, user: &User, key: &str, json_flag: bool) -> Result<u8> {
+    let key = ProjectKey::parse(key)?;
+    let p = app.preview(user, &key).await?;
+    if json_flag {
+        out::json(&p)?;
+        return Ok(0);
+    }
+    println!("{key}: overwrite preview {} ({} v2 rows checked)", p.id, p.rows_checked);
+    if p.items.is_empty() {
+        println!("nothing was changed, created or deleted in v2 since the last migration");
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> =
+        p.counts().into_iter().map(|(t, [c, n, d])| vec![t, c.to_string(), n.to_string(), d.to_string()]).collect();
+    out::table(&["table", "changed", "created", "deleted"], &rows);
+    for i in &p.items {
+        println!("\n{:?} {} {} ({})", i.kind, i.table, i.legacy_ref, i.id);
+        for f in &i.fields {
+            println!("  {}: as loaded {} | now {}", f.column, f.as_loaded, f.now);
+        }
+    }
+    println!(
+        "\nthe final migration overwrites all of the above with Omikai 1's data; it needs --ack-overwrite {}",
+        p.id
+    );
+    Ok(0)
+}

@@ -699,3 +699,25 @@ fn verify_decides_the_automated_items_and_flags_a_change() {
     e.customer(&["checklist", "set", "shop", "C1", "--status", "passed", "--evidence", "verify:2"]).ok();
     assert_eq!(e.customer(&["checklist", "set", "shop", "C2", "--status", "passed", "--evidence", "verify:7"]).code, 4);
 }
+
+#[test]
+fn preview_lists_what_the_final_migration_will_overwrite() {
+    let (e, dir, _) = migration_env(TestDb::sqlite(), None);
+    assert_eq!(e.vendor(&["preview", "shop"]).code, 1, "no migration has loaded the account yet");
+    sign_contracts(&e, "shop");
+    e.vendor(&["migrate", "shop", "--first"]).ok();
+    let p = e.customer(&["preview", "shop", "--json"]).ok().json();
+    assert_eq!(p["items"].as_array().unwrap().len(), 0);
+    rusqlite::Connection::open(dir.path().join("v2.db")).unwrap().execute("UPDATE sales_order SET title = 'edited in v2' WHERE legacy_ref = (SELECT MIN(legacy_ref) FROM sales_order)", []).unwrap();
+    let r = e.vendor(&["preview", "shop"]).ok();
+    assert!(
+        r.stdout.contains("Changed sales_order JOB:")
+            && r.stdout.contains("title: as loaded")
+            && r.stdout.contains("now \"edited in v2\""),
+        "{}",
+        r.stdout
+    );
+    let id = e.vendor(&["preview", "shop", "--json"]).ok().json()["id"].as_str().unwrap().to_owned();
+    assert!(r.stdout.contains(&format!("--ack-overwrite {id}")), "{}", r.stdout);
+    assert_eq!(e.run(Some("otto@other.no"), &["preview", "shop"]).code, 4);
+}

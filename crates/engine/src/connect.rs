@@ -233,6 +233,10 @@ pub trait Target: Send {
     fn commit(&mut self) -> Result<(), ConnectorError>;
     /// Rolls the run back (also done when a target is dropped mid-run).
     fn rollback(&mut self) -> Result<(), ConnectorError>;
+    /// Runs a statement without parameters.
+    fn exec_sql(&mut self, sql: &str) -> Result<u64, ConnectorError>;
+    /// Adds a row to the row-state table ([`STATE_TABLE`]) in the run's transaction.
+    fn write_state(&mut self, row: &[Value]) -> Result<(), ConnectorError>;
     /// Reads rows of a table (`WHERE account_id = id` when given), ordered by the first column.
     fn read_rows(
         &mut self,
@@ -241,6 +245,23 @@ pub trait Target: Send {
         account: Option<Uuid>,
     ) -> Result<Vec<Vec<Value>>, ConnectorError>;
 }
+
+/// cutover's own table in the v2 database: every v2 row as the last migration left it.
+pub const STATE_TABLE: &str = "cutover_row_state";
+
+/// Its columns, in the order [`Target::write_state`] takes them.
+pub const STATE_COLUMNS: [(&str, Type); 7] = [
+    ("account_id", Type::Uuid),
+    ("id", Type::Uuid),
+    ("table_name", Type::Text),
+    ("legacy_ref", Type::Text),
+    ("v1_fp", Type::Int),
+    ("v2_fp", Type::Int),
+    ("loaded", Type::Text),
+];
+
+/// Creates [`STATE_TABLE`] (same SQL on SQLite and PostgreSQL).
+pub const STATE_DDL: &str = "CREATE TABLE IF NOT EXISTS cutover_row_state (account_id UUID NOT NULL, id UUID NOT NULL, table_name TEXT NOT NULL, legacy_ref TEXT NOT NULL, v1_fp BIGINT NOT NULL, v2_fp BIGINT NOT NULL, loaded TEXT NOT NULL, PRIMARY KEY (account_id, id))";
 
 /// Coerces a decoded value to the declared type; `Err` says why it does not fit.
 fn coerce(v: Value, ty: Type) -> Result<Value, String> {
@@ -582,6 +603,15 @@ impl Target for SqliteTarget {
         }
         Ok(())
     }
+    fn exec_sql(&mut self, sql: &str) -> Result<u64, ConnectorError> {
+        self.conn.execute(sql, []).map(|n| n as u64).map_err(|e| q(sql)(e.to_string()))
+    }
+    fn write_state(&mut self, row: &[Value]) -> Result<(), ConnectorError> {
+        let sql = "INSERT INTO cutover_row_state (account_id, id, table_name, legacy_ref, v1_fp, v2_fp, loaded) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+        let mut st = self.conn.prepare_cached(sql).map_err(|e| q("preparing row state")(e.to_string()))?;
+        st.execute(rusqlite::params_from_iter(row.iter())).map_err(|e| q("writing row state")(e.to_string()))?;
+        Ok(())
+    }
     fn read_rows(
         &mut self,
         table: &str,
@@ -710,6 +740,8 @@ pub struct PgTarget {
     deferred_keys: bool,
     /// Tables loaded in this transaction.
     loaded: Vec<String>,
+    /// COPY data for the row-state table, sent in chunks of its own.
+    state_buf: Vec<u8>,
 }
 
 const COPY_CHUNK: usize = 1 << 20;
@@ -800,6 +832,7 @@ impl PgTarget {
             in_tx: false,
             deferred_keys: false,
             loaded: Vec::new(),
+            state_buf: Vec::new(),
         })
     }
 
@@ -818,6 +851,15 @@ impl PgTarget {
         if !self.buf.is_empty() {
             let data = std::mem::replace(&mut self.buf, Vec::with_capacity(COPY_CHUNK + 4096));
             self.send(PgJob::Copy(self.copy_sql.clone(), data))?;
+        }
+        self.flush_state()
+    }
+
+    fn flush_state(&mut self) -> Result<(), ConnectorError> {
+        if !self.state_buf.is_empty() {
+            let data = std::mem::take(&mut self.state_buf);
+            let cols: Vec<&str> = STATE_COLUMNS.iter().map(|c| c.0).collect();
+            self.send(PgJob::Copy(format!("COPY {STATE_TABLE} ({}) FROM STDIN", cols.join(", ")), data))?;
         }
         Ok(())
     }
@@ -1011,12 +1053,30 @@ impl Target for PgTarget {
     }
     fn rollback(&mut self) -> Result<(), ConnectorError> {
         self.buf.clear();
+        self.state_buf.clear();
         let _ = self.sync();
         if self.in_tx {
             self.in_tx = false;
             self.exec("ROLLBACK", None)?;
         }
         self.reset_role();
+        Ok(())
+    }
+    fn exec_sql(&mut self, sql: &str) -> Result<u64, ConnectorError> {
+        self.flush()?;
+        self.exec(sql, None)
+    }
+    fn write_state(&mut self, row: &[Value]) -> Result<(), ConnectorError> {
+        for (i, v) in row.iter().enumerate() {
+            if i > 0 {
+                self.state_buf.push(b'\t');
+            }
+            copy_value(&mut self.state_buf, v);
+        }
+        self.state_buf.push(b'\n');
+        if self.state_buf.len() >= COPY_CHUNK {
+            self.flush_state()?;
+        }
         Ok(())
     }
     fn read_rows(

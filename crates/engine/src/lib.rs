@@ -4,6 +4,7 @@ pub mod connect;
 pub mod ddl;
 pub mod expr;
 pub mod pack;
+pub mod preview;
 pub mod run;
 pub mod scope;
 pub mod value;

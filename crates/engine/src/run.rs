@@ -310,6 +310,8 @@ pub fn run_tapped(
             t.exec_with_uuid(&format!("DELETE FROM {} WHERE account_id = $1", t.dialect().ident(table)), account)?;
         }
         t.exec_with_uuid("DELETE FROM account WHERE id = $1", account)?;
+        t.exec_sql(crate::connect::STATE_DDL)?;
+        t.exec_with_uuid(&format!("DELETE FROM {} WHERE account_id = $1", crate::connect::STATE_TABLE), account)?;
         t.start_table("account", &["id".into(), "name".into(), "legacy_ref".into()])?;
         t.write_row(&[
             Value::Uuid(account),
@@ -355,6 +357,17 @@ pub fn run_tapped(
             None
         };
         let key_names: Vec<String> = ent.key.iter().map(|&k| ent.columns[k].0.clone()).collect();
+        // Column names and types of the v2 rows, for the row state.
+        let out_cols: Vec<(String, crate::value::Type)> = ent.target.as_ref().map_or_else(Vec::new, |tg| {
+            let mut v = vec![
+                ("id".to_owned(), crate::value::Type::Uuid),
+                ("account_id".to_owned(), crate::value::Type::Uuid),
+                ("legacy_ref".to_owned(), crate::value::Type::Text),
+            ];
+            v.extend(tg.fields.iter().map(|f| (f.column.clone(), f.ty)));
+            v
+        });
+        let table_name = ent.target.as_ref().map(|t| t.table.clone()).unwrap_or_default();
         let scan = Scan { table: &ent.source, columns: &ent.columns, extra: &ent.extra, order_by: &key_names };
         let mut merge_groups: HashMap<String, (String, Uuid)> = HashMap::new();
         let mut out_row: Vec<Value> = Vec::new();
@@ -399,6 +412,20 @@ pub fn run_tapped(
                             out_row.push(Value::Text(legacy_ref.clone()));
                             out_row.extend(values);
                             t.write_row(&out_row)?;
+                            // The row as loaded: what the overwrite preview compares v2 against later.
+                            let stored: Vec<Value> =
+                                out_row.iter().zip(&out_cols).map(|(v, (_, ty))| v.stored_as(*ty)).collect();
+                            let loaded: serde_json::Map<String, serde_json::Value> =
+                                out_cols.iter().zip(&stored).map(|((c, _), v)| (c.clone(), v.to_json())).collect();
+                            t.write_state(&[
+                                Value::Uuid(account),
+                                Value::Uuid(id),
+                                Value::Text(table_name.clone()),
+                                Value::Text(legacy_ref.clone()),
+                                Value::Int(crate::value::fingerprint(&row.values) as i64),
+                                Value::Int(crate::value::fingerprint(&stored) as i64),
+                                Value::Text(serde_json::Value::Object(loaded).to_string()),
+                            ])?;
                         }
                         tap(ei, &row.values, id);
                         rep.migrated += 1;

@@ -160,6 +160,25 @@ impl fmt::Display for Value {
     }
 }
 
+impl Value {
+    /// The value as a column of type `ty` stores it: an integer in a float column reads back as a float.
+    pub fn stored_as(&self, ty: Type) -> Value {
+        match (self, ty) {
+            (Value::Int(i), Type::Float) => Value::Float(*i as f64),
+            (v, _) => v.clone(),
+        }
+    }
+}
+
+/// A row's fingerprint (xxh3 over tagged values).
+pub fn fingerprint(row: &[Value]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for v in row {
+        v.hash_into(&mut h);
+    }
+    h.digest()
+}
+
 /// Rounds a float amount to minor units (hundredths), half away from zero, tolerating
 /// binary representation (2.675 is 267.49999… × 100 in binary; it is meant as 267.5).
 pub fn to_minor(x: f64) -> Option<i64> {

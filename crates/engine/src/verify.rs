@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use xxhash_rust::xxh3::Xxh3;
 
 use crate::connect::{ConnectorError, Dialect, Source, Target};
 use crate::ddl::Schema;
@@ -151,22 +150,7 @@ impl VerifyReport {
 /// Differences listed in full; the rest are counted.
 pub const MAX_LISTED: usize = 1000;
 
-/// A row's fingerprint.
-pub fn fingerprint(row: &[Value]) -> u64 {
-    let mut h = Xxh3::new();
-    for v in row {
-        v.hash_into(&mut h);
-    }
-    h.digest()
-}
-
-/// Values as v2 stores them: an integer written to a float column reads back as a float.
-fn normalize(v: &Value, ty: Type) -> Value {
-    match (v, ty) {
-        (Value::Int(i), Type::Float) => Value::Float(*i as f64),
-        (v, _) => v.clone(),
-    }
-}
+pub use crate::value::fingerprint;
 
 #[derive(Default)]
 struct Expected {
@@ -216,7 +200,7 @@ impl Target for Capture<'_> {
     fn write_row(&mut self, row: &[Value]) -> Result<(), ConnectorError> {
         let Some(e) = self.tables.get_mut(&self.current) else { return Ok(()) };
         let Some(Value::Uuid(id)) = row.first() else { return Ok(()) };
-        let norm: Vec<Value> = row.iter().zip(&e.columns).map(|(v, (_, ty))| normalize(v, *ty)).collect();
+        let norm: Vec<Value> = row.iter().zip(&e.columns).map(|(v, (_, ty))| v.stored_as(*ty)).collect();
         e.rows.insert(*id, fingerprint(&norm));
         aggregate_into(self.pack, &self.current, &e.columns, &norm, &mut self.aggs);
         if self.keep.contains(id) {
@@ -235,6 +219,12 @@ impl Target for Capture<'_> {
     }
     fn read_rows(&mut self, _: &str, _: &[(String, Type)], _: Option<Uuid>) -> Result<Vec<Vec<Value>>, ConnectorError> {
         Ok(Vec::new())
+    }
+    fn exec_sql(&mut self, _: &str) -> Result<u64, ConnectorError> {
+        Ok(0)
+    }
+    fn write_state(&mut self, _: &[Value]) -> Result<(), ConnectorError> {
+        Ok(())
     }
 }
 

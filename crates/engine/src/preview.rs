@@ -1,0 +1,192 @@
+//! The overwrite preview: every v2 row of the account that was changed, created or deleted
+//! since the last migration loaded it, field by field, i.e. what the final migration will
+//! overwrite. Its id is a hash of its content, so an acknowledgement binds to exactly it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::connect::{STATE_COLUMNS, STATE_TABLE, Target};
+use crate::pack::Pack;
+use crate::run::{EngineError, account_uuid};
+use crate::value::{Type, Value, fingerprint};
+
+/// What happened to a row in v2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    /// Edited in v2 since it was loaded.
+    Changed,
+    /// Created in v2; no migration loaded it.
+    Created,
+    /// Loaded by a migration, deleted in v2 since.
+    Deleted,
+}
+
+/// A field of a row, as loaded and as it is now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    /// v2 column.
+    pub column: String,
+    /// Value the migration loaded (null for created rows).
+    pub as_loaded: serde_json::Value,
+    /// Value in v2 now (null for deleted rows).
+    pub now: serde_json::Value,
+}
+
+/// A row the final migration will overwrite or delete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviewItem {
+    /// What happened.
+    pub kind: ChangeKind,
+    /// v2 table.
+    pub table: String,
+    /// v2 id.
+    pub id: Uuid,
+    /// The v1 record behind it (as v2 names it).
+    pub legacy_ref: String,
+    /// Changed fields (all fields for created and deleted rows).
+    pub fields: Vec<FieldChange>,
+}
+
+/// The overwrite preview.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preview {
+    /// Hash of the content: what an acknowledgement names.
+    pub id: String,
+    /// Rows checked in v2.
+    pub rows_checked: u64,
+    /// Rows that will be overwritten or deleted, by table and reference.
+    pub items: Vec<PreviewItem>,
+}
+
+impl Preview {
+    /// (changed, created, deleted) per table.
+    pub fn counts(&self) -> BTreeMap<String, [u64; 3]> {
+        let mut m: BTreeMap<String, [u64; 3]> = BTreeMap::new();
+        for i in &self.items {
+            m.entry(i.table.clone()).or_default()[i.kind as usize] += 1;
+        }
+        m
+    }
+}
+
+fn state_cols() -> Vec<(String, Type)> {
+    STATE_COLUMNS.iter().map(|(c, t)| ((*c).to_owned(), *t)).collect()
+}
+
+/// The columns cutover writes to a v2 table, in the order it writes them.
+pub fn target_columns(pack: &Pack, table: &str) -> Vec<(String, Type)> {
+    let mut v = vec![
+        ("id".to_owned(), Type::Uuid),
+        ("account_id".to_owned(), Type::Uuid),
+        ("legacy_ref".to_owned(), Type::Text),
+    ];
+    if let Some(tg) = pack.entities.iter().filter_map(|e| e.target.as_ref()).find(|t| t.table == table) {
+        v.extend(tg.fields.iter().map(|f| (f.column.clone(), f.ty)));
+    }
+    v
+}
+
+/// Computes the preview for the account of `account_key`.
+pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Result<Preview, EngineError> {
+    let account = account_uuid(account_key);
+    let state = target.read_rows(STATE_TABLE, &state_cols(), Some(account)).map_err(|e| EngineError::Schema {
+        table: STATE_TABLE.into(),
+        problem: format!("no migration has loaded this account yet ({e})"),
+    })?;
+    // id → (table, legacy_ref, fingerprint as loaded, values as loaded)
+    let mut loaded: HashMap<Uuid, (String, String, i64, String)> = HashMap::with_capacity(state.len());
+    for r in state {
+        if let [_, Value::Uuid(id), Value::Text(t), Value::Text(l), _, Value::Int(fp), Value::Text(json)] = r.as_slice()
+        {
+            loaded.insert(*id, (t.clone(), l.clone(), *fp, json.clone()));
+        }
+    }
+    let mut tables: Vec<&str> =
+        pack.entities.iter().filter_map(|e| e.target.as_ref().map(|t| t.table.as_str())).collect();
+    tables.dedup();
+    let mut items = Vec::new();
+    let mut seen: HashSet<Uuid> = HashSet::with_capacity(loaded.len());
+    let mut checked = 0u64;
+    for table in tables {
+        let cols = target_columns(pack, table);
+        for row in target.read_rows(table, &cols, Some(account))? {
+            checked += 1;
+            let Some(Value::Uuid(id)) = row.first() else { continue };
+            let legacy = match row.get(2) {
+                Some(Value::Text(s)) => s.clone(),
+                _ => String::new(),
+            };
+            match loaded.get(id) {
+                None => items.push(PreviewItem {
+                    kind: ChangeKind::Created,
+                    table: table.to_owned(),
+                    id: *id,
+                    legacy_ref: legacy,
+                    fields: cols
+                        .iter()
+                        .zip(&row)
+                        .map(|((c, _), v)| FieldChange {
+                            column: c.clone(),
+                            as_loaded: serde_json::Value::Null,
+                            now: v.to_json(),
+                        })
+                        .collect(),
+                }),
+                Some((_, _, fp, json)) => {
+                    seen.insert(*id);
+                    if fingerprint(&row) as i64 == *fp {
+                        continue;
+                    }
+                    let was: serde_json::Map<String, serde_json::Value> =
+                        serde_json::from_str(json).unwrap_or_default();
+                    let fields = cols
+                        .iter()
+                        .zip(&row)
+                        .filter_map(|((c, _), v)| {
+                            let now = v.to_json();
+                            let before = was.get(c).cloned().unwrap_or(serde_json::Value::Null);
+                            (now != before).then(|| FieldChange { column: c.clone(), as_loaded: before, now })
+                        })
+                        .collect();
+                    items.push(PreviewItem {
+                        kind: ChangeKind::Changed,
+                        table: table.to_owned(),
+                        id: *id,
+                        legacy_ref: legacy,
+                        fields,
+                    });
+                }
+            }
+        }
+    }
+    for (id, (table, legacy, _, json)) in &loaded {
+        if seen.contains(id) {
+            continue;
+        }
+        let was: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json).unwrap_or_default();
+        let fields = was
+            .into_iter()
+            .map(|(c, v)| FieldChange { column: c, as_loaded: v, now: serde_json::Value::Null })
+            .collect();
+        items.push(PreviewItem {
+            kind: ChangeKind::Deleted,
+            table: table.clone(),
+            id: *id,
+            legacy_ref: legacy.clone(),
+            fields,
+        });
+    }
+    items.sort_by(|a, b| (&a.table, &a.legacy_ref, a.id, a.kind).cmp(&(&b.table, &b.legacy_ref, b.id, b.kind)));
+    let mut h = Sha256::new();
+    h.update(account.as_bytes());
+    for i in &items {
+        h.update(serde_json::to_string(i).unwrap_or_default().as_bytes());
+        h.update([0]);
+    }
+    let id = h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
+    Ok(Preview { id, rows_checked: checked, items })
+}
