@@ -235,6 +235,26 @@ pub trait Target: Send {
     fn rollback(&mut self) -> Result<(), ConnectorError>;
     /// Runs a statement without parameters.
     fn exec_sql(&mut self, sql: &str) -> Result<u64, ConnectorError>;
+    /// Whether a run replaces the account's rows (a first migration) rather than changing them in place.
+    fn replaces_account(&self) -> bool {
+        true
+    }
+    /// Inserts rows, or updates the ones whose `conflict` columns already exist.
+    fn upsert_rows(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        conflict: &[&str],
+        rows: &[Vec<Value>],
+    ) -> Result<(), ConnectorError> {
+        let _ = (columns, conflict, rows);
+        Err(q(format!("upsert into {table}"))("not supported by this target".into()))
+    }
+    /// Deletes rows by id.
+    fn delete_ids(&mut self, table: &str, ids: &[Uuid]) -> Result<u64, ConnectorError> {
+        let _ = ids;
+        Err(q(format!("delete from {table}"))("not supported by this target".into()))
+    }
     /// Adds a row to the row-state table ([`STATE_TABLE`]) in the run's transaction.
     fn write_state(&mut self, row: &[Value]) -> Result<(), ConnectorError>;
     /// Reads rows of a table (`WHERE account_id = id` when given), ordered by the first column.
@@ -262,6 +282,28 @@ pub const STATE_COLUMNS: [(&str, Type); 7] = [
 
 /// Creates [`STATE_TABLE`] (same SQL on SQLite and PostgreSQL).
 pub const STATE_DDL: &str = "CREATE TABLE IF NOT EXISTS cutover_row_state (account_id UUID NOT NULL, id UUID NOT NULL, table_name TEXT NOT NULL, legacy_ref TEXT NOT NULL, v1_fp BIGINT NOT NULL, v2_fp BIGINT NOT NULL, loaded TEXT NOT NULL, PRIMARY KEY (account_id, id))";
+
+fn upsert_sql(d: Dialect, table: &str, columns: &[String], conflict: &[&str], from: &str) -> String {
+    let cols: Vec<String> = columns.iter().map(|c| d.ident(c)).collect();
+    let keys: Vec<String> = conflict.iter().map(|c| d.ident(c)).collect();
+    let set: Vec<String> = columns
+        .iter()
+        .filter(|c| !conflict.contains(&c.as_str()))
+        .map(|c| format!("{0} = excluded.{0}", d.ident(c)))
+        .collect();
+    format!(
+        "INSERT INTO {} ({}) {from} ON CONFLICT ({}) DO UPDATE SET {}",
+        d.ident(table),
+        cols.join(", "),
+        keys.join(", "),
+        set.join(", ")
+    )
+}
+
+fn id_list(ids: &[Uuid]) -> String {
+    // Ids are generated UUIDs: their text form is safe as a literal.
+    ids.iter().map(|u| format!("'{}'", u.hyphenated())).collect::<Vec<_>>().join(", ")
+}
 
 /// Coerces a decoded value to the declared type; `Err` says why it does not fit.
 fn coerce(v: Value, ty: Type) -> Result<Value, String> {
@@ -611,6 +653,30 @@ impl Target for SqliteTarget {
         let mut st = self.conn.prepare_cached(sql).map_err(|e| q("preparing row state")(e.to_string()))?;
         st.execute(rusqlite::params_from_iter(row.iter())).map_err(|e| q("writing row state")(e.to_string()))?;
         Ok(())
+    }
+    fn upsert_rows(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        conflict: &[&str],
+        rows: &[Vec<Value>],
+    ) -> Result<(), ConnectorError> {
+        let params: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+        let sql = upsert_sql(Dialect::Sqlite, table, columns, conflict, &format!("VALUES ({})", params.join(", ")));
+        let mut st = self.conn.prepare_cached(&sql).map_err(|e| q(sql.clone())(e.to_string()))?;
+        for r in rows {
+            st.execute(rusqlite::params_from_iter(r.iter()))
+                .map_err(|e| q(format!("upsert into {table} with {}", describe_row(r)))(e.to_string()))?;
+        }
+        Ok(())
+    }
+    fn delete_ids(&mut self, table: &str, ids: &[Uuid]) -> Result<u64, ConnectorError> {
+        let mut n = 0;
+        for chunk in ids.chunks(500) {
+            let sql = format!("DELETE FROM {} WHERE id IN ({})", Dialect::Sqlite.ident(table), id_list(chunk));
+            n += self.conn.execute(&sql, []).map_err(|e| q(format!("delete from {table}"))(e.to_string()))? as u64;
+        }
+        Ok(n)
     }
     fn read_rows(
         &mut self,
@@ -1078,6 +1144,55 @@ impl Target for PgTarget {
             self.flush_state()?;
         }
         Ok(())
+    }
+    fn upsert_rows(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        conflict: &[&str],
+        rows: &[Vec<Value>],
+    ) -> Result<(), ConnectorError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        // COPY into a temporary twin of the table, then one INSERT … ON CONFLICT from it.
+        let d = Dialect::Postgres;
+        let tmp = format!("cutover_up_{}", table.to_lowercase());
+        self.flush()?;
+        self.exec(
+            &format!(
+                "CREATE TEMP TABLE IF NOT EXISTS {tmp} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
+                d.ident(table)
+            ),
+            None,
+        )?;
+        self.exec(&format!("TRUNCATE {tmp}"), None)?;
+        let cols: Vec<String> = columns.iter().map(|c| d.ident(c)).collect();
+        let mut buf = Vec::new();
+        for r in rows {
+            for (i, v) in r.iter().enumerate() {
+                if i > 0 {
+                    buf.push(b'\t');
+                }
+                copy_value(&mut buf, v);
+            }
+            buf.push(b'\n');
+        }
+        self.send(PgJob::Copy(format!("COPY {tmp} ({}) FROM STDIN", cols.join(", ")), buf))?;
+        self.sync()?;
+        self.exec(&upsert_sql(d, table, columns, conflict, &format!("SELECT {} FROM {tmp}", cols.join(", "))), None)?;
+        Ok(())
+    }
+    fn delete_ids(&mut self, table: &str, ids: &[Uuid]) -> Result<u64, ConnectorError> {
+        self.flush()?;
+        let mut n = 0;
+        for chunk in ids.chunks(1000) {
+            n += self.exec(
+                &format!("DELETE FROM {} WHERE id IN ({})", Dialect::Postgres.ident(table), id_list(chunk)),
+                None,
+            )?;
+        }
+        Ok(n)
     }
     fn read_rows(
         &mut self,

@@ -2,6 +2,7 @@
 
 pub mod connect;
 pub mod ddl;
+pub mod delta;
 pub mod expr;
 pub mod pack;
 pub mod preview;

@@ -49,6 +49,8 @@ pub struct PreviewItem {
     pub legacy_ref: String,
     /// Changed fields (all fields for created and deleted rows).
     pub fields: Vec<FieldChange>,
+    /// The whole row as it is in v2 now (empty for deleted rows).
+    pub now_row: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The overwrite preview.
@@ -132,9 +134,10 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
                         .map(|((c, _), v)| FieldChange {
                             column: c.clone(),
                             as_loaded: serde_json::Value::Null,
-                            now: v.to_json(),
+                            now: v.to_json_exact(),
                         })
                         .collect(),
+                    now_row: cols.iter().zip(&row).map(|((c, _), v)| (c.clone(), v.to_json_exact())).collect(),
                 }),
                 Some((_, _, fp, json)) => {
                     seen.insert(*id);
@@ -147,17 +150,19 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
                         .iter()
                         .zip(&row)
                         .filter_map(|((c, _), v)| {
-                            let now = v.to_json();
+                            let now = v.to_json_exact();
                             let before = was.get(c).cloned().unwrap_or(serde_json::Value::Null);
                             (now != before).then(|| FieldChange { column: c.clone(), as_loaded: before, now })
                         })
                         .collect();
+                    let now_row = cols.iter().zip(&row).map(|((c, _), v)| (c.clone(), v.to_json_exact())).collect();
                     items.push(PreviewItem {
                         kind: ChangeKind::Changed,
                         table: table.to_owned(),
                         id: *id,
                         legacy_ref: legacy,
                         fields,
+                        now_row,
                     });
                 }
             }
@@ -178,6 +183,7 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
             id: *id,
             legacy_ref: legacy.clone(),
             fields,
+            now_row: serde_json::Map::new(),
         });
     }
     items.sort_by(|a, b| (&a.table, &a.legacy_ref, a.id, a.kind).cmp(&(&b.table, &b.legacy_ref, b.id, b.kind)));

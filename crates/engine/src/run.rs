@@ -299,7 +299,11 @@ pub fn run_tapped(
     check_source(pack, source)?;
 
     let mut written = 0u64;
-    if let Some(t) = target.as_deref_mut() {
+    if let Some(t) = target.as_deref_mut()
+        && !t.replaces_account()
+    {
+        t.begin()?;
+    } else if let Some(t) = target.as_deref_mut() {
         t.ensure_schema(&pack.v2)?;
         t.begin()?;
         // Re-running replaces the account's rows: same v2, no duplicates.
@@ -415,8 +419,11 @@ pub fn run_tapped(
                             // The row as loaded: what the overwrite preview compares v2 against later.
                             let stored: Vec<Value> =
                                 out_row.iter().zip(&out_cols).map(|(v, (_, ty))| v.stored_as(*ty)).collect();
-                            let loaded: serde_json::Map<String, serde_json::Value> =
-                                out_cols.iter().zip(&stored).map(|((c, _), v)| (c.clone(), v.to_json())).collect();
+                            let loaded: serde_json::Map<String, serde_json::Value> = out_cols
+                                .iter()
+                                .zip(&stored)
+                                .map(|((c, _), v)| (c.clone(), v.to_json_exact()))
+                                .collect();
                             t.write_state(&[
                                 Value::Uuid(account),
                                 Value::Uuid(id),

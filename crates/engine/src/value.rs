@@ -110,6 +110,14 @@ impl Value {
         }
     }
 
+    /// The value as JSON with nothing left out: bytes as `{"hex": "…"}`. For row state and recovery.
+    pub fn to_json_exact(&self) -> serde_json::Value {
+        match self {
+            Value::Bytes(b) => serde_json::json!({ "hex": b.iter().map(|x| format!("{x:02x}")).collect::<String>() }),
+            other => other.to_json(),
+        }
+    }
+
     /// Feeds the value into a fingerprint, with a tag so that `1` and `"1"` differ.
     pub fn hash_into(&self, h: &mut xxhash_rust::xxh3::Xxh3) {
         match self {

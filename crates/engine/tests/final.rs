@@ -1,0 +1,147 @@
+//! The final migration: restores v1's values over v2 edits, writes only what changed, deletes
+//! what v1 no longer gives, and saves everything it overwrites first.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use cutover_demo::{DEFAULT_CUTOFF, Spec};
+use cutover_engine::connect::{SourceConfig, TargetConfig};
+use cutover_engine::delta::final_run;
+use cutover_engine::pack::{Pack, PackSource};
+use cutover_engine::preview::preview;
+use cutover_engine::run::{RunSpec, run};
+use cutover_engine::value::Value;
+use cutover_testkit::TestDb;
+
+fn exec_v2(url: &str, sql: &str) {
+    if url.starts_with("postgres") {
+        let (url, sql) = (url.to_owned(), sql.to_owned());
+        cutover_testkit::block_on(async move {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.unwrap();
+        });
+    } else {
+        rusqlite::Connection::open(url).unwrap().execute_batch(sql).unwrap();
+    }
+}
+
+fn snapshot(pack: &Pack, url: &str) -> Vec<(String, Vec<Vec<Value>>)> {
+    let mut t = TargetConfig::from_url(url).unwrap().build().unwrap();
+    pack.v2
+        .tables
+        .iter()
+        .map(|table| {
+            let cols: Vec<_> = table.columns.iter().map(|c| (c.name.clone(), c.ty)).collect();
+            (table.name.clone(), t.read_rows(&table.name, &cols, None).unwrap())
+        })
+        .collect()
+}
+
+fn final_migration_restores_v1_and_keeps_what_it_overwrites(v2: &str, fresh: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("v1.db");
+    cutover_demo::generate(&v1, Spec { customers: 100, seed: 8, cutoff: DEFAULT_CUTOFF }).unwrap();
+    let pack = PackSource::Builtin.load("omikai").unwrap();
+    let included: Vec<String> = pack.template.entities.iter().map(|e| e.name.clone()).collect();
+    let opts = BTreeMap::new();
+    let spec = RunSpec {
+        pack: &pack,
+        account_key: "acme",
+        account_name: "Acme",
+        included: &included,
+        cutoff: DEFAULT_CUTOFF,
+        options: &opts,
+        progress: false,
+    };
+    let first = |url: &str| {
+        let mut src = SourceConfig::Sqlite { path: v1.clone() }.build().unwrap();
+        let mut tgt = TargetConfig::from_url(url).unwrap().build().unwrap();
+        run(&spec, src.as_mut(), Some(tgt.as_mut()), &mut |_| Ok(())).unwrap()
+    };
+    first(v2);
+
+    // The parallel phase: the customer works in v2 ...
+    exec_v2(v2, "UPDATE customer SET name = 'Renamed in v2' WHERE legacy_ref = 'CUST:1'");
+    exec_v2(v2, "DELETE FROM invoice_line WHERE legacy_ref = (SELECT MIN(legacy_ref) FROM invoice_line)");
+    exec_v2(
+        v2,
+        &format!(
+            "INSERT INTO contact (id, account_id, legacy_ref, customer_id, first_name, last_name, email, phone, is_primary) \
+             SELECT '00000000-0000-4000-8000-0000000000bb', account_id, 'v2:typed-in', id, 'Tia', 'Typed', NULL, NULL, {} FROM customer WHERE legacy_ref = 'CUST:1'",
+            if v2.starts_with("postgres") { "false" } else { "0" }
+        ),
+    );
+    // ... and in v1, which stays the system of record until go-live.
+    let c = rusqlite::Connection::open(&v1).unwrap();
+    let jobs: Vec<i64> = {
+        let mut st = c
+            .prepare("SELECT JOBNO FROM JOB WHERE STATUS IN ('10', '20') AND CUSTNO < 1000000 ORDER BY JOBNO LIMIT 5")
+            .unwrap();
+        st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    for j in &jobs {
+        c.execute("UPDATE JOB SET TITLE = 'changed in v1' WHERE JOBNO = ?1", [j]).unwrap();
+    }
+    let gone_contact: i64 = c
+        .query_row("SELECT MAX(CONTNO) FROM CONTACT WHERE CUSTNO IN (SELECT CUSTNO FROM CUST WHERE STATUS = 'A') AND CONTNO NOT IN (SELECT CONTNO FROM QUOTE WHERE CONTNO IS NOT NULL) AND EMAIL LIKE '%@kunde.no'", [], |r| r.get(0))
+        .unwrap();
+    c.execute("DELETE FROM CONTACT WHERE CONTNO = ?1", [gone_contact]).unwrap();
+    c.execute("INSERT INTO CUST (CUSTNO, NAME, COUNTRY, PAYTERMS, CURRENCY, STATUS, CREATED) VALUES (5000, 'Nykunde AS', 'Norway', '30D', 'NOK', 'A', '2026-11-01')", []).unwrap();
+    drop(c);
+
+    let mut tgt = TargetConfig::from_url(v2).unwrap().build().unwrap();
+    let p = preview(&pack, tgt.as_mut(), "acme").unwrap();
+    assert_eq!(p.items.len(), 3);
+    let bundle_dir = dir.path().join("recovery/run-2");
+    let mut src = SourceConfig::Sqlite { path: v1.clone() }.build().unwrap();
+    let r = final_run(&spec, src.as_mut(), tgt.as_mut(), &p, &bundle_dir, &mut |_| Ok(())).unwrap();
+    drop(tgt);
+
+    // v2 is exactly what a fresh migration of today's v1 gives.
+    first(fresh);
+    assert_eq!(snapshot(&pack, v2), snapshot(&pack, fresh));
+    let t = r.totals();
+    assert_eq!(r.tables["sales_order"].rewritten, jobs.len() as u64);
+    assert_eq!(r.tables["customer"].rewritten, 1, "the renamed customer gets v1's name back");
+    assert_eq!(r.tables["customer"].inserted, 1, "the new v1 customer");
+    assert_eq!(r.tables["invoice_line"].rewritten, 1, "the line deleted in v2 comes back");
+    assert_eq!(r.tables["contact"].deleted, 2, "the contact gone from v1 and the one typed into v2");
+    assert_eq!(t.rewritten + t.inserted + t.deleted, jobs.len() as u64 + 5);
+    assert!(t.unchanged > 1000);
+    // The bundle holds the parallel-phase values, and its manifest names its content.
+    let rows = std::fs::read_to_string(bundle_dir.join("rows.jsonl")).unwrap();
+    assert_eq!(rows.lines().count() as u64, r.bundle.rows);
+    assert_eq!(r.bundle.overwritten, jobs.len() as u64 + 2);
+    assert!(rows.lines().any(|l| l.contains("\"Renamed in v2\"") && l.contains("changed in v2")), "{rows}");
+    assert!(
+        rows.lines().any(|l| l.contains("\"Typed\"") && l.contains("created in v2") && l.contains("\"deleted\"")),
+        "{rows}"
+    );
+    assert!(
+        rows.lines().any(|l| l.contains(&format!("CONTACT:{gone_contact}")) && l.contains("its v1 record is gone")),
+        "{rows}"
+    );
+    use sha2::Digest;
+    let digest: String = sha2::Sha256::digest(rows.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(digest, r.bundle.sha256);
+    let manifest = std::fs::read_to_string(bundle_dir.join("manifest.json")).unwrap();
+    assert!(manifest.contains(&p.id));
+    // Nothing is left to overwrite.
+    let mut tgt = TargetConfig::from_url(v2).unwrap().build().unwrap();
+    assert!(preview(&pack, tgt.as_mut(), "acme").unwrap().items.is_empty());
+}
+
+#[test]
+fn sqlite_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("v2.db"), dir.path().join("fresh.db"));
+    final_migration_restores_v1_and_keeps_what_it_overwrites(a.to_str().unwrap(), b.to_str().unwrap());
+}
+
+#[test]
+fn postgres_target() {
+    let (Some(a), Some(b)) = (TestDb::postgres(), TestDb::postgres()) else { return };
+    final_migration_restores_v1_and_keeps_what_it_overwrites(&a.url, &b.url);
+}
