@@ -42,6 +42,16 @@ pub enum AppError {
     /// The project is not set up for what was asked.
     #[error("{0}")]
     Config(String),
+    /// The acknowledged overwrite preview is no longer what the final migration would overwrite.
+    #[error(
+        "preview {acknowledged} is no longer current (v2 changed; the preview is now {current}): look at `cutover preview` again"
+    )]
+    StalePreview {
+        /// What the operator acknowledged.
+        acknowledged: String,
+        /// The preview now.
+        current: String,
+    },
     /// A verification could not complete.
     #[error("the verification did not complete")]
     Verify(#[source] cutover_engine::run::EngineError),
@@ -67,6 +77,7 @@ impl AppError {
             AppError::Config(_) => "not_configured",
             AppError::Engine(_) => "run_failed",
             AppError::Verify(_) => "verify_failed",
+            AppError::StalePreview { .. } => "stale_preview",
             AppError::Password(_) => "invalid_password",
         }
     }
@@ -114,6 +125,7 @@ pub struct ProjectSpec {
 pub struct App {
     store: Store,
     packs: Packs,
+    recovery: std::path::PathBuf,
 }
 
 /// How many times a command is re-decided when another writer saved first.
@@ -122,7 +134,25 @@ const CONFLICT_RETRIES: usize = 5;
 impl App {
     /// Opens the store at `db` (creating and migrating it as needed).
     pub async fn open(db: &str, packs: Packs) -> Result<App> {
-        Ok(App { store: Store::open(db).await?, packs })
+        let store = Store::open(db).await?;
+        // Recovery bundles live beside a SQLite store, or in ./cutover-recovery.
+        let recovery = cutover_store::DbUrl::parse(db)
+            .ok()
+            .and_then(|u| u.sqlite_path())
+            .and_then(|p| p.parent().map(|d| d.join("recovery")))
+            .unwrap_or_else(|| std::path::PathBuf::from("cutover-recovery"));
+        Ok(App { store, packs, recovery })
+    }
+
+    /// Uses another folder for recovery bundles.
+    pub fn with_recovery_dir(mut self, dir: std::path::PathBuf) -> App {
+        self.recovery = dir;
+        self
+    }
+
+    /// Where recovery bundles are written: `DIR/<project>/run-<n>/`.
+    pub fn recovery_dir(&self) -> &std::path::Path {
+        &self.recovery
     }
 
     /// The store, for layers that read more than the lifecycle (reports, engine).

@@ -11,6 +11,9 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::{App, AppError, Result};
 
+/// What the engine thread gives back: the run's buckets and, for a final migration, its delta.
+type Done = (RunReport, Option<cutover_engine::delta::FinalReport>);
+
 /// Ledger rows stored per transaction.
 const LEDGER_TX_ROWS: usize = 10_000;
 
@@ -25,6 +28,8 @@ pub struct MigrateRequest {
     pub reason: Option<String>,
     /// Progress bars on a terminal.
     pub progress: bool,
+    /// The overwrite preview the operator acknowledged (final migration).
+    pub ack_overwrite: Option<String>,
 }
 
 /// A completed run.
@@ -34,6 +39,8 @@ pub struct MigrateOutcome {
     pub run: u32,
     /// The engine's report.
     pub report: RunReport,
+    /// For the final migration: rewritten, unchanged and deleted rows, and the recovery bundle.
+    pub final_report: Option<cutover_engine::delta::FinalReport>,
 }
 
 /// One line for the lifecycle and the audit log.
@@ -71,6 +78,20 @@ impl App {
             Some(TargetConfig::from_url(&v2).map_err(|e| AppError::Config(e.to_string()))?)
         };
         let pack = Arc::new(self.packs().load(&project.pack)?);
+        let ack = if req.kind == RunKind::Final {
+            let ack = req.ack_overwrite.clone().ok_or_else(|| {
+                AppError::Config(format!(
+                    "the final migration overwrites what changed in v2: look at `cutover preview {key}` and pass --ack-overwrite PREVIEW_ID"
+                ))
+            })?;
+            let current = self.preview(actor, key).await?;
+            if current.id != ack {
+                return Err(AppError::StalePreview { acknowledged: ack, current: current.id });
+            }
+            Some(ack)
+        } else {
+            None
+        };
 
         let d = self
             .execute(actor, key, Command::StartRun { kind: req.kind, reason: req.reason.clone(), dry_run: req.dry_run })
@@ -106,25 +127,36 @@ impl App {
         let (account_key, account_name) = (key.to_string(), d.project.org.to_string());
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<LedgerRecord>>(4);
         let progress = req.progress;
-        let engine = std::thread::Builder::new().name("engine".into()).spawn(
-            move || -> std::result::Result<RunReport, EngineError> {
-                let mut src = source.build()?;
-                let mut tgt = target.map(|t| t.build()).transpose()?;
-                let spec = RunSpec {
-                    pack: &pack,
-                    account_key: &account_key,
-                    account_name: &account_name,
-                    included: &scope.included,
-                    cutoff: scope.cutoff,
-                    options: &scope.options,
-                    progress,
-                };
-                run(&spec, src.as_mut(), tgt.as_deref_mut().map(|t| t as &mut dyn Target), &mut |batch| {
-                    tx.blocking_send(batch)
-                        .map_err(|_| EngineError::Ledger("the store stopped taking the ledger".into()))
-                })
-            },
-        );
+        let bundle_dir = self.recovery_dir().join(key.as_str()).join(format!("run-{run_no}"));
+        let engine = std::thread::Builder::new().name("engine".into()).spawn(move || -> std::result::Result<Done, EngineError> {
+            let mut src = source.build()?;
+            let mut tgt = target.map(|t| t.build()).transpose()?;
+            let spec = RunSpec {
+                pack: &pack,
+                account_key: &account_key,
+                account_name: &account_name,
+                included: &scope.included,
+                cutoff: scope.cutoff,
+                options: &scope.options,
+                progress,
+            };
+            let mut ledger = |batch| tx.blocking_send(batch).map_err(|_| EngineError::Ledger("the store stopped taking the ledger".into()));
+            match (ack, tgt.as_deref_mut()) {
+                (Some(ack), Some(t)) => {
+                    // Checked again right before writing: an edit since the acknowledgement stops the run.
+                    let p = cutover_engine::preview::preview(&pack, t, &account_key)?;
+                    if p.id != ack {
+                        return Err(EngineError::Schema {
+                            table: "v2".into(),
+                            problem: format!("v2 changed after preview {ack} was acknowledged (now {}); look at the preview again", p.id),
+                        });
+                    }
+                    let f = cutover_engine::delta::final_run(&spec, src.as_mut(), t, &p, &bundle_dir, &mut ledger)?;
+                    Ok((f.run.clone(), Some(f)))
+                }
+                (_, t) => Ok((run(&spec, src.as_mut(), t.map(|t| t as &mut dyn Target), &mut ledger)?, None)),
+            }
+        });
         let engine = engine.map_err(|e| AppError::Config(format!("cannot start the engine thread: {e}")))?;
         // Ledger batches are stored in transactions of up to LEDGER_TX_ROWS rows: fewer commits.
         let mut seq = 0i64;
@@ -157,7 +189,7 @@ impl App {
         }
         drop(rx);
         let joined = tokio::task::spawn_blocking(move || engine.join()).await;
-        let result: std::result::Result<RunReport, AppError> = match (joined, store_err) {
+        let result: std::result::Result<Done, AppError> = match (joined, store_err) {
             (_, Some(e)) => Err(e.into()),
             (Ok(Ok(Ok(report))), None) => Ok(report),
             (Ok(Ok(Err(e))), None) => Err(AppError::Engine(e)),
@@ -165,9 +197,20 @@ impl App {
         };
         let now = self.now().format(&Rfc3339).unwrap_or_default();
         match result {
-            Ok(report) => {
-                let line = summary(&report);
-                let json = serde_json::to_string(&report).map_err(|e| AppError::Config(e.to_string()))?;
+            Ok((report, final_report)) => {
+                let mut line = summary(&report);
+                if let Some(f) = &final_report {
+                    let t = f.totals();
+                    line = format!(
+                        "{line}; v2 rows rewritten {}, inserted {}, deleted {}, unchanged {}; recovery bundle {} ({} rows)",
+                        t.rewritten, t.inserted, t.deleted, t.unchanged, f.bundle.path, f.bundle.rows
+                    );
+                }
+                let json = match &final_report {
+                    Some(f) => serde_json::to_string(f),
+                    None => serde_json::to_string(&report),
+                }
+                .map_err(|e| AppError::Config(e.to_string()))?;
                 self.store().finish_run(key.as_str(), run_no, "completed", &now, Some(&json), None).await?;
                 self.execute(
                     actor,
@@ -176,7 +219,7 @@ impl App {
                 )
                 .await?;
                 tracing::info!(key = %key, run = run_no, "run completed");
-                Ok(MigrateOutcome { run: started.id, report })
+                Ok(MigrateOutcome { run: started.id, report, final_report })
             }
             Err(e) => {
                 let msg = e.to_string();

@@ -17,6 +17,9 @@ pub struct Cli {
     /// Print JSON for machines instead of text for people.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Folder for recovery bundles (default: `recovery` beside a SQLite store, else ./cutover-recovery).
+    #[arg(long, global = true, env = "CUTOVER_RECOVERY", value_name = "DIR")]
+    pub recovery_dir: Option<PathBuf>,
     /// Folder with mapping packs (DIR/<pack>/…); the built-in packs otherwise.
     #[arg(long, global = true, env = "CUTOVER_PACKS", value_name = "DIR")]
     pub packs: Option<PathBuf>,
@@ -70,6 +73,9 @@ pub enum Cmd {
     /// Runs: abandon a run whose process died, so that the project can run again.
     #[command(subcommand)]
     Run(RunCmd),
+    /// Recovery bundles: what final migrations overwrote or deleted.
+    #[command(subcommand)]
+    Recovery(RecoveryCmd),
     /// Generate a deterministic Omikai 1 demo database with every dirty-data case.
     DemoData(DemoDataArgs),
     /// Walk a whole demo migration on the embedded default (SQLite, generated data, no server).
@@ -81,8 +87,14 @@ pub struct MigrateArgs {
     /// Project key.
     pub key: String,
     /// The first (trial) migration into the v2 account.
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "final_", conflicts_with = "final_")]
     pub first: bool,
+    /// The final migration: overwrites what changed in v2 since the last migration.
+    #[arg(long = "final", id = "final_")]
+    pub final_: bool,
+    /// The overwrite preview you have looked at (`cutover preview KEY` prints its id).
+    #[arg(long, value_name = "PREVIEW_ID")]
+    pub ack_overwrite: Option<String>,
     /// Simulate: read and map everything, write nothing to v2.
     #[arg(long)]
     pub dry_run: bool,
@@ -104,6 +116,12 @@ pub struct VerifyArgs {
     /// Print a stored verification instead of running one.
     #[arg(long, value_name = "N")]
     pub show: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecoveryCmd {
+    /// List a project's recovery bundles.
+    Show(KeyArg),
 }
 
 #[derive(Debug, Subcommand)]

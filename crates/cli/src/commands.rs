@@ -25,7 +25,10 @@ pub async fn run(cli: Cli) -> Result<u8> {
         return crate::demo::demo(a, cli.packs.clone()).await;
     }
     let packs = cli.packs.clone().map_or(Packs::Builtin, Packs::Dir);
-    let app = App::open(&cli.db, packs).await?;
+    let mut app = App::open(&cli.db, packs).await?;
+    if let Some(dir) = cli.recovery_dir.clone() {
+        app = app.with_recovery_dir(dir);
+    }
     let ctx = Ctx { app: &app, json: cli.json, actor: cli.actor.clone() };
     let code = match cli.command {
         Cmd::Init(a) => ctx.init(a).await?,
@@ -116,6 +119,9 @@ pub async fn run(cli: Cli) -> Result<u8> {
         }
         Cmd::Audit(a) => ctx.audit(a).await?,
         Cmd::Migrate(a) => ctx.migrate(a).await?,
+        Cmd::Recovery(RecoveryCmd::Show(a)) => {
+            crate::report::recovery(&app, &ctx.user().await?, &a.key, ctx.json).await?
+        }
         Cmd::Run(RunCmd::Abandon(a)) => {
             let cmd = Command::AbandonRun { run: a.run, reason: Text::parse(&a.reason)? };
             let done = ctx.apply(&a.key, cmd, &format!("run {} marked failed", a.run)).await?;
@@ -525,8 +531,10 @@ impl Ctx<'_> {
     async fn migrate(&self, a: MigrateArgs) -> Result<u8> {
         let user = self.user().await?;
         let key = ProjectKey::parse(&a.key)?;
+        let kind = if a.final_ { cutover_core::RunKind::Final } else { cutover_core::RunKind::First };
         let req = cutover_app::MigrateRequest {
-            kind: cutover_core::RunKind::First,
+            ack_overwrite: a.ack_overwrite,
+            kind,
             dry_run: a.dry_run,
             reason: a.reason,
             progress: !self.json,
@@ -538,6 +546,9 @@ impl Ctx<'_> {
         } else {
             println!("{key}: run {} {}", done.run, cutover_app::summary(&done.report));
             crate::report::print_counts(&done.report);
+            if let Some(f) = &done.final_report {
+                crate::report::print_delta(f);
+            }
             println!("{key}: phase is {}; full report: cutover report {key} --run {}", p.phase, done.run);
         }
         Ok(0)

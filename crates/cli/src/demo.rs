@@ -109,7 +109,11 @@ pub async fn demo(a: &DemoArgs, packs: Option<PathBuf>) -> Result<u8> {
         .await?;
     println!("history cut-off set to {DEFAULT_CUTOFF}");
     let dry = app
-        .migrate(&vendor, &key, MigrateRequest { kind: RunKind::First, dry_run: true, reason: None, progress: true })
+        .migrate(
+            &vendor,
+            &key,
+            MigrateRequest { kind: RunKind::First, dry_run: true, reason: None, progress: true, ack_overwrite: None },
+        )
         .await?;
     println!("dry run {}: {}", dry.run, cutover_app::summary(&dry.report));
     let blocked = app.project(&vendor, &key).await?.project.status().blocked_by;
@@ -125,7 +129,11 @@ pub async fn demo(a: &DemoArgs, packs: Option<PathBuf>) -> Result<u8> {
 
     step(2, "first migration");
     let first = app
-        .migrate(&vendor, &key, MigrateRequest { kind: RunKind::First, dry_run: false, reason: None, progress: true })
+        .migrate(
+            &vendor,
+            &key,
+            MigrateRequest { kind: RunKind::First, dry_run: false, reason: None, progress: true, ack_overwrite: None },
+        )
         .await?;
     println!("run {}: {}", first.run, cutover_app::summary(&first.report));
     crate::report::print_counts(&first.report);
@@ -148,6 +156,13 @@ pub async fn demo(a: &DemoArgs, packs: Option<PathBuf>) -> Result<u8> {
         app.execute(actor, &key, Command::ChecklistSet { item: item.id.clone(), update }).await?;
     }
     println!("the other checklist items passed by their parties");
+    // The customer keeps working in v2 during the parallel phase.
+    let edited = rusqlite::Connection::open(&v2)?.execute(
+        "UPDATE customer SET phone = '+47 99 99 99 99', note = 'typed into Omikai 2 during the parallel phase' \
+         WHERE legacy_ref = (SELECT MIN(legacy_ref) FROM customer)",
+        [],
+    )?;
+    println!("simulated: the customer edited {edited} customer in Omikai 2 during the parallel phase");
     app.execute(&vendor, &key, Command::ChecklistAccept).await?;
     app.execute(&customer, &key, Command::ChecklistAccept).await?;
     println!("checklist accepted by both parties");
@@ -156,6 +171,39 @@ pub async fn demo(a: &DemoArgs, packs: Option<PathBuf>) -> Result<u8> {
     app.execute(&vendor, &key, Command::Sign { kind: DocKind::GoLive, party: None }).await?;
     app.execute(&customer, &key, Command::Sign { kind: DocKind::GoLive, party: None }).await?;
     println!("go-live approval signed by both parties");
+
+    step(5, "final migration");
+    let preview = app.preview(&vendor, &key).await?;
+    println!(
+        "overwrite preview {}: {} rows changed in Omikai 2 since the first migration",
+        preview.id,
+        preview.items.len()
+    );
+    for item in &preview.items {
+        for f in &item.fields {
+            println!(
+                "  {:?} {} {}: {} was {}, is {}",
+                item.kind, item.table, item.legacy_ref, f.column, f.as_loaded, f.now
+            );
+        }
+    }
+    let last = app
+        .migrate(
+            &vendor,
+            &key,
+            MigrateRequest {
+                kind: RunKind::Final,
+                dry_run: false,
+                reason: None,
+                progress: true,
+                ack_overwrite: Some(preview.id.clone()),
+            },
+        )
+        .await?;
+    println!("final migration, run {}: {}", last.run, cutover_app::summary(&last.report));
+    if let Some(f) = &last.final_report {
+        crate::report::print_delta(f);
+    }
     let p = app.project(&vendor, &key).await?.project;
     let st = p.status();
     println!("\nphase now: {}; next: {}", st.phase, st.next_step.unwrap_or("-"));
@@ -167,6 +215,7 @@ pub async fn demo(a: &DemoArgs, packs: Option<PathBuf>) -> Result<u8> {
     println!("  cutover --db {db} --as vera@vendor.example project show {key}");
     println!("  cutover --db {db} --as vera@vendor.example report {key} --format csv");
     println!("  cutover --db {db} --as vera@vendor.example scope show {key}");
+    println!("  cutover --db {db} --as vera@vendor.example recovery show {key}");
     println!("  cutover --db {db} --as vera@vendor.example audit {key} --verify");
     app.store().close().await;
     Ok(0)

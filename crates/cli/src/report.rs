@@ -57,8 +57,13 @@ pub async fn report(app: &App, user: &User, a: ReportArgs, json_flag: bool) -> R
         .await?
         .ok_or_else(|| DomainError::NotFound(format!("run {run_no} of project '{key}'")))?;
     let format = if json_flag { "json" } else { a.format.as_str() };
-    let report: Option<RunReport> =
-        run.report.as_deref().map(serde_json::from_str).transpose().context("reading the stored report")?;
+    // A final run stores its delta around the usual report.
+    let final_report: Option<cutover_engine::delta::FinalReport> =
+        if run.kind == "final" { run.report.as_deref().and_then(|r| serde_json::from_str(r).ok()) } else { None };
+    let report: Option<RunReport> = match &final_report {
+        Some(f) => Some(f.run.clone()),
+        None => run.report.as_deref().map(serde_json::from_str).transpose().context("reading the stored report")?,
+    };
     match format {
         "text" => {
             println!(
@@ -74,6 +79,9 @@ pub async fn report(app: &App, user: &User, a: ReportArgs, json_flag: bool) -> R
             }
             if let Some(r) = &report {
                 print_counts(r);
+                if let Some(f) = &final_report {
+                    print_delta(f);
+                }
                 println!();
                 let mut rows = Vec::new();
                 for e in &r.entities {
@@ -92,6 +100,7 @@ pub async fn report(app: &App, user: &User, a: ReportArgs, json_flag: bool) -> R
             out::json(&json!({
                 "project": key, "run": run_no, "kind": run.kind, "dry_run": run.dry_run, "outcome": run.outcome,
                 "started_at": run.started_at, "finished_at": run.finished_at, "error": run.error, "report": report,
+                "delta": final_report.as_ref().map(|f| &f.tables), "recovery_bundle": final_report.as_ref().map(|f| &f.bundle),
             }))?;
         }
         "csv" => {
@@ -246,5 +255,67 @@ pub async fn preview(app: &App, user: &User, key: &str, json_flag: bool) -> Resu
         "\nthe final migration overwrites all of the above with Omikai 1's data; it needs --ack-overwrite {}",
         p.id
     );
+    Ok(0)
+}
+
+/// Prints what a final migration rewrote, kept and deleted, and where its recovery bundle is.
+pub fn print_delta(f: &cutover_engine::delta::FinalReport) {
+    println!();
+    let mut rows: Vec<Vec<String>> = f
+        .tables
+        .iter()
+        .map(|(t, c)| {
+            vec![
+                t.clone(),
+                c.rewritten.to_string(),
+                c.inserted.to_string(),
+                c.deleted.to_string(),
+                c.unchanged.to_string(),
+            ]
+        })
+        .collect();
+    let t = f.totals();
+    rows.push(vec![
+        "total".into(),
+        t.rewritten.to_string(),
+        t.inserted.to_string(),
+        t.deleted.to_string(),
+        t.unchanged.to_string(),
+    ]);
+    out::table(&["v2 table", "rewritten", "inserted", "deleted", "unchanged"], &rows);
+    println!(
+        "recovery bundle: {} ({} rows: {} overwritten, {} deleted; sha256 {})",
+        f.bundle.path, f.bundle.rows, f.bundle.overwritten, f.bundle.deleted, f.bundle.sha256
+    );
+}
+
+/// `cutover recovery show`: the bundles of a project's final migrations.
+pub async fn recovery(app: &App, user: &User, key: &str, json_flag: bool) -> Result<u8> {
+    let key = ProjectKey::parse(key)?;
+    app.project(user, &key).await?;
+    let mut bundles = Vec::new();
+    for run in app.store().runs(key.as_str()).await?.into_iter().filter(|r| r.kind == "final" && !r.dry_run) {
+        if let Some(f) =
+            run.report.as_deref().and_then(|r| serde_json::from_str::<cutover_engine::delta::FinalReport>(r).ok())
+        {
+            bundles.push((run.run, run.finished_at.unwrap_or_default(), f.bundle));
+        }
+    }
+    if json_flag {
+        out::json(
+            &bundles.iter().map(|(r, at, b)| json!({"run": r, "finished_at": at, "bundle": b})).collect::<Vec<_>>(),
+        )?;
+        return Ok(0);
+    }
+    if bundles.is_empty() {
+        println!("{key}: no final migration has run; nothing was overwritten");
+    }
+    for (r, at, b) in &bundles {
+        println!(
+            "run {r} ({at}): {} rows ({} overwritten, {} deleted), preview {}",
+            b.rows, b.overwritten, b.deleted, b.preview_id
+        );
+        println!("  {}/rows.jsonl (sha256 {})", b.path, b.sha256);
+    }
     Ok(0)
 }

@@ -721,3 +721,68 @@ fn preview_lists_what_the_final_migration_will_overwrite() {
     assert!(r.stdout.contains(&format!("--ack-overwrite {id}")), "{}", r.stdout);
     assert_eq!(e.run(Some("otto@other.no"), &["preview", "shop"]).code, 4);
 }
+
+/// Takes project `shop` through the parallel phase and the checklist to the approval phase.
+fn to_approval(e: &Env) {
+    sign_contracts(e, "shop");
+    e.vendor(&["migrate", "shop", "--first"]).ok();
+    let items = e.vendor(&["checklist", "show", "shop", "--json"]).ok().json();
+    for i in items["items"].as_array().unwrap() {
+        let (id, kind) = (i["id"].as_str().unwrap(), i["kind"].as_str().unwrap());
+        let who = if kind == "vendor" { "vera@vendor.no" } else { "cora@acme.no" };
+        e.run(Some(who), &["checklist", "set", "shop", id, "--status", "passed"]).ok();
+    }
+    e.vendor(&["checklist", "accept", "shop"]).ok();
+    e.customer(&["checklist", "accept", "shop"]).ok();
+}
+
+#[test]
+fn final_migration_needs_signatures_and_a_current_acknowledged_preview() {
+    let (e, dir, _) = migration_env(TestDb::sqlite(), None);
+    to_approval(&e);
+    let v2 = dir.path().join("v2.db");
+    rusqlite::Connection::open(&v2)
+        .unwrap()
+        .execute("UPDATE customer SET name = 'Typed in v2' WHERE legacy_ref = 'CUST:1'", [])
+        .unwrap();
+    let id = e.vendor(&["preview", "shop", "--json"]).ok().json()["id"].as_str().unwrap().to_owned();
+    let r = e.vendor(&["migrate", "shop", "--final"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--ack-overwrite"), "{}", r.stderr);
+    let r = e.vendor(&["migrate", "shop", "--final", "--ack-overwrite", &id]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("the go-live approval is not signed by the vendor"), "{}", r.stderr);
+    e.vendor(&["contract", "sign", "shop", "--kind", "go-live"]).ok();
+    e.customer(&["contract", "sign", "shop", "--kind", "go-live"]).ok();
+    // Another edit after the preview was seen: the acknowledgement no longer holds.
+    rusqlite::Connection::open(&v2)
+        .unwrap()
+        .execute("UPDATE customer SET city = 'Tromsø' WHERE legacy_ref = 'CUST:1'", [])
+        .unwrap();
+    let r = e.vendor(&["migrate", "shop", "--final", "--ack-overwrite", &id]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("preview {id} is no longer current")), "{}", r.stderr);
+    assert_eq!(e.vendor(&["project", "show", "shop", "--json"]).ok().json()["phase"], "approval");
+    let id = e.vendor(&["preview", "shop", "--json"]).ok().json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        e.run(Some("vidar@vendor.no"), &["migrate", "shop", "--final", "--ack-overwrite", &id]).code,
+        4,
+        "vendor admins only"
+    );
+    let done = e.vendor(&["migrate", "shop", "--final", "--ack-overwrite", &id, "--json"]).ok().json();
+    assert_eq!(done["phase"], "final_migration");
+    let name: String = rusqlite::Connection::open(&v2)
+        .unwrap()
+        .query_row("SELECT name FROM customer WHERE legacy_ref = 'CUST:1'", [], |r| r.get(0))
+        .unwrap();
+    assert_ne!(name, "Typed in v2", "v1's value is back");
+    let rec = e.customer(&["recovery", "show", "shop", "--json"]).ok().json();
+    let bundle = &rec[0]["bundle"];
+    assert_eq!((bundle["overwritten"].as_u64(), bundle["preview_id"].as_str()), (Some(1), Some(id.as_str())));
+    let rows =
+        std::fs::read_to_string(std::path::Path::new(bundle["path"].as_str().unwrap()).join("rows.jsonl")).unwrap();
+    assert!(rows.contains("Typed in v2") && rows.contains("Tromsø"), "{rows}");
+    let report = e.vendor(&["report", "shop", "--json"]).ok().json();
+    assert_eq!(report["delta"]["customer"]["rewritten"], 1);
+    assert!(e.vendor(&["preview", "shop", "--json"]).ok().json()["items"].as_array().unwrap().is_empty());
+}
