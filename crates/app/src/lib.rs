@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 pub use migrate::{MigrateOutcome, MigrateRequest, summary};
 pub use packs::Packs;
 pub use password::{hash_password, verify_password};
-pub use verify::{Verified, verify_summary};
+pub use verify::{ArchiveCheck, Verified, verify_summary};
 
 /// Errors of the application layer.
 #[derive(Debug, thiserror::Error)]

@@ -114,3 +114,78 @@ impl App {
         Ok(Verified { id: rec.id, report, decided })
     }
 }
+
+/// A table of the archive, checked against its seal.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ArchiveCheck {
+    /// v1 table.
+    pub table: String,
+    /// Rows and checksum at go-live.
+    pub sealed: (u64, String),
+    /// Rows and checksum now.
+    pub now: (u64, String),
+    /// Whether they agree.
+    pub intact: bool,
+}
+
+impl App {
+    /// Go-live: checks the gate, makes v1 read-only, seals it, and records both in the lifecycle.
+    pub async fn go_live(&self, actor: &User, key: &ProjectKey) -> Result<cutover_core::Project> {
+        let sp = self.project(actor, key).await?;
+        // Nothing is frozen unless go-live itself would be accepted.
+        let probe = cutover_core::ArchiveSeal { tables: Vec::new(), read_only: String::new() };
+        sp.project.handle(Command::GoLive { seal: probe }, cutover_core::Ctx { actor, now: self.now() })?;
+        let v1 =
+            sp.project.v1_url.clone().ok_or_else(|| AppError::Config(format!("project {key} has no v1 source")))?;
+        let source = SourceConfig::from_url(&v1).map_err(|e| AppError::Config(e.to_string()))?;
+        let pack = Arc::new(self.packs().load(&sp.project.pack)?);
+        let seal =
+            tokio::task::spawn_blocking(move || -> std::result::Result<cutover_core::ArchiveSeal, EngineError> {
+                let read_only = cutover_engine::archive::freeze(&source)?;
+                let mut src = source.build()?;
+                let tables = cutover_engine::archive::seal(&pack.v1, src.as_mut())?;
+                Ok(cutover_core::ArchiveSeal {
+                    tables: tables.into_iter().map(|t| (t.table, t.rows, t.sha256)).collect(),
+                    read_only,
+                })
+            })
+            .await
+            .map_err(|e| AppError::Config(format!("go-live stopped: {e}")))?
+            .map_err(AppError::Engine)?;
+        Ok(self.execute(actor, key, Command::GoLive { seal }).await?.project)
+    }
+
+    /// Re-checks the v1 archive against the seal taken at go-live.
+    pub async fn archive_verify(&self, actor: &User, key: &ProjectKey) -> Result<Vec<ArchiveCheck>> {
+        let p = self.project(actor, key).await?.project;
+        let sealed = p
+            .archive
+            .clone()
+            .ok_or_else(|| AppError::Config(format!("project {key} has not gone live; its v1 is not sealed")))?;
+        let v1 = p.v1_url.clone().ok_or_else(|| AppError::Config(format!("project {key} has no v1 source")))?;
+        let source = SourceConfig::from_url(&v1).map_err(|e| AppError::Config(e.to_string()))?;
+        let pack = Arc::new(self.packs().load(&p.pack)?);
+        let now = tokio::task::spawn_blocking(
+            move || -> std::result::Result<Vec<cutover_engine::archive::TableSeal>, EngineError> {
+                let mut src = source.build()?;
+                Ok(cutover_engine::archive::seal(&pack.v1, src.as_mut())?)
+            },
+        )
+        .await
+        .map_err(|e| AppError::Config(format!("archive check stopped: {e}")))?
+        .map_err(AppError::Verify)?;
+        Ok(sealed
+            .tables
+            .iter()
+            .map(|(t, rows, sha)| {
+                let cur = now.iter().find(|x| &x.table == t).map_or((0, String::new()), |x| (x.rows, x.sha256.clone()));
+                ArchiveCheck {
+                    table: t.clone(),
+                    intact: cur.0 == *rows && &cur.1 == sha,
+                    sealed: (*rows, sha.clone()),
+                    now: cur,
+                }
+            })
+            .collect())
+    }
+}

@@ -73,6 +73,11 @@ pub enum Cmd {
     /// Runs: abandon a run whose process died, so that the project can run again.
     #[command(subcommand)]
     Run(RunCmd),
+    /// Go live: v1 becomes a read-only, sealed archive; no migration from it, ever again.
+    GoLive(KeyArg),
+    /// The v1 archive after go-live.
+    #[command(subcommand)]
+    Archive(ArchiveCmd),
     /// Recovery bundles: what final migrations overwrote or deleted.
     #[command(subcommand)]
     Recovery(RecoveryCmd),
@@ -116,6 +121,12 @@ pub struct VerifyArgs {
     /// Print a stored verification instead of running one.
     #[arg(long, value_name = "N")]
     pub show: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArchiveCmd {
+    /// Re-check the archive against the seal taken at go-live; exits 5 when it changed.
+    Verify(KeyArg),
 }
 
 #[derive(Debug, Subcommand)]

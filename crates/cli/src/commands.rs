@@ -119,6 +119,46 @@ pub async fn run(cli: Cli) -> Result<u8> {
         }
         Cmd::Audit(a) => ctx.audit(a).await?,
         Cmd::Migrate(a) => ctx.migrate(a).await?,
+        Cmd::GoLive(a) => {
+            let user = ctx.user().await?;
+            let key = ProjectKey::parse(&a.key)?;
+            let p = app.go_live(&user, &key).await?;
+            let seal = p.archive.clone();
+            if ctx.json {
+                out::json(&json!({"phase": p.phase, "live_since": p.live_since(), "archive": seal}))?;
+            } else {
+                println!("{key}: live since {}", p.live_since().map(|d| d.to_string()).unwrap_or_default());
+                if let Some(s) = seal {
+                    println!("{key}: {}", s.read_only);
+                    println!(
+                        "{key}: archive sealed: {} tables, {} rows",
+                        s.tables.len(),
+                        s.tables.iter().map(|t| t.1).sum::<u64>()
+                    );
+                }
+            }
+            0
+        }
+        Cmd::Archive(ArchiveCmd::Verify(a)) => {
+            let user = ctx.user().await?;
+            let key = ProjectKey::parse(&a.key)?;
+            let checks = app.archive_verify(&user, &key).await?;
+            let intact = checks.iter().all(|c| c.intact);
+            if ctx.json {
+                out::json(&json!({"intact": intact, "tables": checks}))?;
+            } else {
+                for c in checks.iter().filter(|c| !c.intact) {
+                    println!(
+                        "{key}: table {} CHANGED since go-live: {} rows then, {} now",
+                        c.table, c.sealed.0, c.now.0
+                    );
+                }
+                if intact {
+                    println!("{key}: archive intact: {} tables match the seal of go-live", checks.len());
+                }
+            }
+            if intact { 0 } else { exit::INTEGRITY }
+        }
         Cmd::Recovery(RecoveryCmd::Show(a)) => {
             crate::report::recovery(&app, &ctx.user().await?, &a.key, ctx.json).await?
         }

@@ -204,18 +204,23 @@ pub async fn demo(a: &DemoArgs, packs: Option<PathBuf>) -> Result<u8> {
     if let Some(f) = &last.final_report {
         crate::report::print_delta(f);
     }
-    let p = app.project(&vendor, &key).await?.project;
-    let st = p.status();
-    println!("\nphase now: {}; next: {}", st.phase, st.next_step.unwrap_or("-"));
-    for b in &st.blocked_by {
-        println!("  - {b}");
+
+    step(6, "go-live");
+    let p = app.go_live(&vendor, &key).await?;
+    if let Some(seal) = &p.archive {
+        println!("{}", seal.read_only);
+        println!("archive sealed: {} tables, {} rows", seal.tables.len(), seal.tables.iter().map(|t| t.1).sum::<u64>());
     }
+    let intact = app.archive_verify(&vendor, &key).await?.iter().all(|c| c.intact);
+    println!("archive check: {}", if intact { "intact" } else { "CHANGED" });
+    println!("\nphase now: {}; live since {}", p.phase, p.live_since().map(|d| d.to_string()).unwrap_or_default());
     let db = store.display();
     println!("\nlook next:");
     println!("  cutover --db {db} --as vera@vendor.example project show {key}");
     println!("  cutover --db {db} --as vera@vendor.example report {key} --format csv");
     println!("  cutover --db {db} --as vera@vendor.example scope show {key}");
     println!("  cutover --db {db} --as vera@vendor.example recovery show {key}");
+    println!("  cutover --db {db} --as vera@vendor.example archive verify {key}");
     println!("  cutover --db {db} --as vera@vendor.example audit {key} --verify");
     app.store().close().await;
     Ok(0)

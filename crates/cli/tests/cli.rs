@@ -614,7 +614,16 @@ fn demo_walks_the_lifecycle_on_the_embedded_default() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    for phase in ["phase 1/6: plan", "phase 2/6: first migration", "phase 3/6: parallel phase", "phase 4/6: approval"] {
+    for phase in [
+        "phase 1/6: plan",
+        "phase 2/6: first migration",
+        "phase 3/6: parallel phase",
+        "phase 4/6: approval",
+        "phase 5/6: final migration",
+        "phase 6/6: go-live",
+        "archive check: intact",
+        "phase now: live",
+    ] {
         assert!(stdout.contains(phase), "{phase} missing:\n{stdout}");
     }
     assert!(dir.path().join("omikai2.db").exists());
@@ -785,4 +794,137 @@ fn final_migration_needs_signatures_and_a_current_acknowledged_preview() {
     let report = e.vendor(&["report", "shop", "--json"]).ok().json();
     assert_eq!(report["delta"]["customer"]["rewritten"], 1);
     assert!(e.vendor(&["preview", "shop", "--json"]).ok().json()["items"].as_array().unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------- all six phases
+
+/// Runs statements one after the other on one PostgreSQL connection.
+fn pg_exec(url: &str, sql: &str) -> Result<u64, String> {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    cutover_testkit::block_on(async move {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&url).await.map_err(|e| e.to_string())?;
+        let mut n = 0;
+        for stmt in sql.split(';').filter(|s| !s.trim().is_empty()) {
+            n += sqlx::raw_sql(sqlx::AssertSqlSafe(stmt.to_owned()))
+                .execute(&mut c)
+                .await
+                .map_err(|e| e.to_string())?
+                .rows_affected();
+        }
+        Ok(n)
+    })
+}
+
+/// Runs SQL on a v1 or v2 database, SQLite file or PostgreSQL URL.
+fn db_exec(url: &str, sql: &str) -> Result<u64, String> {
+    if url.starts_with("postgres") {
+        pg_exec(url, sql)
+    } else {
+        rusqlite::Connection::open(url)
+            .map_err(|e| e.to_string())?
+            .execute_batch(sql)
+            .map(|()| 1)
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn six_phases(v1: &str, v2: &str) {
+    let e = Env::new(TestDb::sqlite());
+    e.vendor(&["project", "create", "six", "--org", "Acme Print AS", "--name", "Six", "--v1", v1, "--v2", v2]).ok();
+    e.vendor(&["scope", "set", "six", "--cutoff", "2019-11-01"]).ok();
+    for kind in ["migration", "license"] {
+        e.vendor(&["contract", "sign", "six", "--kind", kind]).ok();
+        e.customer(&["contract", "sign", "six", "--kind", kind]).ok();
+    }
+    // Phase 2 → 3.
+    e.vendor(&["migrate", "six", "--first"]).ok();
+    assert_eq!(e.vendor(&["verify", "six", "--json"]).ok().json()["clean"], true);
+    // Parallel phase: the customer edits, creates and deletes in v2.
+    let f = if v2.starts_with("postgres") { "false" } else { "0" };
+    db_exec(v2, "UPDATE customer SET name = 'Edited in v2' WHERE legacy_ref = 'CUST:1'").unwrap();
+    db_exec(v2, &format!("INSERT INTO contact (id, account_id, legacy_ref, customer_id, first_name, last_name, email, phone, is_primary) SELECT '00000000-0000-4000-8000-0000000000cc', account_id, 'v2:new', id, 'Vera', 'Vtwo', NULL, NULL, {f} FROM customer WHERE legacy_ref = 'CUST:1'")).unwrap();
+    db_exec(v2, "DELETE FROM order_signature WHERE legacy_ref = (SELECT MIN(legacy_ref) FROM order_signature)")
+        .unwrap();
+    let p = e.vendor(&["preview", "six", "--json"]).ok().json();
+    let kinds: Vec<(String, String)> = p["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["kind"].as_str().unwrap().into(), i["table"].as_str().unwrap().into()))
+        .collect();
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
+    for k in [("changed", "customer"), ("created", "contact"), ("deleted", "order_signature")] {
+        assert!(kinds.contains(&(k.0.into(), k.1.into())), "{kinds:?}");
+    }
+    // Phases 3 → 4 → 5.
+    to_approval_six(&e);
+    e.vendor(&["contract", "sign", "six", "--kind", "go-live"]).ok();
+    e.customer(&["contract", "sign", "six", "--kind", "go-live"]).ok();
+    let id = e.vendor(&["preview", "six", "--json"]).ok().json()["id"].as_str().unwrap().to_owned();
+    e.vendor(&["migrate", "six", "--final", "--ack-overwrite", &id]).ok();
+    assert_eq!(e.vendor(&["verify", "six", "--json"]).ok().json()["clean"], true, "the final run restored v1's values");
+    let rec = e.vendor(&["recovery", "show", "six", "--json"]).ok().json();
+    let rows =
+        std::fs::read_to_string(std::path::Path::new(rec[0]["bundle"]["path"].as_str().unwrap()).join("rows.jsonl"))
+            .unwrap();
+    assert!(rows.contains("Edited in v2") && rows.contains("Vtwo"), "{rows}");
+    // Phase 6.
+    let live = e.vendor(&["go-live", "six", "--json"]).ok().json();
+    assert_eq!(live["phase"], "live");
+    e.vendor(&["archive", "verify", "six"]).ok();
+    let r = e.vendor(&["migrate", "six", "--first", "--reason", "late data"]);
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains(&format!("went live on {}", live["live_since"].as_str().unwrap())), "{}", r.stderr);
+    assert_eq!(e.vendor(&["migrate", "six", "--final", "--ack-overwrite", &id]).code, 3);
+    // v1 is an archive: PostgreSQL refuses writes; a change anyhow (root ignores file modes) breaks the seal.
+    if v1.starts_with("postgres") {
+        let err = pg_exec(v1, "UPDATE \"cust\" SET \"name\" = 'late edit' WHERE \"custno\" = 2").unwrap_err();
+        assert!(err.contains("read-only"), "{err}");
+        pg_exec(v1, "SET default_transaction_read_only = off; UPDATE \"cust\" SET \"name\" = 'forced edit' WHERE \"custno\" = 2").unwrap();
+    } else {
+        assert!(std::fs::metadata(v1).unwrap().permissions().readonly());
+        db_exec(v1, "UPDATE CUST SET NAME = 'forced edit' WHERE CUSTNO = 2").unwrap();
+    }
+    let r = e.vendor(&["archive", "verify", "six"]);
+    assert_eq!(r.code, 5, "{}", r.stdout);
+    assert!(r.stdout.contains("table CUST CHANGED since go-live"), "{}", r.stdout);
+    e.vendor(&["audit", "six", "--verify"]).ok();
+}
+
+fn to_approval_six(e: &Env) {
+    let items = e.vendor(&["checklist", "show", "six", "--json"]).ok().json();
+    for i in items["items"].as_array().unwrap() {
+        if i["status"] == "passed" {
+            continue;
+        }
+        let who = if i["kind"] == "vendor" { "vera@vendor.no" } else { "cora@acme.no" };
+        e.run(Some(who), &["checklist", "set", "six", i["id"].as_str().unwrap(), "--status", "passed"]).ok();
+    }
+    e.vendor(&["checklist", "accept", "six"]).ok();
+    e.customer(&["checklist", "accept", "six"]).ok();
+}
+
+#[test]
+fn six_phases_sqlite_to_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("v1.db");
+    cutover_demo::generate(&v1, cutover_demo::Spec { customers: 60, seed: 6, cutoff: cutover_demo::DEFAULT_CUTOFF })
+        .unwrap();
+    six_phases(v1.to_str().unwrap(), dir.path().join("v2.db").to_str().unwrap());
+}
+
+#[test]
+fn six_phases_postgres_to_postgres() {
+    let (Some(v1), Some(v2)) = (TestDb::postgres(), TestDb::postgres()) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let lite = dir.path().join("v1.db");
+    cutover_demo::generate(&lite, cutover_demo::Spec { customers: 60, seed: 6, cutoff: cutover_demo::DEFAULT_CUTOFF })
+        .unwrap();
+    let schema = cutover_engine::ddl::parse("v1.sql", cutover_demo::V1_SQL).unwrap();
+    let mut src = cutover_engine::connect::SourceConfig::from_url(lite.to_str().unwrap()).unwrap().build().unwrap();
+    let mut tgt = cutover_engine::connect::TargetConfig::from_url(&v1.url).unwrap().build().unwrap();
+    cutover_engine::connect::copy_tables(&schema, src.as_mut(), tgt.as_mut()).unwrap();
+    drop(tgt);
+    six_phases(&v1.url, &v2.url);
 }

@@ -19,4 +19,6 @@ pub mod template;
 pub use error::{DomainError, Unmet};
 pub use ids::{Email, Hours, OrgName, ProjectKey, Text, mask_url};
 pub use party::{Party, PartyKind, Role, User};
-pub use project::{Command, Ctx, Decision, Event, Phase, Project, RunKind, RunOutcome, Status, Verification};
+pub use project::{
+    ArchiveSeal, Command, Ctx, Decision, Event, Phase, Project, RunKind, RunOutcome, Status, Verification,
+};

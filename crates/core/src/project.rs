@@ -188,6 +188,18 @@ pub struct Project {
     /// Verifications of the v2 account against v1, oldest first.
     #[serde(default)]
     pub verifications: Vec<Verification>,
+    /// The seal of the v1 archive, from go-live.
+    #[serde(default)]
+    pub archive: Option<ArchiveSeal>,
+}
+
+/// The v1 archive's seal: a checksum per table, taken at go-live after v1 was made read-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveSeal {
+    /// (table, rows, SHA-256).
+    pub tables: Vec<(String, u64, String)>,
+    /// How v1 was made read-only.
+    pub read_only: String,
 }
 
 /// A verification of the v2 account, as the lifecycle records it (the store keeps the report).
@@ -329,8 +341,11 @@ pub enum Command {
         /// Why.
         reason: Text,
     },
-    /// Goes live: v1 becomes the archive.
-    GoLive,
+    /// Goes live: v1 becomes the archive, read-only and sealed.
+    GoLive {
+        /// The seal of v1, taken after it was made read-only.
+        seal: ArchiveSeal,
+    },
     /// Cancels the project.
     Cancel {
         /// Why.
@@ -355,7 +370,7 @@ impl Command {
             Command::FinishRun { .. } => "finish_run",
             Command::AbandonRun { .. } => "abandon_run",
             Command::RecordVerification { .. } => "record_verification",
-            Command::GoLive => "go_live",
+            Command::GoLive { .. } => "go_live",
             Command::Cancel { .. } => "cancel",
         }
     }
@@ -444,6 +459,7 @@ impl Project {
             history: Vec::new(),
             cancel_reason: None,
             verifications: Vec::new(),
+            archive: None,
         };
         let ev = Event::new(
             "project_created",
@@ -843,7 +859,7 @@ impl Project {
                 r.summary = Some(format!("abandoned: {reason}"));
                 events.push(Event::new("run_abandoned", json!({"run": run, "reason": reason})));
             }
-            Command::GoLive => {
+            Command::GoLive { seal } => {
                 require(actor, Some(PartyKind::Vendor), true, "put a project live")?;
                 p.in_phase(&[Phase::FinalMigration], "go-live", "after the final migration")?;
                 let unmet = p.completion_unmet(RunKind::Final);
@@ -851,7 +867,11 @@ impl Project {
                     return Err(DomainError::GateClosed { step: "go-live".into(), missing: unmet });
                 }
                 p.set_phase(Phase::Live, ctx, &mut events);
-                events.push(Event::new("went_live", json!({"date": ctx.now.date()})));
+                events.push(Event::new(
+                    "went_live",
+                    json!({"date": ctx.now.date(), "archive": seal.tables, "read_only": seal.read_only}),
+                ));
+                p.archive = Some(seal);
             }
             Command::Cancel { reason } => {
                 require(actor, Some(PartyKind::Vendor), true, "cancel a project")?;

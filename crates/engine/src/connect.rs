@@ -767,21 +767,36 @@ impl Source for PgSource {
         s: &Scan<'_>,
         f: &mut dyn FnMut(SourceRow) -> Result<(), ConnectorError>,
     ) -> Result<(), ConnectorError> {
+        // Rows are fetched in batches inside the runtime and handed to `f` outside it, so that
+        // `f` may block (the ledger channel does).
         let sql = select_sql(Dialect::Postgres, s);
         let n = s.columns.len();
-        let table = s.table.to_owned();
-        let conn = &mut self.conn;
-        self.rt.block_on(async move {
-            let mut stream = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(conn);
-            while let Some(r) = stream.try_next().await.map_err(|e| q(format!("reading {table}"))(e.to_string()))? {
-                let mut raw = Vec::with_capacity(n);
-                for i in 0..n {
-                    raw.push(pg_value(&r, i).map_err(|e| q(format!("reading {table}"))(e.to_string()))?);
+        let what = || format!("reading {}", s.table);
+        let (rt, conn) = (&self.rt, &mut self.conn);
+        let mut stream = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(conn);
+        loop {
+            let batch: Vec<Vec<Value>> = rt.block_on(async {
+                let mut batch = Vec::with_capacity(READ_BATCH);
+                while batch.len() < READ_BATCH {
+                    match stream.try_next().await.map_err(|e| q(what())(e.to_string()))? {
+                        Some(r) => batch.push(
+                            (0..n)
+                                .map(|i| pg_value(&r, i))
+                                .collect::<Result<Vec<_>, _>>()
+                                .map_err(|e| q(what())(e.to_string()))?,
+                        ),
+                        None => break,
+                    }
                 }
+                Ok::<_, ConnectorError>(batch)
+            })?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            for raw in batch {
                 f(finish_row(raw, s.columns))?;
             }
-            Ok(())
-        })
+        }
     }
 }
 

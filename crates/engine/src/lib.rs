@@ -1,5 +1,6 @@
 //! The migration engine: mapping packs, the field-rule language, connectors and runs.
 
+pub mod archive;
 pub mod connect;
 pub mod ddl;
 pub mod delta;

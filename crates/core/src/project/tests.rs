@@ -521,16 +521,16 @@ fn go_live_needs_a_completed_final_run_and_then_nothing_migrates() {
     let mut p = in_approval();
     p = sign(&sign(&p, &va(), DocKind::GoLive), &ca(), DocKind::GoLive);
     p = start(&p, RunKind::Final, None);
-    let e = refuse(&p, &va(), Command::GoLive);
+    let e = refuse(&p, &va(), go_live());
     assert_eq!(texts(&e), ["run 2 is still in progress"]);
     p = finish(&p, RunOutcome::Failed);
-    let e = refuse(&p, &va(), Command::GoLive);
+    let e = refuse(&p, &va(), go_live());
     assert_eq!(texts(&e), ["no final migration run has completed"]);
     p = finish(&start(&p, RunKind::Final, None), RunOutcome::Completed);
     let e = refuse(&p, &va(), Command::StartRun { kind: RunKind::Final, reason: None, dry_run: false });
     assert!(e.to_string().contains("already completed"), "{e}");
-    assert_eq!(refuse(&p, &vm(), Command::GoLive).code(), "forbidden");
-    p = run(&p, &va(), Command::GoLive);
+    assert_eq!(refuse(&p, &vm(), go_live()).code(), "forbidden");
+    p = run(&p, &va(), go_live());
     assert_eq!(p.phase, Phase::Live);
     assert_eq!(p.live_since(), Some(date!(2026 - 11 - 24)));
     assert_eq!(p.status().next_step, None);
@@ -550,7 +550,7 @@ fn phases_never_skip() {
         refuse(&p, &va(), Command::StartRun { kind: RunKind::Final, reason: None, dry_run: false }).code(),
         "wrong_phase"
     );
-    assert_eq!(refuse(&p, &va(), Command::GoLive).code(), "wrong_phase");
+    assert_eq!(refuse(&p, &va(), go_live()).code(), "wrong_phase");
     assert_eq!(refuse(&p, &va(), Command::ChecklistAccept).code(), "wrong_phase");
     assert_eq!(
         refuse(
@@ -694,4 +694,10 @@ fn verifications_need_a_completed_run_and_back_evidence() {
     assert_eq!(refuse(&p, &vm(), ev("run:9")).code(), "not_found");
     let p = run(&p, &vm(), ev("verify:1"));
     assert_eq!(p.checklist.get("V1").unwrap().evidence, ["verify:1"]);
+}
+
+fn go_live() -> Command {
+    Command::GoLive {
+        seal: crate::project::ArchiveSeal { tables: vec![("CUST".into(), 3, "ab".into())], read_only: "test".into() },
+    }
 }
