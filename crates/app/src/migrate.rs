@@ -88,7 +88,8 @@ impl App {
             if current.id != ack {
                 return Err(AppError::StalePreview { acknowledged: ack, current: current.id });
             }
-            Some(ack)
+            // The preview the run overwrites against: exactly the one acknowledged.
+            Some(current)
         } else {
             None
         };
@@ -128,35 +129,32 @@ impl App {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<LedgerRecord>>(4);
         let progress = req.progress;
         let bundle_dir = self.recovery_dir().join(key.as_str()).join(format!("run-{run_no}"));
-        let engine = std::thread::Builder::new().name("engine".into()).spawn(move || -> std::result::Result<Done, EngineError> {
-            let mut src = source.build()?;
-            let mut tgt = target.map(|t| t.build()).transpose()?;
-            let spec = RunSpec {
-                pack: &pack,
-                account_key: &account_key,
-                account_name: &account_name,
-                included: &scope.included,
-                cutoff: scope.cutoff,
-                options: &scope.options,
-                progress,
-            };
-            let mut ledger = |batch| tx.blocking_send(batch).map_err(|_| EngineError::Ledger("the store stopped taking the ledger".into()));
-            match (ack, tgt.as_deref_mut()) {
-                (Some(ack), Some(t)) => {
-                    // Checked again right before writing: an edit since the acknowledgement stops the run.
-                    let p = cutover_engine::preview::preview(&pack, t, &account_key)?;
-                    if p.id != ack {
-                        return Err(EngineError::Schema {
-                            table: "v2".into(),
-                            problem: format!("v2 changed after preview {ack} was acknowledged (now {}); look at the preview again", p.id),
-                        });
+        let engine = std::thread::Builder::new().name("engine".into()).spawn(
+            move || -> std::result::Result<Done, EngineError> {
+                let mut src = source.build()?;
+                let mut tgt = target.map(|t| t.build()).transpose()?;
+                let spec = RunSpec {
+                    pack: &pack,
+                    account_key: &account_key,
+                    account_name: &account_name,
+                    included: &scope.included,
+                    cutoff: scope.cutoff,
+                    options: &scope.options,
+                    progress,
+                };
+                let mut ledger = |batch| {
+                    tx.blocking_send(batch)
+                        .map_err(|_| EngineError::Ledger("the store stopped taking the ledger".into()))
+                };
+                match (ack, tgt.as_deref_mut()) {
+                    (Some(p), Some(t)) => {
+                        let f = cutover_engine::delta::final_run(&spec, src.as_mut(), t, &p, &bundle_dir, &mut ledger)?;
+                        Ok((f.run.clone(), Some(f)))
                     }
-                    let f = cutover_engine::delta::final_run(&spec, src.as_mut(), t, &p, &bundle_dir, &mut ledger)?;
-                    Ok((f.run.clone(), Some(f)))
+                    (_, t) => Ok((run(&spec, src.as_mut(), t.map(|t| t as &mut dyn Target), &mut ledger)?, None)),
                 }
-                (_, t) => Ok((run(&spec, src.as_mut(), t.map(|t| t as &mut dyn Target), &mut ledger)?, None)),
-            }
-        });
+            },
+        );
         let engine = engine.map_err(|e| AppError::Config(format!("cannot start the engine thread: {e}")))?;
         // Ledger batches are stored in transactions of up to LEDGER_TX_ROWS rows: fewer commits.
         let mut seq = 0i64;

@@ -257,6 +257,17 @@ pub trait Target: Send {
     }
     /// Adds a row to the row-state table ([`STATE_TABLE`]) in the run's transaction.
     fn write_state(&mut self, row: &[Value]) -> Result<(), ConnectorError>;
+    /// Reads the rows of a table with the given ids (`id` and `account_id` columns), ordered by the first column.
+    fn read_rows_by_id(
+        &mut self,
+        table: &str,
+        columns: &[(String, Type)],
+        account: Uuid,
+        ids: &[Uuid],
+    ) -> Result<Vec<Vec<Value>>, ConnectorError> {
+        let _ = (columns, account, ids);
+        Err(q(format!("reading {table} by id"))("not supported by this target".into()))
+    }
     /// Reads rows of a table (`WHERE account_id = id` when given), ordered by the first column.
     fn read_rows(
         &mut self,
@@ -532,6 +543,20 @@ fn describe_row(row: &[Value]) -> String {
     format!("row ({}…)", parts.join(", "))
 }
 
+/// Reads rows `FROM {from_clause} = ?1` (the clause ends with the account column).
+fn sqlite_read_where(
+    conn: &rusqlite::Connection,
+    table: &str,
+    from_clause: &str,
+    columns: &[(String, Type)],
+    account: Uuid,
+) -> Result<Vec<Vec<Value>>, ConnectorError> {
+    let d = Dialect::Sqlite;
+    let cols: Vec<String> = columns.iter().map(|(c, _)| d.ident(c)).collect();
+    let sql = format!("SELECT {} FROM {from_clause} = ?1 ORDER BY 1", cols.join(", "));
+    sqlite_collect(conn, table, &sql, columns, Some(account))
+}
+
 fn sqlite_read(
     conn: &rusqlite::Connection,
     table: &str,
@@ -542,8 +567,19 @@ fn sqlite_read(
     let cols: Vec<String> = columns.iter().map(|(c, _)| d.ident(c)).collect();
     let filter = if account.is_some() { " WHERE account_id = ?1" } else { "" };
     let sql = format!("SELECT {} FROM {}{filter} ORDER BY 1", cols.join(", "), d.ident(table));
+    sqlite_collect(conn, table, &sql, columns, account)
+}
+
+/// Runs a SELECT (with the account as `?1` when given) and decodes its rows to the column types.
+fn sqlite_collect(
+    conn: &rusqlite::Connection,
+    table: &str,
+    sql: &str,
+    columns: &[(String, Type)],
+    account: Option<Uuid>,
+) -> Result<Vec<Vec<Value>>, ConnectorError> {
     let err = |e: rusqlite::Error| q(format!("reading {table}"))(e.to_string());
-    let mut st = conn.prepare(&sql).map_err(err)?;
+    let mut st = conn.prepare(sql).map_err(err)?;
     let mut rows = match account {
         Some(a) => st.query([a.hyphenated().to_string()]),
         None => st.query([]),
@@ -677,6 +713,20 @@ impl Target for SqliteTarget {
             n += self.conn.execute(&sql, []).map_err(|e| q(format!("delete from {table}"))(e.to_string()))? as u64;
         }
         Ok(n)
+    }
+    fn read_rows_by_id(
+        &mut self,
+        table: &str,
+        columns: &[(String, Type)],
+        account: Uuid,
+        ids: &[Uuid],
+    ) -> Result<Vec<Vec<Value>>, ConnectorError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(500) {
+            let t = format!("{} WHERE id IN ({}) AND account_id", Dialect::Sqlite.ident(table), id_list(chunk));
+            out.extend(sqlite_read_where(&self.conn, table, &t, columns, account)?);
+        }
+        Ok(out)
     }
     fn read_rows(
         &mut self,
@@ -1208,6 +1258,29 @@ impl Target for PgTarget {
             )?;
         }
         Ok(n)
+    }
+    fn read_rows_by_id(
+        &mut self,
+        table: &str,
+        columns: &[(String, Type)],
+        account: Uuid,
+        ids: &[Uuid],
+    ) -> Result<Vec<Vec<Value>>, ConnectorError> {
+        let d = Dialect::Postgres;
+        let cols: Vec<String> = columns.iter().map(|(c, _)| d.ident(c)).collect();
+        let mut out = Vec::new();
+        for chunk in ids.chunks(1000) {
+            let sql = format!(
+                "SELECT {} FROM {} WHERE account_id = $1 AND id IN ({}) ORDER BY 1",
+                cols.join(", "),
+                d.ident(table),
+                id_list(chunk)
+            );
+            let (tx, rx) = mpsc::channel();
+            self.send(PgJob::Read(sql.clone(), columns.to_vec(), Some(account), tx))?;
+            out.extend(rx.recv().map_err(|_| q(sql)("the writer thread stopped".into()))??);
+        }
+        Ok(out)
     }
     fn read_rows(
         &mut self,

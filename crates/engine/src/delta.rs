@@ -76,7 +76,6 @@ struct Loaded {
     table: String,
     legacy_ref: String,
     v1_fp: i64,
-    json: String,
 }
 
 /// A target in front of the real one: keeps what must change and writes it at commit,
@@ -163,7 +162,26 @@ impl Target for DeltaTarget<'_> {
             .collect();
         gone.extend(self.drifted.iter().filter(|(_, d)| d.0 == ChangeKind::Created).map(|(id, d)| (*id, d.1.clone())));
         gone.sort();
-        self.bundle = Some(self.write_bundle(&gone).map_err(|e| ConnectorError::Query {
+        // The rows as loaded, for what is overwritten or deleted and did not drift (their v2 values now).
+        let mut wanted: Vec<Uuid> = self
+            .pending_state
+            .iter()
+            .filter_map(|s| match s.get(1) {
+                Some(Value::Uuid(u)) if self.loaded.contains_key(u) && !self.drifted.contains_key(u) => Some(*u),
+                _ => None,
+            })
+            .collect();
+        wanted.extend(gone.iter().map(|g| g.0).filter(|u| !self.drifted.contains_key(u)));
+        let json_cols = [("id".to_owned(), Type::Uuid), ("loaded".to_owned(), Type::Text)];
+        let mut as_loaded = HashMap::new();
+        if !wanted.is_empty() {
+            for r in self.inner.read_rows_by_id(STATE_TABLE, &json_cols, self.account, &wanted)? {
+                if let [Value::Uuid(id), Value::Text(json)] = r.as_slice() {
+                    as_loaded.insert(*id, json.clone());
+                }
+            }
+        }
+        self.bundle = Some(self.write_bundle(&gone, &as_loaded).map_err(|e| ConnectorError::Query {
             what: "writing the recovery bundle".into(),
             reason: e.to_string(),
         })?);
@@ -203,7 +221,11 @@ impl Target for DeltaTarget<'_> {
 
 impl DeltaTarget<'_> {
     /// Saves, before anything is written, every row the commit will overwrite or delete, as it is in v2 now.
-    fn write_bundle(&self, gone: &[(Uuid, String)]) -> std::io::Result<BundleManifest> {
+    fn write_bundle(
+        &self,
+        gone: &[(Uuid, String)],
+        as_loaded: &HashMap<Uuid, String>,
+    ) -> std::io::Result<BundleManifest> {
         std::fs::create_dir_all(&self.bundle_dir)?;
         let rows_path = self.bundle_dir.join("rows.jsonl");
         let mut f = std::io::BufWriter::new(std::fs::File::create(&rows_path)?);
@@ -216,11 +238,11 @@ impl DeltaTarget<'_> {
             writeln!(f, "{s}")
         };
         let now_values = |id: &Uuid| -> serde_json::Value {
-            match (self.drifted.get(id), self.loaded.get(id)) {
+            match (self.drifted.get(id), as_loaded.get(id)) {
                 (Some((ChangeKind::Changed | ChangeKind::Created, _, row)), _) => {
                     serde_json::Value::Object(row.clone())
                 }
-                (_, Some(l)) => serde_json::from_str(&l.json).unwrap_or(serde_json::Value::Null),
+                (_, Some(json)) => serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
                 _ => serde_json::Value::Null,
             }
         };
@@ -277,12 +299,12 @@ pub fn final_run(
     ledger: &mut dyn FnMut(Vec<LedgerRecord>) -> Result<(), EngineError>,
 ) -> Result<FinalReport, EngineError> {
     let account = account_uuid(spec.account_key);
-    let cols: Vec<(String, Type)> = STATE_COLUMNS.iter().map(|(c, t)| ((*c).to_owned(), *t)).collect();
+    // Fingerprints only: the rows as loaded are fetched at commit for what changes.
+    let cols: Vec<(String, Type)> = STATE_COLUMNS.iter().take(5).map(|(c, t)| ((*c).to_owned(), *t)).collect();
     let mut loaded = HashMap::new();
     for r in target.read_rows(STATE_TABLE, &cols, Some(account))? {
-        if let [_, Value::Uuid(id), Value::Text(t), Value::Text(l), Value::Int(v1), _, Value::Text(json)] = r.as_slice()
-        {
-            loaded.insert(*id, Loaded { table: t.clone(), legacy_ref: l.clone(), v1_fp: *v1, json: json.clone() });
+        if let [_, Value::Uuid(id), Value::Text(t), Value::Text(l), Value::Int(v1)] = r.as_slice() {
+            loaded.insert(*id, Loaded { table: t.clone(), legacy_ref: l.clone(), v1_fp: *v1 });
         }
     }
     let drifted = preview.items.iter().map(|i| (i.id, (i.kind, i.table.clone(), i.now_row.clone()))).collect();

@@ -92,25 +92,27 @@ pub fn target_columns(pack: &Pack, table: &str) -> Vec<(String, Type)> {
     v
 }
 
-/// Computes the preview for the account of `account_key`.
+/// Computes the preview for the account of `account_key`. Only fingerprints are held for the
+/// whole account; the rows as loaded are fetched for the rows that changed.
 pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Result<Preview, EngineError> {
     let account = account_uuid(account_key);
-    let state = target.read_rows(STATE_TABLE, &state_cols(), Some(account)).map_err(|e| EngineError::Schema {
+    let fp_cols: Vec<(String, Type)> = state_cols().into_iter().take(6).collect();
+    let state = target.read_rows(STATE_TABLE, &fp_cols, Some(account)).map_err(|e| EngineError::Schema {
         table: STATE_TABLE.into(),
         problem: format!("no migration has loaded this account yet ({e})"),
     })?;
-    // id → (table, legacy_ref, fingerprint as loaded, values as loaded)
-    let mut loaded: HashMap<Uuid, (String, String, i64, String)> = HashMap::with_capacity(state.len());
+    // id → (table, legacy_ref, fingerprint as loaded)
+    let mut loaded: HashMap<Uuid, (String, String, i64)> = HashMap::with_capacity(state.len());
     for r in state {
-        if let [_, Value::Uuid(id), Value::Text(t), Value::Text(l), _, Value::Int(fp), Value::Text(json)] = r.as_slice()
-        {
-            loaded.insert(*id, (t.clone(), l.clone(), *fp, json.clone()));
+        if let [_, Value::Uuid(id), Value::Text(t), Value::Text(l), _, Value::Int(fp)] = r.as_slice() {
+            loaded.insert(*id, (t.clone(), l.clone(), *fp));
         }
     }
     let mut tables: Vec<&str> =
         pack.entities.iter().filter_map(|e| e.target.as_ref().map(|t| t.table.as_str())).collect();
     tables.dedup();
     let mut items = Vec::new();
+    let mut changed: Vec<(String, Vec<(String, Type)>, Vec<Value>)> = Vec::new();
     let mut seen: HashSet<Uuid> = HashSet::with_capacity(loaded.len());
     let mut checked = 0u64;
     for table in tables {
@@ -118,61 +120,76 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
         for row in target.read_rows(table, &cols, Some(account))? {
             checked += 1;
             let Some(Value::Uuid(id)) = row.first() else { continue };
-            let legacy = match row.get(2) {
-                Some(Value::Text(s)) => s.clone(),
-                _ => String::new(),
-            };
             match loaded.get(id) {
-                None => items.push(PreviewItem {
-                    kind: ChangeKind::Created,
-                    table: table.to_owned(),
-                    id: *id,
-                    legacy_ref: legacy,
-                    fields: cols
-                        .iter()
-                        .zip(&row)
-                        .map(|((c, _), v)| FieldChange {
-                            column: c.clone(),
-                            as_loaded: serde_json::Value::Null,
-                            now: v.to_json_exact(),
-                        })
-                        .collect(),
-                    now_row: cols.iter().zip(&row).map(|((c, _), v)| (c.clone(), v.to_json_exact())).collect(),
-                }),
-                Some((_, _, fp, json)) => {
-                    seen.insert(*id);
-                    if fingerprint(&row) as i64 == *fp {
-                        continue;
-                    }
-                    let was: serde_json::Map<String, serde_json::Value> =
-                        serde_json::from_str(json).unwrap_or_default();
-                    let fields = cols
-                        .iter()
-                        .zip(&row)
-                        .filter_map(|((c, _), v)| {
-                            let now = v.to_json_exact();
-                            let before = was.get(c).cloned().unwrap_or(serde_json::Value::Null);
-                            (now != before).then(|| FieldChange { column: c.clone(), as_loaded: before, now })
-                        })
-                        .collect();
-                    let now_row = cols.iter().zip(&row).map(|((c, _), v)| (c.clone(), v.to_json_exact())).collect();
+                None => {
+                    let legacy = match row.get(2) {
+                        Some(Value::Text(s)) => s.clone(),
+                        _ => String::new(),
+                    };
                     items.push(PreviewItem {
-                        kind: ChangeKind::Changed,
+                        kind: ChangeKind::Created,
                         table: table.to_owned(),
                         id: *id,
                         legacy_ref: legacy,
-                        fields,
-                        now_row,
+                        fields: cols
+                            .iter()
+                            .zip(&row)
+                            .map(|((c, _), v)| FieldChange {
+                                column: c.clone(),
+                                as_loaded: serde_json::Value::Null,
+                                now: v.to_json_exact(),
+                            })
+                            .collect(),
+                        now_row: cols.iter().zip(&row).map(|((c, _), v)| (c.clone(), v.to_json_exact())).collect(),
                     });
+                }
+                Some((_, _, fp)) => {
+                    seen.insert(*id);
+                    if fingerprint(&row) as i64 != *fp {
+                        changed.push((table.to_owned(), cols.clone(), row));
+                    }
                 }
             }
         }
     }
-    for (id, (table, legacy, _, json)) in &loaded {
-        if seen.contains(id) {
-            continue;
+    let deleted: Vec<Uuid> = loaded.keys().filter(|id| !seen.contains(id)).copied().collect();
+    // The rows as loaded, for the changed and deleted rows only.
+    let mut wanted: Vec<Uuid> = changed
+        .iter()
+        .filter_map(|(_, _, r)| match r.first() {
+            Some(Value::Uuid(u)) => Some(*u),
+            _ => None,
+        })
+        .collect();
+    wanted.extend(&deleted);
+    let json_cols = [("id".to_owned(), Type::Uuid), ("loaded".to_owned(), Type::Text)];
+    let mut was_by_id: HashMap<Uuid, serde_json::Map<String, serde_json::Value>> = HashMap::new();
+    if !wanted.is_empty() {
+        for r in target.read_rows_by_id(STATE_TABLE, &json_cols, account, &wanted)? {
+            if let [Value::Uuid(id), Value::Text(json)] = r.as_slice() {
+                was_by_id.insert(*id, serde_json::from_str(json).unwrap_or_default());
+            }
         }
-        let was: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json).unwrap_or_default();
+    }
+    for (table, cols, row) in changed {
+        let Some(Value::Uuid(id)) = row.first() else { continue };
+        let legacy = loaded.get(id).map_or_else(String::new, |l| l.1.clone());
+        let was = was_by_id.get(id).cloned().unwrap_or_default();
+        let fields = cols
+            .iter()
+            .zip(&row)
+            .filter_map(|((c, _), v)| {
+                let now = v.to_json_exact();
+                let before = was.get(c).cloned().unwrap_or(serde_json::Value::Null);
+                (now != before).then(|| FieldChange { column: c.clone(), as_loaded: before, now })
+            })
+            .collect();
+        let now_row = cols.iter().zip(&row).map(|((c, _), v)| (c.clone(), v.to_json_exact())).collect();
+        items.push(PreviewItem { kind: ChangeKind::Changed, table, id: *id, legacy_ref: legacy, fields, now_row });
+    }
+    for id in deleted {
+        let (table, legacy, _) = &loaded[&id];
+        let was = was_by_id.remove(&id).unwrap_or_default();
         let fields = was
             .into_iter()
             .map(|(c, v)| FieldChange { column: c, as_loaded: v, now: serde_json::Value::Null })
@@ -180,7 +197,7 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
         items.push(PreviewItem {
             kind: ChangeKind::Deleted,
             table: table.clone(),
-            id: *id,
+            id,
             legacy_ref: legacy.clone(),
             fields,
             now_row: serde_json::Map::new(),
