@@ -36,9 +36,10 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing(verbose: u8) {
+    // sqlx reports long bulk statements as "slow"; for a migration tool they are the work itself.
     let default = match verbose {
-        0 => "warn",
-        1 => "info",
+        0 => "warn,sqlx=error",
+        1 => "info,sqlx=error",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CUTOVER_LOG")

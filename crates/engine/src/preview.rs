@@ -75,6 +75,9 @@ impl Preview {
     }
 }
 
+/// A row that changed: its table, the table's columns, its values now.
+type ChangedRow = (String, Vec<(String, Type)>, Vec<Value>);
+
 fn state_cols() -> Vec<(String, Type)> {
     STATE_COLUMNS.iter().map(|(c, t)| ((*c).to_owned(), *t)).collect()
 }
@@ -112,7 +115,7 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
         pack.entities.iter().filter_map(|e| e.target.as_ref().map(|t| t.table.as_str())).collect();
     tables.dedup();
     let mut items = Vec::new();
-    let mut changed: Vec<(String, Vec<(String, Type)>, Vec<Value>)> = Vec::new();
+    let mut changed: Vec<ChangedRow> = Vec::new();
     let mut seen: HashSet<Uuid> = HashSet::with_capacity(loaded.len());
     let mut checked = 0u64;
     for table in tables {
