@@ -257,6 +257,20 @@ pub trait Target: Send {
     }
     /// Adds a row to the row-state table ([`STATE_TABLE`]) in the run's transaction.
     fn write_state(&mut self, row: &[Value]) -> Result<(), ConnectorError>;
+    /// Streams rows of a table (`WHERE account_id = id` when given), ordered by the first column,
+    /// without holding the table in memory.
+    fn scan_rows(
+        &mut self,
+        table: &str,
+        columns: &[(String, Type)],
+        account: Option<Uuid>,
+        f: &mut dyn FnMut(Vec<Value>) -> Result<(), ConnectorError>,
+    ) -> Result<(), ConnectorError> {
+        for r in self.read_rows(table, columns, account)? {
+            f(r)?;
+        }
+        Ok(())
+    }
     /// Reads the rows of a table with the given ids (`id` and `account_id` columns), ordered by the first column.
     fn read_rows_by_id(
         &mut self,
@@ -578,6 +592,23 @@ fn sqlite_collect(
     columns: &[(String, Type)],
     account: Option<Uuid>,
 ) -> Result<Vec<Vec<Value>>, ConnectorError> {
+    let mut out = Vec::new();
+    sqlite_each(conn, table, sql, columns, account, &mut |r| {
+        out.push(r);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Runs a SELECT (with the account as `?1` when given), handing each decoded row to `f`.
+fn sqlite_each(
+    conn: &rusqlite::Connection,
+    table: &str,
+    sql: &str,
+    columns: &[(String, Type)],
+    account: Option<Uuid>,
+    f: &mut dyn FnMut(Vec<Value>) -> Result<(), ConnectorError>,
+) -> Result<(), ConnectorError> {
     let err = |e: rusqlite::Error| q(format!("reading {table}"))(e.to_string());
     let mut st = conn.prepare(sql).map_err(err)?;
     let mut rows = match account {
@@ -585,7 +616,6 @@ fn sqlite_collect(
         None => st.query([]),
     }
     .map_err(err)?;
-    let mut out = Vec::new();
     while let Some(r) = rows.next().map_err(err)? {
         let mut row = Vec::with_capacity(columns.len());
         for (i, (name, ty)) in columns.iter().enumerate() {
@@ -602,9 +632,9 @@ fn sqlite_collect(
             };
             row.push(v);
         }
-        out.push(row);
+        f(row)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 impl Target for SqliteTarget {
@@ -727,6 +757,19 @@ impl Target for SqliteTarget {
             out.extend(sqlite_read_where(&self.conn, table, &t, columns, account)?);
         }
         Ok(out)
+    }
+    fn scan_rows(
+        &mut self,
+        table: &str,
+        columns: &[(String, Type)],
+        account: Option<Uuid>,
+        f: &mut dyn FnMut(Vec<Value>) -> Result<(), ConnectorError>,
+    ) -> Result<(), ConnectorError> {
+        let d = Dialect::Sqlite;
+        let cols: Vec<String> = columns.iter().map(|(c, _)| d.ident(c)).collect();
+        let filter = if account.is_some() { " WHERE account_id = ?1" } else { "" };
+        let sql = format!("SELECT {} FROM {}{filter} ORDER BY 1", cols.join(", "), d.ident(table));
+        sqlite_each(&self.conn, table, &sql, columns, account, f)
     }
     fn read_rows(
         &mut self,
@@ -855,6 +898,8 @@ enum PgJob {
     Exec(String, Option<Uuid>, mpsc::Sender<Result<u64, ConnectorError>>),
     Copy(String, Vec<u8>),
     Read(String, Vec<(String, Type)>, Option<Uuid>, mpsc::Sender<Result<Vec<Vec<Value>>, ConnectorError>>),
+    /// Streams a query's rows back in batches; the channel closes at the end.
+    Scan(String, Vec<(String, Type)>, Option<Uuid>, mpsc::SyncSender<Result<Vec<Vec<Value>>, ConnectorError>>),
     Sync(mpsc::Sender<Result<(), ConnectorError>>),
 }
 
@@ -946,6 +991,52 @@ impl PgTarget {
                                     .collect()
                             });
                             let _ = reply.send(r);
+                        }
+                        PgJob::Scan(sql, cols, id, reply) => {
+                            rt.block_on(async {
+                                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+                                if let Some(id) = id {
+                                    query = query.bind(id);
+                                }
+                                let mut stream = query.fetch(&mut conn);
+                                let mut batch = Vec::with_capacity(1024);
+                                loop {
+                                    match stream.try_next().await {
+                                        Ok(Some(r)) => {
+                                            let row = (0..cols.len())
+                                                .map(|i| {
+                                                    let v =
+                                                        pg_value(&r, i).map_err(|e| q(sql.clone())(e.to_string()))?;
+                                                    coerce(v, cols[i].1)
+                                                        .map_err(|e| q(format!("{}: {e}", cols[i].0))(String::new()))
+                                                })
+                                                .collect::<Result<Vec<_>, _>>();
+                                            match row {
+                                                Ok(row) => batch.push(row),
+                                                Err(e) => {
+                                                    let _ = reply.send(Err(e));
+                                                    return;
+                                                }
+                                            }
+                                            if batch.len() == 1024
+                                                && reply.send(Ok(std::mem::take(&mut batch))).is_err()
+                                            {
+                                                return;
+                                            }
+                                        }
+                                        Ok(None) => {
+                                            if !batch.is_empty() {
+                                                let _ = reply.send(Ok(batch));
+                                            }
+                                            return;
+                                        }
+                                        Err(e) => {
+                                            let _ = reply.send(Err(q(sql.clone())(e.to_string())));
+                                            return;
+                                        }
+                                    }
+                                }
+                            });
                         }
                         PgJob::Sync(reply) => {
                             let _ = reply.send(failed.take().map_or(Ok(()), Err));
@@ -1281,6 +1372,26 @@ impl Target for PgTarget {
             out.extend(rx.recv().map_err(|_| q(sql)("the writer thread stopped".into()))??);
         }
         Ok(out)
+    }
+    fn scan_rows(
+        &mut self,
+        table: &str,
+        columns: &[(String, Type)],
+        account: Option<Uuid>,
+        f: &mut dyn FnMut(Vec<Value>) -> Result<(), ConnectorError>,
+    ) -> Result<(), ConnectorError> {
+        let d = Dialect::Postgres;
+        let cols: Vec<String> = columns.iter().map(|(c, _)| d.ident(c)).collect();
+        let filter = if account.is_some() { " WHERE account_id = $1" } else { "" };
+        let sql = format!("SELECT {} FROM {}{filter} ORDER BY 1", cols.join(", "), d.ident(table));
+        let (tx, rx) = mpsc::sync_channel(2);
+        self.send(PgJob::Scan(sql, columns.to_vec(), account, tx))?;
+        for batch in rx {
+            for row in batch? {
+                f(row)?;
+            }
+        }
+        Ok(())
     }
     fn read_rows(
         &mut self,

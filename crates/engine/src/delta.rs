@@ -302,11 +302,12 @@ pub fn final_run(
     // Fingerprints only: the rows as loaded are fetched at commit for what changes.
     let cols: Vec<(String, Type)> = STATE_COLUMNS.iter().take(5).map(|(c, t)| ((*c).to_owned(), *t)).collect();
     let mut loaded = HashMap::new();
-    for r in target.read_rows(STATE_TABLE, &cols, Some(account))? {
+    target.scan_rows(STATE_TABLE, &cols, Some(account), &mut |r| {
         if let [_, Value::Uuid(id), Value::Text(t), Value::Text(l), Value::Int(v1)] = r.as_slice() {
             loaded.insert(*id, Loaded { table: t.clone(), legacy_ref: l.clone(), v1_fp: *v1 });
         }
-    }
+        Ok(())
+    })?;
     let drifted = preview.items.iter().map(|i| (i.id, (i.kind, i.table.clone(), i.now_row.clone()))).collect();
     let mut table_order: Vec<String> =
         spec.pack.entities.iter().filter_map(|e| e.target.as_ref().map(|t| t.table.clone())).collect();

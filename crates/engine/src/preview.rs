@@ -100,17 +100,19 @@ pub fn target_columns(pack: &Pack, table: &str) -> Vec<(String, Type)> {
 pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Result<Preview, EngineError> {
     let account = account_uuid(account_key);
     let fp_cols: Vec<(String, Type)> = state_cols().into_iter().take(6).collect();
-    let state = target.read_rows(STATE_TABLE, &fp_cols, Some(account)).map_err(|e| EngineError::Schema {
-        table: STATE_TABLE.into(),
-        problem: format!("no migration has loaded this account yet ({e})"),
-    })?;
     // id → (table, legacy_ref, fingerprint as loaded)
-    let mut loaded: HashMap<Uuid, (String, String, i64)> = HashMap::with_capacity(state.len());
-    for r in state {
-        if let [_, Value::Uuid(id), Value::Text(t), Value::Text(l), _, Value::Int(fp)] = r.as_slice() {
-            loaded.insert(*id, (t.clone(), l.clone(), *fp));
-        }
-    }
+    let mut loaded: HashMap<Uuid, (String, String, i64)> = HashMap::new();
+    target
+        .scan_rows(STATE_TABLE, &fp_cols, Some(account), &mut |r| {
+            if let [_, Value::Uuid(id), Value::Text(t), Value::Text(l), _, Value::Int(fp)] = r.as_slice() {
+                loaded.insert(*id, (t.clone(), l.clone(), *fp));
+            }
+            Ok(())
+        })
+        .map_err(|e| EngineError::Schema {
+            table: STATE_TABLE.into(),
+            problem: format!("no migration has loaded this account yet ({e})"),
+        })?;
     let mut tables: Vec<&str> =
         pack.entities.iter().filter_map(|e| e.target.as_ref().map(|t| t.table.as_str())).collect();
     tables.dedup();
@@ -120,10 +122,10 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
     let mut checked = 0u64;
     for table in tables {
         let cols = target_columns(pack, table);
-        for row in target.read_rows(table, &cols, Some(account))? {
+        target.scan_rows(table, &cols, Some(account), &mut |row| {
             checked += 1;
-            let Some(Value::Uuid(id)) = row.first() else { continue };
-            match loaded.get(id) {
+            let Some(Value::Uuid(id)) = row.first().cloned() else { return Ok(()) };
+            match loaded.get(&id) {
                 None => {
                     let legacy = match row.get(2) {
                         Some(Value::Text(s)) => s.clone(),
@@ -132,7 +134,7 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
                     items.push(PreviewItem {
                         kind: ChangeKind::Created,
                         table: table.to_owned(),
-                        id: *id,
+                        id,
                         legacy_ref: legacy,
                         fields: cols
                             .iter()
@@ -147,13 +149,14 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
                     });
                 }
                 Some((_, _, fp)) => {
-                    seen.insert(*id);
+                    seen.insert(id);
                     if fingerprint(&row) as i64 != *fp {
                         changed.push((table.to_owned(), cols.clone(), row));
                     }
                 }
             }
-        }
+            Ok(())
+        })?;
     }
     let deleted: Vec<Uuid> = loaded.keys().filter(|id| !seen.contains(id)).copied().collect();
     // The rows as loaded, for the changed and deleted rows only.

@@ -342,10 +342,10 @@ pub fn verify(
     let sample_ids: HashSet<Uuid> = first.samples.iter().flatten().map(|(_, id)| *id).collect();
 
     for (table, exp) in &first.tables {
-        let rows = target.read_rows(table, &exp.columns, Some(account))?;
-        let mut seen: HashSet<Uuid> = HashSet::with_capacity(rows.len());
-        for row in &rows {
-            let Some(Value::Uuid(id)) = row.first() else { continue };
+        let mut seen: HashSet<Uuid> = HashSet::with_capacity(exp.rows.len());
+        target.scan_rows(table, &exp.columns, Some(account), &mut |row| {
+            let row = &row;
+            let Some(Value::Uuid(id)) = row.first() else { return Ok(()) };
             let legacy = match row.get(2) {
                 Some(Value::Text(s)) => s.clone(),
                 _ => String::new(),
@@ -375,7 +375,8 @@ pub fn verify(
                 Some(fp) if *fp != fingerprint(row) => changed.push((table.clone(), *id, legacy)),
                 Some(_) => {}
             }
-        }
+            Ok(())
+        })?;
         for id in exp.rows.keys().filter(|id| !seen.contains(id)) {
             total += 1;
             if differences.len() < MAX_LISTED {
