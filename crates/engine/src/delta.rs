@@ -72,9 +72,9 @@ impl FinalReport {
     }
 }
 
+/// A loaded row, as small as it can be: its table's index in `DeltaTarget::table_order`.
 struct Loaded {
-    table: String,
-    legacy_ref: String,
+    table: u16,
     v1_fp: i64,
 }
 
@@ -158,26 +158,30 @@ impl Target for DeltaTarget<'_> {
             .loaded
             .iter()
             .filter(|(id, _)| !self.seen.contains(id))
-            .map(|(id, l)| (*id, l.table.clone()))
+            .map(|(id, l)| (*id, self.table_order.get(usize::from(l.table)).cloned().unwrap_or_default()))
             .collect();
         gone.extend(self.drifted.iter().filter(|(_, d)| d.0 == ChangeKind::Created).map(|(id, d)| (*id, d.1.clone())));
         gone.sort();
-        // The rows as loaded, for what is overwritten or deleted and did not drift (their v2 values now).
+        // For every row the bundle names: its legacy reference, and its row as loaded (its v2
+        // values now, unless it drifted: those come from the preview).
         let mut wanted: Vec<Uuid> = self
             .pending_state
             .iter()
             .filter_map(|s| match s.get(1) {
-                Some(Value::Uuid(u)) if self.loaded.contains_key(u) && !self.drifted.contains_key(u) => Some(*u),
+                Some(Value::Uuid(u)) if self.loaded.contains_key(u) => Some(*u),
                 _ => None,
             })
             .collect();
-        wanted.extend(gone.iter().map(|g| g.0).filter(|u| !self.drifted.contains_key(u)));
-        let json_cols = [("id".to_owned(), Type::Uuid), ("loaded".to_owned(), Type::Text)];
+        wanted.extend(gone.iter().map(|g| g.0));
+        wanted.sort();
+        wanted.dedup();
+        let json_cols =
+            [("id".to_owned(), Type::Uuid), ("legacy_ref".to_owned(), Type::Text), ("loaded".to_owned(), Type::Text)];
         let mut as_loaded = HashMap::new();
         if !wanted.is_empty() {
             for r in self.inner.read_rows_by_id(STATE_TABLE, &json_cols, self.account, &wanted)? {
-                if let [Value::Uuid(id), Value::Text(json)] = r.as_slice() {
-                    as_loaded.insert(*id, json.clone());
+                if let [Value::Uuid(id), Value::Text(legacy), Value::Text(json)] = r.as_slice() {
+                    as_loaded.insert(*id, (legacy.clone(), json.clone()));
                 }
             }
         }
@@ -224,7 +228,7 @@ impl DeltaTarget<'_> {
     fn write_bundle(
         &self,
         gone: &[(Uuid, String)],
-        as_loaded: &HashMap<Uuid, String>,
+        as_loaded: &HashMap<Uuid, (String, String)>,
     ) -> std::io::Result<BundleManifest> {
         std::fs::create_dir_all(&self.bundle_dir)?;
         let rows_path = self.bundle_dir.join("rows.jsonl");
@@ -242,7 +246,7 @@ impl DeltaTarget<'_> {
                 (Some((ChangeKind::Changed | ChangeKind::Created, _, row)), _) => {
                     serde_json::Value::Object(row.clone())
                 }
-                (_, Some(json)) => serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
+                (_, Some((_, json))) => serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
                 _ => serde_json::Value::Null,
             }
         };
@@ -260,14 +264,16 @@ impl DeltaTarget<'_> {
             let Some(Value::Uuid(id)) = state.get(1) else { continue };
             let Some(l) = self.loaded.get(id) else { continue };
             overwritten += 1;
+            let table = self.table_order.get(usize::from(l.table)).cloned().unwrap_or_default();
+            let legacy = as_loaded.get(id).map_or("", |x| x.0.as_str());
             line(
-                serde_json::json!({"action": "overwritten", "reason": why(id, false), "table": l.table, "id": id, "legacy_ref": l.legacy_ref, "values": now_values(id)}),
+                serde_json::json!({"action": "overwritten", "reason": why(id, false), "table": table, "id": id, "legacy_ref": legacy, "values": now_values(id)}),
                 &mut f,
             )?;
         }
         for (id, table) in gone {
             deleted += 1;
-            let legacy = self.loaded.get(id).map_or_else(String::new, |l| l.legacy_ref.clone());
+            let legacy = as_loaded.get(id).map_or_else(String::new, |x| x.0.clone());
             line(
                 serde_json::json!({"action": "deleted", "reason": why(id, true), "table": table, "id": id, "legacy_ref": legacy, "values": now_values(id)}),
                 &mut f,
@@ -299,12 +305,16 @@ pub fn final_run(
     ledger: &mut dyn FnMut(Vec<LedgerRecord>) -> Result<(), EngineError>,
 ) -> Result<FinalReport, EngineError> {
     let account = account_uuid(spec.account_key);
-    // Fingerprints only: the rows as loaded are fetched at commit for what changes.
-    let cols: Vec<(String, Type)> = STATE_COLUMNS.iter().take(5).map(|(c, t)| ((*c).to_owned(), *t)).collect();
+    let mut table_order: Vec<String> =
+        spec.pack.entities.iter().filter_map(|e| e.target.as_ref().map(|t| t.table.clone())).collect();
+    table_order.dedup();
+    // Fingerprints only: legacy references and rows as loaded are fetched at commit for what changes.
+    let cols = [("id".to_owned(), Type::Uuid), ("table_name".to_owned(), Type::Text), ("v1_fp".to_owned(), Type::Int)];
     let mut loaded = HashMap::new();
     target.scan_rows(STATE_TABLE, &cols, Some(account), &mut |r| {
-        if let [_, Value::Uuid(id), Value::Text(t), Value::Text(l), Value::Int(v1)] = r.as_slice() {
-            loaded.insert(*id, Loaded { table: t.clone(), legacy_ref: l.clone(), v1_fp: *v1 });
+        if let [Value::Uuid(id), Value::Text(t), Value::Int(v1)] = r.as_slice() {
+            let table = table_order.iter().position(|x| x == t).unwrap_or(usize::from(u16::MAX));
+            loaded.insert(*id, Loaded { table: u16::try_from(table).unwrap_or(u16::MAX), v1_fp: *v1 });
         }
         Ok(())
     })?;

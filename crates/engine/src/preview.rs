@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::connect::{STATE_COLUMNS, STATE_TABLE, Target};
+use crate::connect::{STATE_TABLE, Target};
 use crate::pack::Pack;
 use crate::run::{EngineError, account_uuid};
 use crate::value::{Type, Value, fingerprint};
@@ -78,10 +78,6 @@ impl Preview {
 /// A row that changed: its table, the table's columns, its values now.
 type ChangedRow = (String, Vec<(String, Type)>, Vec<Value>);
 
-fn state_cols() -> Vec<(String, Type)> {
-    STATE_COLUMNS.iter().map(|(c, t)| ((*c).to_owned(), *t)).collect()
-}
-
 /// The columns cutover writes to a v2 table, in the order it writes them.
 pub fn target_columns(pack: &Pack, table: &str) -> Vec<(String, Type)> {
     let mut v = vec![
@@ -99,13 +95,17 @@ pub fn target_columns(pack: &Pack, table: &str) -> Vec<(String, Type)> {
 /// whole account; the rows as loaded are fetched for the rows that changed.
 pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Result<Preview, EngineError> {
     let account = account_uuid(account_key);
-    let fp_cols: Vec<(String, Type)> = state_cols().into_iter().take(6).collect();
-    // id → (table, legacy_ref, fingerprint as loaded)
-    let mut loaded: HashMap<Uuid, (String, String, i64)> = HashMap::new();
+    let mut tables: Vec<&str> =
+        pack.entities.iter().filter_map(|e| e.target.as_ref().map(|t| t.table.as_str())).collect();
+    tables.dedup();
+    // id → (table index, fingerprint as loaded): legacy references are fetched for what changed.
+    let mut loaded: HashMap<Uuid, (u16, i64)> = HashMap::new();
+    let cols = [("id".to_owned(), Type::Uuid), ("table_name".to_owned(), Type::Text), ("v2_fp".to_owned(), Type::Int)];
     target
-        .scan_rows(STATE_TABLE, &fp_cols, Some(account), &mut |r| {
-            if let [_, Value::Uuid(id), Value::Text(t), Value::Text(l), _, Value::Int(fp)] = r.as_slice() {
-                loaded.insert(*id, (t.clone(), l.clone(), *fp));
+        .scan_rows(STATE_TABLE, &cols, Some(account), &mut |r| {
+            if let [Value::Uuid(id), Value::Text(t), Value::Int(fp)] = r.as_slice() {
+                let ti = tables.iter().position(|x| x == t).map_or(u16::MAX, |i| u16::try_from(i).unwrap_or(u16::MAX));
+                loaded.insert(*id, (ti, *fp));
             }
             Ok(())
         })
@@ -113,14 +113,11 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
             table: STATE_TABLE.into(),
             problem: format!("no migration has loaded this account yet ({e})"),
         })?;
-    let mut tables: Vec<&str> =
-        pack.entities.iter().filter_map(|e| e.target.as_ref().map(|t| t.table.as_str())).collect();
-    tables.dedup();
     let mut items = Vec::new();
     let mut changed: Vec<ChangedRow> = Vec::new();
     let mut seen: HashSet<Uuid> = HashSet::with_capacity(loaded.len());
     let mut checked = 0u64;
-    for table in tables {
+    for &table in &tables {
         let cols = target_columns(pack, table);
         target.scan_rows(table, &cols, Some(account), &mut |row| {
             checked += 1;
@@ -148,7 +145,7 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
                         now_row: cols.iter().zip(&row).map(|((c, _), v)| (c.clone(), v.to_json_exact())).collect(),
                     });
                 }
-                Some((_, _, fp)) => {
+                Some((_, fp)) => {
                     seen.insert(id);
                     if fingerprint(&row) as i64 != *fp {
                         changed.push((table.to_owned(), cols.clone(), row));
@@ -168,18 +165,21 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
         })
         .collect();
     wanted.extend(&deleted);
-    let json_cols = [("id".to_owned(), Type::Uuid), ("loaded".to_owned(), Type::Text)];
+    let json_cols =
+        [("id".to_owned(), Type::Uuid), ("legacy_ref".to_owned(), Type::Text), ("loaded".to_owned(), Type::Text)];
     let mut was_by_id: HashMap<Uuid, serde_json::Map<String, serde_json::Value>> = HashMap::new();
+    let mut legacy_by_id: HashMap<Uuid, String> = HashMap::new();
     if !wanted.is_empty() {
         for r in target.read_rows_by_id(STATE_TABLE, &json_cols, account, &wanted)? {
-            if let [Value::Uuid(id), Value::Text(json)] = r.as_slice() {
+            if let [Value::Uuid(id), Value::Text(legacy), Value::Text(json)] = r.as_slice() {
                 was_by_id.insert(*id, serde_json::from_str(json).unwrap_or_default());
+                legacy_by_id.insert(*id, legacy.clone());
             }
         }
     }
     for (table, cols, row) in changed {
         let Some(Value::Uuid(id)) = row.first() else { continue };
-        let legacy = loaded.get(id).map_or_else(String::new, |l| l.1.clone());
+        let legacy = legacy_by_id.get(id).cloned().unwrap_or_default();
         let was = was_by_id.get(id).cloned().unwrap_or_default();
         let fields = cols
             .iter()
@@ -194,7 +194,8 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
         items.push(PreviewItem { kind: ChangeKind::Changed, table, id: *id, legacy_ref: legacy, fields, now_row });
     }
     for id in deleted {
-        let (table, legacy, _) = &loaded[&id];
+        let table = tables.get(usize::from(loaded[&id].0)).map_or_else(String::new, |t| (*t).to_owned());
+        let legacy = legacy_by_id.get(&id).cloned().unwrap_or_default();
         let was = was_by_id.remove(&id).unwrap_or_default();
         let fields = was
             .into_iter()
@@ -202,9 +203,9 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
             .collect();
         items.push(PreviewItem {
             kind: ChangeKind::Deleted,
-            table: table.clone(),
+            table,
             id,
-            legacy_ref: legacy.clone(),
+            legacy_ref: legacy,
             fields,
             now_row: serde_json::Map::new(),
         });
