@@ -419,11 +419,13 @@ pub fn run_tapped(
                             // The row as loaded: what the overwrite preview compares v2 against later.
                             let stored: Vec<Value> =
                                 out_row.iter().zip(&out_cols).map(|(v, (_, ty))| v.stored_as(*ty)).collect();
-                            let loaded: serde_json::Map<String, serde_json::Value> = out_cols
-                                .iter()
-                                .zip(&stored)
-                                .map(|((c, _), v)| (c.clone(), v.to_json_exact()))
-                                .collect();
+                            let mut loaded = String::with_capacity(256);
+                            crate::value::write_json_row(
+                                &mut loaded,
+                                out_cols.iter().map(|c| c.0.as_str()),
+                                &stored,
+                                true,
+                            );
                             t.write_state(&[
                                 Value::Uuid(account),
                                 Value::Uuid(id),
@@ -431,7 +433,7 @@ pub fn run_tapped(
                                 Value::Text(legacy_ref.clone()),
                                 Value::Int(crate::value::fingerprint(&row.values) as i64),
                                 Value::Int(crate::value::fingerprint(&stored) as i64),
-                                Value::Text(serde_json::Value::Object(loaded).to_string()),
+                                Value::Text(loaded),
                             ])?;
                         }
                         tap(ei, &row.values, id);
@@ -624,6 +626,11 @@ fn map_key(ent: &Entity, row: &[Value]) -> Option<KeyVal> {
 }
 
 fn original_json(ent: &Entity, row: &SourceRow) -> String {
+    if row.bad.is_none() {
+        let mut s = String::with_capacity(256);
+        crate::value::write_json_row(&mut s, ent.columns.iter().map(|c| c.0.as_str()), &row.values, false);
+        return s;
+    }
     let mut m = serde_json::Map::new();
     for (i, (name, _)) in ent.columns.iter().enumerate() {
         let v = match &row.bad {

@@ -178,6 +178,69 @@ impl Value {
     }
 }
 
+/// Appends `{"col": value, …}` to `out` without building a JSON tree: the row state and the
+/// ledger write one per record. It parses back to what [`Value::to_json_exact`] (or, with
+/// `exact` false, [`Value::to_json`]) gives.
+pub fn write_json_row<'a>(out: &mut String, columns: impl Iterator<Item = &'a str>, values: &[Value], exact: bool) {
+    use std::fmt::Write;
+    out.push('{');
+    for (i, (c, v)) in columns.zip(values).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_str(out, c);
+        out.push(':');
+        match v {
+            Value::Null => out.push_str("null"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Int(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Value::Float(f) if f.is_finite() => {
+                let _ = write!(out, "{f}");
+            }
+            Value::Float(_) => out.push_str("null"),
+            Value::Text(t) => json_str(out, t),
+            Value::Date(d) => {
+                let _ = write!(out, "\"{d}\"");
+            }
+            Value::Uuid(u) => {
+                let _ = write!(out, "\"{u}\"");
+            }
+            Value::Bytes(b) if exact => {
+                out.push_str("{\"hex\":\"");
+                for x in b {
+                    let _ = write!(out, "{x:02x}");
+                }
+                out.push_str("\"}");
+            }
+            Value::Bytes(b) => {
+                let _ = write!(out, "\"<{} bytes>\"", b.len());
+            }
+        }
+    }
+    out.push('}');
+}
+
+fn json_str(out: &mut String, s: &str) {
+    use std::fmt::Write;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 /// A row's fingerprint (xxh3 over tagged values).
 pub fn fingerprint(row: &[Value]) -> u64 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
@@ -217,6 +280,34 @@ mod tests {
         assert_eq!(to_minor(99.994), Some(9999));
         assert_eq!(to_minor(f64::NAN), None);
         assert_eq!(to_minor(1e300), None);
+    }
+
+    #[test]
+    fn json_rows_parse_back_to_the_same_values() {
+        let vals = vec![
+            Value::Null,
+            Value::Bool(true),
+            Value::Int(-42),
+            Value::Float(2.675),
+            Value::Float(-0.5e-7),
+            Value::Float(f64::NAN),
+            Value::Text("tab\t \"quote\" back\\slash \u{1} «ø»".into()),
+            Value::Date(time::macros::date!(2024 - 02 - 29)),
+            Value::Uuid(Uuid::from_u128(7)),
+            Value::Bytes(vec![0, 255, 16]),
+        ];
+        let cols: Vec<String> = (0..vals.len()).map(|i| format!("c{i}")).collect();
+        for exact in [true, false] {
+            let mut s = String::new();
+            write_json_row(&mut s, cols.iter().map(String::as_str), &vals, exact);
+            let parsed: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&s).unwrap();
+            let expected: serde_json::Map<String, serde_json::Value> = cols
+                .iter()
+                .zip(&vals)
+                .map(|(c, v)| (c.clone(), if exact { v.to_json_exact() } else { v.to_json() }))
+                .collect();
+            assert_eq!(parsed, expected, "{s}");
+        }
     }
 
     #[test]
