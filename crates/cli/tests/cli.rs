@@ -798,35 +798,9 @@ fn final_migration_needs_signatures_and_a_current_acknowledged_preview() {
 
 // ---------------------------------------------------------------- all six phases
 
-/// Runs statements one after the other on one PostgreSQL connection.
-fn pg_exec(url: &str, sql: &str) -> Result<u64, String> {
-    let (url, sql) = (url.to_owned(), sql.to_owned());
-    cutover_testkit::block_on(async move {
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(&url).await.map_err(|e| e.to_string())?;
-        let mut n = 0;
-        for stmt in sql.split(';').filter(|s| !s.trim().is_empty()) {
-            n += sqlx::raw_sql(sqlx::AssertSqlSafe(stmt.to_owned()))
-                .execute(&mut c)
-                .await
-                .map_err(|e| e.to_string())?
-                .rows_affected();
-        }
-        Ok(n)
-    })
-}
-
 /// Runs SQL on a v1 or v2 database, SQLite file or PostgreSQL URL.
 fn db_exec(url: &str, sql: &str) -> Result<u64, String> {
-    if url.starts_with("postgres") {
-        pg_exec(url, sql)
-    } else {
-        rusqlite::Connection::open(url)
-            .map_err(|e| e.to_string())?
-            .execute_batch(sql)
-            .map(|()| 1)
-            .map_err(|e| e.to_string())
-    }
+    cutover_testkit::exec(url, sql)
 }
 
 fn six_phases(v1: &str, v2: &str) {
@@ -879,9 +853,9 @@ fn six_phases(v1: &str, v2: &str) {
     assert_eq!(e.vendor(&["migrate", "six", "--final", "--ack-overwrite", &id]).code, 3);
     // v1 is an archive: PostgreSQL refuses writes; a change anyhow (root ignores file modes) breaks the seal.
     if v1.starts_with("postgres") {
-        let err = pg_exec(v1, "UPDATE \"cust\" SET \"name\" = 'late edit' WHERE \"custno\" = 2").unwrap_err();
+        let err = db_exec(v1, "UPDATE \"cust\" SET \"name\" = 'late edit' WHERE \"custno\" = 2").unwrap_err();
         assert!(err.contains("read-only"), "{err}");
-        pg_exec(v1, "SET default_transaction_read_only = off; UPDATE \"cust\" SET \"name\" = 'forced edit' WHERE \"custno\" = 2").unwrap();
+        db_exec(v1, "SET default_transaction_read_only = off; UPDATE \"cust\" SET \"name\" = 'forced edit' WHERE \"custno\" = 2").unwrap();
     } else {
         assert!(std::fs::metadata(v1).unwrap().permissions().readonly());
         db_exec(v1, "UPDATE CUST SET NAME = 'forced edit' WHERE CUSTNO = 2").unwrap();

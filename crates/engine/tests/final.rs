@@ -15,16 +15,7 @@ use cutover_engine::value::Value;
 use cutover_testkit::TestDb;
 
 fn exec_v2(url: &str, sql: &str) {
-    if url.starts_with("postgres") {
-        let (url, sql) = (url.to_owned(), sql.to_owned());
-        cutover_testkit::block_on(async move {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.unwrap();
-        });
-    } else {
-        rusqlite::Connection::open(url).unwrap().execute_batch(sql).unwrap();
-    }
+    cutover_testkit::exec(url, sql).unwrap();
 }
 
 fn snapshot(pack: &Pack, url: &str) -> Vec<(String, Vec<Vec<Value>>)> {

@@ -12,16 +12,7 @@ use cutover_engine::run::{RunSpec, run};
 use cutover_testkit::TestDb;
 
 fn exec(url: &str, sql: &str) {
-    if url.starts_with("postgres") {
-        let (url, sql) = (url.to_owned(), sql.to_owned());
-        cutover_testkit::block_on(async move {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.unwrap();
-        });
-    } else {
-        rusqlite::Connection::open(url).unwrap().execute_batch(sql).unwrap();
-    }
+    cutover_testkit::exec(url, sql).unwrap();
 }
 
 fn edits_creations_and_deletions_appear_exactly(v2: &str) {

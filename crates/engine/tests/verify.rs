@@ -23,18 +23,8 @@ fn spec<'a>(pack: &'a Pack, included: &'a [String], opts: &'a BTreeMap<String, S
     }
 }
 
-/// Runs `sql` against the v2 database.
 fn exec(url: &str, sql: &str) {
-    if url.starts_with("postgres") {
-        let (url, sql) = (url.to_owned(), sql.to_owned());
-        cutover_testkit::block_on(async move {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.unwrap();
-        });
-    } else {
-        rusqlite::Connection::open(url).unwrap().execute_batch(sql).unwrap();
-    }
+    cutover_testkit::exec(url, sql).unwrap();
 }
 
 fn planted_differences_are_found_and_nothing_else(v2: &str) {

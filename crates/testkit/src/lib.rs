@@ -110,3 +110,27 @@ where
     .join()
     .expect("test database thread")
 }
+
+/// Runs SQL on a database of a test, a SQLite file path or a PostgreSQL URL. On PostgreSQL the
+/// statements (separated by `;`) run one after the other on one connection.
+pub fn exec(url: &str, sql: &str) -> Result<u64, String> {
+    if url.starts_with("postgres") {
+        let (url, sql) = (url.to_owned(), sql.to_owned());
+        block_on(async move {
+            let mut c = sqlx::PgConnection::connect(&url).await.map_err(|e| e.to_string())?;
+            let mut n = 0;
+            for stmt in sql.split(';').filter(|s| !s.trim().is_empty()) {
+                n += sqlx::raw_sql(sqlx::AssertSqlSafe(stmt.to_owned()))
+                    .execute(&mut c)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .rows_affected();
+            }
+            Ok(n)
+        })
+    } else {
+        let c = rusqlite::Connection::open(url).map_err(|e| e.to_string())?;
+        c.execute_batch(sql).map_err(|e| e.to_string())?;
+        Ok(c.changes())
+    }
+}
