@@ -6,6 +6,7 @@
 mod migrate;
 pub mod packs;
 mod password;
+mod session;
 mod verify;
 
 use cutover_core::audit::{self, AuditEntry, ChainBreak};
@@ -19,6 +20,7 @@ use time::OffsetDateTime;
 pub use migrate::{MigrateOutcome, MigrateRequest, summary};
 pub use packs::Packs;
 pub use password::{hash_password, verify_password};
+pub use session::SESSION_SECONDS;
 pub use verify::{ArchiveCheck, Verified, verify_summary};
 
 /// Errors of the application layer.

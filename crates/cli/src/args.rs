@@ -85,6 +85,8 @@ pub enum Cmd {
     DemoData(DemoDataArgs),
     /// Walk a whole demo migration on the embedded default (SQLite, generated data, no server).
     Demo(DemoArgs),
+    /// Serve the portal's JSON API (same store as the CLI).
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -187,6 +189,13 @@ pub struct DemoDataArgs {
     /// Cut-off the manifest's expected counts are computed for (YYYY-MM-DD).
     #[arg(long)]
     pub cutoff: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: String,
 }
 
 #[derive(Debug, Args)]

@@ -176,6 +176,13 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Cmd::Verify(a) => crate::report::verify(&app, &ctx.user().await?, a, ctx.json).await?,
         Cmd::DemoData(a) => crate::demo::demo_data(a, ctx.json)?,
         Cmd::Demo(_) => unreachable_demo(),
+        Cmd::Serve(a) => {
+            eprintln!("serving on http://{} (Ctrl-C stops)", a.addr);
+            cutover_web::serve(cutover_web::WebState { app: app.clone() }, &a.addr)
+                .await
+                .context("serving the portal")?;
+            0
+        }
     };
     app.store().close().await;
     Ok(code)

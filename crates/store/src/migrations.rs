@@ -89,6 +89,16 @@ const MIGRATIONS: &[(i64, &str, &[&str])] = &[
                 PRIMARY KEY (project, id)
             )"],
     ),
+    (
+        4,
+        "sessions",
+        &["CREATE TABLE sessions (
+            token_hash TEXT PRIMARY KEY,
+            email TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at BIGINT NOT NULL
+        )"],
+    ),
 ];
 
 /// Applies the migrations the store does not have yet, each in its own transaction.

@@ -157,6 +157,43 @@ impl Store {
         Ok(())
     }
 
+    /// Stores a login session (by the hash of its token) until `expires_at` (unix seconds).
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        email: &str,
+        created_at: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO sessions (token_hash, email, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(token_hash.to_owned())
+            .bind(email.to_owned())
+            .bind(created_at.to_owned())
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The e-mail of a session that has not expired at `now` (unix seconds).
+    pub async fn session_email(&self, token_hash: &str, now: i64) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT email FROM sessions WHERE token_hash = $1 AND expires_at > $2")
+            .bind(token_hash.to_owned())
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
+    }
+
+    /// Ends a session.
+    pub async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Stores a verification report.
     pub async fn insert_verification(
         &self,
