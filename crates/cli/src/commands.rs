@@ -178,9 +178,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Cmd::Demo(_) => unreachable_demo(),
         Cmd::Serve(a) => {
             eprintln!("serving on http://{} (Ctrl-C stops)", a.addr);
-            cutover_web::serve(cutover_web::WebState { app: app.clone() }, &a.addr)
-                .await
-                .context("serving the portal")?;
+            cutover_web::serve(cutover_web::WebState::new(app.clone()), &a.addr).await.context("serving the portal")?;
             0
         }
     };

@@ -16,11 +16,38 @@ use serde_json::json;
 /// Name of the session cookie.
 pub const COOKIE: &str = "cutover_session";
 
+/// Failed logins allowed per e-mail within [`LOGIN_WINDOW`].
+pub const LOGIN_ATTEMPTS: usize = 5;
+/// The window of the login rate limit.
+pub const LOGIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// What handlers share.
 #[derive(Debug, Clone)]
 pub struct WebState {
     /// The application.
     pub app: App,
+    /// Recent failed logins per e-mail (lower-cased).
+    failures: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<std::time::Instant>>>>,
+}
+
+impl WebState {
+    /// State for serving `app`.
+    pub fn new(app: App) -> Self {
+        Self { app, failures: std::sync::Arc::default() }
+    }
+
+    /// Recent failures of an e-mail, after dropping the old ones.
+    fn recent_failures(&self, email: &str) -> usize {
+        let mut m = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let v = m.entry(email.to_lowercase()).or_default();
+        v.retain(|t| t.elapsed() < LOGIN_WINDOW);
+        v.len()
+    }
+
+    fn record_failure(&self, email: &str) {
+        let mut m = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.entry(email.to_lowercase()).or_default().push(std::time::Instant::now());
+    }
 }
 
 /// The one error type of the web layer: a status and a stable code for clients; internals are logged, not shown.
@@ -121,7 +148,17 @@ fn user_json(u: &User) -> serde_json::Value {
 }
 
 async fn login(State(s): State<WebState>, Json(body): Json<LoginBody>) -> Result<Response, WebError> {
+    // Password guessing is slowed per account: past the limit the password is not even checked.
+    if s.recent_failures(&body.email) >= LOGIN_ATTEMPTS {
+        tracing::warn!(email = %body.email, "login rate limit reached");
+        return Err(WebError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "too_many_attempts",
+            message: format!("too many failed logins; try again in {} minutes", LOGIN_WINDOW.as_secs() / 60),
+        });
+    }
     let Some((token, user)) = s.app.open_session(&body.email, &body.password).await? else {
+        s.record_failure(&body.email);
         return Err(WebError {
             status: StatusCode::UNAUTHORIZED,
             code: "bad_credentials",

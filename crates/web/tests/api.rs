@@ -26,6 +26,12 @@ async fn setup(db: &TestDb) -> App {
     let v = a.add_user(None, user("vera@vendor.no", PartyKind::Vendor, None)).await.unwrap();
     a.add_user(Some(&v), user("cora@acme.no", PartyKind::Customer, Some("Acme"))).await.unwrap();
     a.add_user(Some(&v), user("otto@other.no", PartyKind::Customer, Some("Other"))).await.unwrap();
+    a.add_user(Some(&v), NewUser { role: Role::Member, ..user("carl@acme.no", PartyKind::Customer, Some("Acme")) })
+        .await
+        .unwrap();
+    a.add_user(Some(&v), NewUser { role: Role::Member, ..user("vidar@vendor.no", PartyKind::Vendor, None) })
+        .await
+        .unwrap();
     for (k, org) in [("acme", "Acme"), ("other", "Other")] {
         let spec = ProjectSpec {
             key: ProjectKey::parse(k).unwrap(),
@@ -47,6 +53,16 @@ async fn call(
     cookie: Option<&str>,
     body: Option<Value>,
 ) -> (StatusCode, Option<String>, Value) {
+    call_with(&WebState::new(a.clone()), method, uri, cookie, body).await
+}
+
+async fn call_with(
+    state: &WebState,
+    method: &str,
+    uri: &str,
+    cookie: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Option<String>, Value) {
     let mut req = Request::builder().method(method).uri(uri);
     if let Some(c) = cookie {
         req = req.header(header::COOKIE, c);
@@ -58,7 +74,7 @@ async fn call(
         }
         None => Body::empty(),
     };
-    let res = app(WebState { app: a.clone() }).oneshot(req.body(body).unwrap()).await.unwrap();
+    let res = app(state.clone()).oneshot(req.body(body).unwrap()).await.unwrap();
     let status = res.status();
     let set_cookie = res.headers().get(header::SET_COOKIE).map(|v| v.to_str().unwrap().to_owned());
     let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
@@ -142,5 +158,65 @@ fn customers_see_only_their_organisation_and_secrets_stay_masked() {
         let (s, _, err) = call(&a, "GET", "/api/projects/other", Some(&cora), None).await;
         assert_eq!((s, err["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
         assert_eq!(call(&a, "GET", "/api/projects/Bad%20Key", Some(&cora), None).await.0, StatusCode::BAD_REQUEST);
+    });
+}
+
+#[test]
+fn every_route_for_every_role() {
+    each_backend(|a| async move {
+        // (who, route, method, expected status), for anonymous, customer member, customer admin,
+        // another organisation's customer, vendor member and vendor admin.
+        let who = [
+            None,
+            Some("carl@acme.no"),
+            Some("cora@acme.no"),
+            Some("otto@other.no"),
+            Some("vidar@vendor.no"),
+            Some("vera@vendor.no"),
+        ];
+        let table: [(&str, &str, [u16; 6]); 4] = [
+            ("GET", "/api/me", [401, 200, 200, 200, 200, 200]),
+            ("GET", "/api/projects", [401, 200, 200, 200, 200, 200]),
+            ("GET", "/api/projects/acme", [401, 200, 200, 404, 200, 200]),
+            ("POST", "/api/logout", [204, 204, 204, 204, 204, 204]),
+        ];
+        for (method, route, expected) in table {
+            for (user, want) in who.iter().zip(expected) {
+                let cookie = match user {
+                    Some(u) => Some(login(&a, u).await),
+                    None => None,
+                };
+                let (status, _, body) = call(&a, method, route, cookie.as_deref(), None).await;
+                assert_eq!(status.as_u16(), want, "{method} {route} as {user:?}: {body}");
+            }
+        }
+        // What each sees in the list.
+        for (u, n) in [("carl@acme.no", 1), ("otto@other.no", 1), ("vidar@vendor.no", 2)] {
+            let c = login(&a, u).await;
+            assert_eq!(call(&a, "GET", "/api/projects", Some(&c), None).await.2.as_array().unwrap().len(), n, "{u}");
+        }
+    });
+}
+
+#[test]
+fn logins_are_rate_limited_per_account() {
+    each_backend(|a| async move {
+        let state = WebState::new(a.clone());
+        let bad = serde_json::json!({"email": "cora@acme.no", "password": "not the password"});
+        for _ in 0..cutover_web::LOGIN_ATTEMPTS {
+            assert_eq!(
+                call_with(&state, "POST", "/api/login", None, Some(bad.clone())).await.0,
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        let good = serde_json::json!({"email": "cora@acme.no", "password": PW});
+        let (s, cookie, body) = call_with(&state, "POST", "/api/login", None, Some(good)).await;
+        assert_eq!(
+            (s, cookie, body["error"]["code"].as_str()),
+            (StatusCode::TOO_MANY_REQUESTS, None, Some("too_many_attempts"))
+        );
+        // Other accounts are not locked out.
+        let other = serde_json::json!({"email": "otto@other.no", "password": PW});
+        assert_eq!(call_with(&state, "POST", "/api/login", None, Some(other)).await.0, StatusCode::OK);
     });
 }
