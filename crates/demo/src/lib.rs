@@ -11,7 +11,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, params};
 use serde::Serialize;
-use time::{Date, Duration, Month};
+use time::{Date, Duration};
 
 /// The v1 schema the data is written in.
 pub const V1_SQL: &str = include_str!("../../../packs/omikai/v1.sql");
@@ -712,11 +712,6 @@ fn write_doc(
     let o = if lost { Outcome::Rejected("content_missing") } else { through(owner_p).unwrap_or(Outcome::Migrated) };
     m.add("document", &o);
     Ok(())
-}
-
-/// The month a date falls in, for aggregates.
-pub fn month_of(d: Date) -> (i32, Month) {
-    (d.year(), d.month())
 }
 
 #[cfg(test)]

@@ -308,6 +308,25 @@ pub const STATE_COLUMNS: [(&str, Type); 7] = [
 /// Creates [`STATE_TABLE`] (same SQL on SQLite and PostgreSQL).
 pub const STATE_DDL: &str = "CREATE TABLE IF NOT EXISTS cutover_row_state (account_id UUID NOT NULL, id UUID NOT NULL, table_name TEXT NOT NULL, legacy_ref TEXT NOT NULL, v1_fp BIGINT NOT NULL, v2_fp BIGINT NOT NULL, loaded TEXT NOT NULL, PRIMARY KEY (account_id, id))";
 
+/// `SELECT cols FROM table [WHERE account_id = <param>] ORDER BY 1`, the query every row read uses.
+fn select_rows_sql(d: Dialect, table: &str, columns: &[(String, Type)], account: bool) -> String {
+    let cols: Vec<String> = columns.iter().map(|(c, _)| d.ident(c)).collect();
+    let param = if d == Dialect::Sqlite { "?1" } else { "$1" };
+    let filter = if account { format!(" WHERE account_id = {param}") } else { String::new() };
+    format!("SELECT {} FROM {}{filter} ORDER BY 1", cols.join(", "), d.ident(table))
+}
+
+/// Appends one row in COPY text format.
+fn copy_row(buf: &mut Vec<u8>, row: &[Value]) {
+    for (i, v) in row.iter().enumerate() {
+        if i > 0 {
+            buf.push(b'\t');
+        }
+        copy_value(buf, v);
+    }
+    buf.push(b'\n');
+}
+
 fn upsert_sql(d: Dialect, table: &str, columns: &[String], conflict: &[&str], from: &str) -> String {
     let cols: Vec<String> = columns.iter().map(|c| d.ident(c)).collect();
     let keys: Vec<String> = conflict.iter().map(|c| d.ident(c)).collect();
@@ -577,10 +596,7 @@ fn sqlite_read(
     columns: &[(String, Type)],
     account: Option<Uuid>,
 ) -> Result<Vec<Vec<Value>>, ConnectorError> {
-    let d = Dialect::Sqlite;
-    let cols: Vec<String> = columns.iter().map(|(c, _)| d.ident(c)).collect();
-    let filter = if account.is_some() { " WHERE account_id = ?1" } else { "" };
-    let sql = format!("SELECT {} FROM {}{filter} ORDER BY 1", cols.join(", "), d.ident(table));
+    let sql = select_rows_sql(Dialect::Sqlite, table, columns, account.is_some());
     sqlite_collect(conn, table, &sql, columns, account)
 }
 
@@ -765,10 +781,7 @@ impl Target for SqliteTarget {
         account: Option<Uuid>,
         f: &mut dyn FnMut(Vec<Value>) -> Result<(), ConnectorError>,
     ) -> Result<(), ConnectorError> {
-        let d = Dialect::Sqlite;
-        let cols: Vec<String> = columns.iter().map(|(c, _)| d.ident(c)).collect();
-        let filter = if account.is_some() { " WHERE account_id = ?1" } else { "" };
-        let sql = format!("SELECT {} FROM {}{filter} ORDER BY 1", cols.join(", "), d.ident(table));
+        let sql = select_rows_sql(Dialect::Sqlite, table, columns, account.is_some());
         sqlite_each(&self.conn, table, &sql, columns, account, f)
     }
     fn read_rows(
@@ -1245,13 +1258,7 @@ impl Target for PgTarget {
         Ok(())
     }
     fn write_row(&mut self, row: &[Value]) -> Result<(), ConnectorError> {
-        for (i, v) in row.iter().enumerate() {
-            if i > 0 {
-                self.buf.push(b'\t');
-            }
-            copy_value(&mut self.buf, v);
-        }
-        self.buf.push(b'\n');
+        copy_row(&mut self.buf, row);
         if self.buf.len() >= COPY_CHUNK {
             self.flush()?;
         }
@@ -1289,13 +1296,7 @@ impl Target for PgTarget {
         self.exec(sql, None)
     }
     fn write_state(&mut self, row: &[Value]) -> Result<(), ConnectorError> {
-        for (i, v) in row.iter().enumerate() {
-            if i > 0 {
-                self.state_buf.push(b'\t');
-            }
-            copy_value(&mut self.state_buf, v);
-        }
-        self.state_buf.push(b'\n');
+        copy_row(&mut self.state_buf, row);
         if self.state_buf.len() >= COPY_CHUNK {
             self.flush_state()?;
         }
@@ -1326,13 +1327,7 @@ impl Target for PgTarget {
         let cols: Vec<String> = columns.iter().map(|c| d.ident(c)).collect();
         let mut buf = Vec::new();
         for r in rows {
-            for (i, v) in r.iter().enumerate() {
-                if i > 0 {
-                    buf.push(b'\t');
-                }
-                copy_value(&mut buf, v);
-            }
-            buf.push(b'\n');
+            copy_row(&mut buf, r);
         }
         self.send(PgJob::Copy(format!("COPY {tmp} ({}) FROM STDIN", cols.join(", ")), buf))?;
         self.sync()?;
@@ -1380,10 +1375,7 @@ impl Target for PgTarget {
         account: Option<Uuid>,
         f: &mut dyn FnMut(Vec<Value>) -> Result<(), ConnectorError>,
     ) -> Result<(), ConnectorError> {
-        let d = Dialect::Postgres;
-        let cols: Vec<String> = columns.iter().map(|(c, _)| d.ident(c)).collect();
-        let filter = if account.is_some() { " WHERE account_id = $1" } else { "" };
-        let sql = format!("SELECT {} FROM {}{filter} ORDER BY 1", cols.join(", "), d.ident(table));
+        let sql = select_rows_sql(Dialect::Postgres, table, columns, account.is_some());
         let (tx, rx) = mpsc::sync_channel(2);
         self.send(PgJob::Scan(sql, columns.to_vec(), account, tx))?;
         for batch in rx {
@@ -1399,10 +1391,7 @@ impl Target for PgTarget {
         columns: &[(String, Type)],
         account: Option<Uuid>,
     ) -> Result<Vec<Vec<Value>>, ConnectorError> {
-        let d = Dialect::Postgres;
-        let cols: Vec<String> = columns.iter().map(|(c, _)| d.ident(c)).collect();
-        let filter = if account.is_some() { " WHERE account_id = $1" } else { "" };
-        let sql = format!("SELECT {} FROM {}{filter} ORDER BY 1", cols.join(", "), d.ident(table));
+        let sql = select_rows_sql(Dialect::Postgres, table, columns, account.is_some());
         let (tx, rx) = mpsc::channel();
         self.send(PgJob::Read(sql.clone(), columns.to_vec(), account, tx))?;
         rx.recv().map_err(|_| q(sql)("the writer thread stopped".into()))?
