@@ -6,6 +6,7 @@
 mod migrate;
 pub mod packs;
 mod password;
+mod reports;
 mod session;
 mod verify;
 
@@ -20,7 +21,8 @@ use time::OffsetDateTime;
 pub use migrate::{MigrateOutcome, MigrateRequest, summary};
 pub use packs::Packs;
 pub use password::{hash_password, verify_password};
-pub use session::SESSION_SECONDS;
+pub use reports::{RecoveryBundle, RunView, write_ledger_csv};
+pub use session::{SESSION_SECONDS, random_token};
 pub use verify::{ArchiveCheck, Verified, verify_summary};
 
 /// Errors of the application layer.

@@ -14,13 +14,18 @@ fn hash(token: &str) -> String {
     Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// 32 random bytes from the OS, as 64 hex digits.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl App {
     /// Checks the password and opens a session; `None` for a wrong e-mail or password alike.
     pub async fn open_session(&self, email: &str, password: &str) -> Result<Option<(String, User)>> {
         let Some(user) = self.login(email, password).await? else { return Ok(None) };
-        let mut bytes = [0u8; 32];
-        OsRng.fill_bytes(&mut bytes);
-        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let token = random_token();
         let now = self.now();
         let created = now.format(&Rfc3339).unwrap_or_default();
         self.store()

@@ -1,7 +1,7 @@
 //! `cutover report`: a run's counts per entity and reason, and the records not migrated.
 
-use anyhow::{Context, Result};
-use cutover_app::App;
+use anyhow::Result;
+use cutover_app::{App, RunView};
 use cutover_core::{DomainError, ProjectKey, User};
 use cutover_engine::run::RunReport;
 use cutover_store::LedgerFilter;
@@ -44,26 +44,9 @@ pub fn print_counts(r: &RunReport) {
 
 pub async fn report(app: &App, user: &User, a: ReportArgs, json_flag: bool) -> Result<u8> {
     let key = ProjectKey::parse(&a.key)?;
-    let p = app.project(user, &key).await?.project;
-    let run_no = match a.run {
-        Some(n) => n,
-        None => i64::from(
-            p.last_run().map(|r| r.id).ok_or_else(|| DomainError::NotFound(format!("a run of project '{key}'")))?,
-        ),
-    };
-    let run = app
-        .store()
-        .run(key.as_str(), run_no)
-        .await?
-        .ok_or_else(|| DomainError::NotFound(format!("run {run_no} of project '{key}'")))?;
+    let RunView { run, report, final_report } = app.run_view(user, &key, a.run).await?;
+    let run_no = run.run;
     let format = if json_flag { "json" } else { a.format.as_str() };
-    // A final run stores its delta around the usual report.
-    let final_report: Option<cutover_engine::delta::FinalReport> =
-        if run.kind == "final" { run.report.as_deref().and_then(|r| serde_json::from_str(r).ok()) } else { None };
-    let report: Option<RunReport> = match &final_report {
-        Some(f) => Some(f.run.clone()),
-        None => run.report.as_deref().map(serde_json::from_str).transpose().context("reading the stored report")?,
-    };
     match format {
         "text" => {
             println!(
@@ -108,10 +91,10 @@ pub async fn report(app: &App, user: &User, a: ReportArgs, json_flag: bool) -> R
             if a.warnings {
                 buckets.push("warned".into());
             }
-            let f = LedgerFilter { entity: a.entity, reason: a.reason, buckets };
-            let rows = app.store().ledger(key.as_str(), run_no, &f).await?;
+            let f = LedgerFilter { entity: a.entity, reason: a.reason, buckets, ..Default::default() };
+            let (rows, _) = app.not_migrated(user, &key, run_no, &f).await?;
             let mut w = std::io::stdout().lock();
-            write_csv(&mut w, &rows)?;
+            cutover_app::write_ledger_csv(&mut w, &rows)?;
         }
         other => {
             return Err(DomainError::Invalid {
@@ -124,38 +107,11 @@ pub async fn report(app: &App, user: &User, a: ReportArgs, json_flag: bool) -> R
     Ok(0)
 }
 
-/// Writes ledger rows as RFC 4180 CSV.
-pub fn write_csv(w: &mut impl std::io::Write, rows: &[cutover_store::LedgerRow]) -> std::io::Result<()> {
-    writeln!(w, "entity,legacy_ref,key,bucket,reason,message,original")?;
-    for r in rows {
-        let cells = [&r.entity, &r.legacy_ref, &r.v1_key, &r.bucket, &r.reason, &r.message, &r.original];
-        let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
-        writeln!(w, "{}", line.join(","))?;
-    }
-    Ok(())
-}
-
-fn csv_cell(s: &str) -> String {
-    // Cells starting with = + - @ are prefixed so spreadsheets do not run them as formulas.
-    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_owned() };
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
-}
-
 /// `cutover verify`: runs (or shows) a verification; exits 5 when it found anything unexplained.
 pub async fn verify(app: &App, user: &User, a: crate::args::VerifyArgs, json_flag: bool) -> Result<u8> {
-    use cutover_engine::verify::VerifyReport;
     let key = ProjectKey::parse(&a.key)?;
     let (id, report, decided) = match a.show {
-        Some(n) => {
-            app.project(user, &key).await?;
-            let text = app
-                .store()
-                .verification(key.as_str(), n)
-                .await?
-                .ok_or_else(|| DomainError::NotFound(format!("verification {n} of project '{key}'")))?;
-            let r: VerifyReport = serde_json::from_str(&text).context("reading the stored verification")?;
-            (u32::try_from(n).unwrap_or(0), r, Vec::new())
-        }
+        Some(n) => (u32::try_from(n).unwrap_or(0), app.verification(user, &key, n).await?, Vec::new()),
         None => {
             let opts = cutover_engine::verify::VerifyOptions { entity: a.entity, sample: a.sample };
             let v = app.verify(user, &key, opts).await?;
@@ -292,25 +248,15 @@ pub fn print_delta(f: &cutover_engine::delta::FinalReport) {
 /// `cutover recovery show`: the bundles of a project's final migrations.
 pub async fn recovery(app: &App, user: &User, key: &str, json_flag: bool) -> Result<u8> {
     let key = ProjectKey::parse(key)?;
-    app.project(user, &key).await?;
-    let mut bundles = Vec::new();
-    for run in app.store().runs(key.as_str()).await?.into_iter().filter(|r| r.kind == "final" && !r.dry_run) {
-        if let Some(f) =
-            run.report.as_deref().and_then(|r| serde_json::from_str::<cutover_engine::delta::FinalReport>(r).ok())
-        {
-            bundles.push((run.run, run.finished_at.unwrap_or_default(), f.bundle));
-        }
-    }
+    let bundles = app.recovery_bundles(user, &key).await?;
     if json_flag {
-        out::json(
-            &bundles.iter().map(|(r, at, b)| json!({"run": r, "finished_at": at, "bundle": b})).collect::<Vec<_>>(),
-        )?;
+        out::json(&bundles)?;
         return Ok(0);
     }
     if bundles.is_empty() {
         println!("{key}: no final migration has run; nothing was overwritten");
     }
-    for (r, at, b) in &bundles {
+    for cutover_app::RecoveryBundle { run: r, finished_at: at, bundle: b } in &bundles {
         println!(
             "run {r} ({at}): {} rows ({} overwritten, {} deleted), preview {}",
             b.rows, b.overwritten, b.deleted, b.preview_id

@@ -57,6 +57,10 @@ pub struct LedgerFilter {
     pub reason: Option<String>,
     /// Only these buckets (all when empty).
     pub buckets: Vec<String>,
+    /// At most this many rows (all when `None`).
+    pub limit: Option<u32>,
+    /// Rows to skip, for paging.
+    pub offset: u32,
 }
 
 /// Rows per multi-row INSERT on PostgreSQL.
@@ -251,27 +255,30 @@ impl Store {
         rows.iter().map(run_from_row).collect()
     }
 
+    /// How many ledger rows match a filter (its paging ignored).
+    pub async fn ledger_count(&self, project: &str, run: i64, f: &LedgerFilter) -> Result<i64, StoreError> {
+        let (sql, binds) = ledger_where(f);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM ledger {sql}")))
+            .bind(project.to_owned())
+            .bind(run);
+        for v in binds {
+            q = q.bind(v.clone());
+        }
+        Ok(q.fetch_one(&self.pool).await?.try_get(0)?)
+    }
+
     /// Ledger rows of a run, in entity and key order of writing.
     pub async fn ledger(&self, project: &str, run: i64, f: &LedgerFilter) -> Result<Vec<LedgerRow>, StoreError> {
-        let mut sql = String::from(
-            "SELECT entity, v1_key, legacy_ref, bucket, reason, message, original FROM ledger WHERE project = $1 AND run = $2",
+        let (filter, binds) = ledger_where(f);
+        let mut sql = format!(
+            "SELECT entity, v1_key, legacy_ref, bucket, reason, message, original FROM ledger {filter} ORDER BY seq"
         );
-        let mut n = 2;
-        if f.entity.is_some() {
-            n += 1;
-            sql.push_str(&format!(" AND entity = ${n}"));
+        if let Some(limit) = f.limit {
+            // Both are numbers, never user text.
+            sql.push_str(&format!(" LIMIT {limit} OFFSET {}", f.offset));
         }
-        if f.reason.is_some() {
-            n += 1;
-            sql.push_str(&format!(" AND reason = ${n}"));
-        }
-        if !f.buckets.is_empty() {
-            let ps: Vec<String> = f.buckets.iter().enumerate().map(|(i, _)| format!("${}", n + 1 + i)).collect();
-            sql.push_str(&format!(" AND bucket IN ({})", ps.join(", ")));
-        }
-        sql.push_str(" ORDER BY seq");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(project.to_owned()).bind(run);
-        for v in f.entity.iter().chain(f.reason.iter()).chain(f.buckets.iter()) {
+        for v in binds {
             q = q.bind(v.clone());
         }
         let rows = q.fetch_all(&self.pool).await?;
@@ -289,6 +296,24 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// The WHERE clause of a ledger filter (`$1` project, `$2` run) and the values it binds after those.
+fn ledger_where(f: &LedgerFilter) -> (String, Vec<&String>) {
+    let mut sql = String::from("WHERE project = $1 AND run = $2");
+    let mut binds = Vec::new();
+    for (column, value) in [("entity", &f.entity), ("reason", &f.reason)] {
+        if let Some(v) = value {
+            binds.push(v);
+            sql.push_str(&format!(" AND {column} = ${}", binds.len() + 2));
+        }
+    }
+    if !f.buckets.is_empty() {
+        let ps: Vec<String> = f.buckets.iter().enumerate().map(|(i, _)| format!("${}", binds.len() + 3 + i)).collect();
+        sql.push_str(&format!(" AND bucket IN ({})", ps.join(", ")));
+        binds.extend(f.buckets.iter());
+    }
+    (sql, binds)
 }
 
 fn append_ledger_sqlite(

@@ -239,9 +239,14 @@ fn runs_and_ledgers_roundtrip_with_filters() {
         let f = cutover_store::LedgerFilter {
             entity: Some("customer".into()),
             reason: Some("orphan".into()),
-            buckets: vec![],
+            ..Default::default()
         };
         assert_eq!(store.ledger("acme", 1, &f).await.unwrap().len(), 25);
+        // Paging: a page of the filtered rows, in order, and the count of all of them.
+        let page = cutover_store::LedgerFilter { limit: Some(10), offset: 20, ..f.clone() };
+        let rows_page = store.ledger("acme", 1, &page).await.unwrap();
+        assert_eq!(rows_page, store.ledger("acme", 1, &f).await.unwrap()[20..25].to_vec());
+        assert_eq!(store.ledger_count("acme", 1, &page).await.unwrap(), 25);
         let f = cutover_store::LedgerFilter { buckets: vec!["rejected".into()], ..Default::default() };
         assert_eq!(store.ledger("acme", 1, &f).await.unwrap().len(), 50);
         assert_eq!(store.runs("acme").await.unwrap().len(), 1);
