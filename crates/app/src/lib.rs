@@ -256,6 +256,21 @@ impl App {
         Ok(self.store.projects(org).await?.into_iter().map(|s| s.project).collect())
     }
 
+    /// Every project the actor may see, with its version.
+    pub async fn stored_projects(&self, actor: &User) -> Result<Vec<StoredProject>> {
+        Ok(self.store.projects(actor.party.org()).await?)
+    }
+
+    /// Key and version of every project the actor may see, by key, without reading their state.
+    pub async fn project_versions(&self, actor: &User) -> Result<Vec<(String, i64)>> {
+        Ok(self.store.project_versions(actor.party.org()).await?)
+    }
+
+    /// A mark that changes whenever a project the actor may see is created or saved.
+    pub async fn projects_mark(&self, actor: &User) -> Result<(i64, i64)> {
+        Ok(self.store.projects_mark(actor.party.org()).await?)
+    }
+
     /// Applies a command: load, decide, save with audit; re-decides when another writer won.
     pub async fn execute(&self, actor: &User, key: &ProjectKey, cmd: Command) -> Result<Decision> {
         let mut attempt = 0;

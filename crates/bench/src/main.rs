@@ -1,10 +1,14 @@
 //! Benchmark driver: runs the engine in-process on a v1 SQLite file and prints one JSON line
-//! with wall time, v1 rows per second and peak resident memory (VmHWM).
+//! with wall time, v1 rows per second and peak resident memory (VmHWM); seeds a store with many
+//! projects for the portal benchmark.
 //!
 //! `cutover-bench engine V1.db [none|V2-URL] [--ledger drop|keep]`
+//! `cutover-bench portal-seed STORE-URL PROJECTS`
 
 use std::collections::BTreeMap;
 use std::time::Instant;
+
+mod portal;
 
 use anyhow::{Context, Result, bail};
 use cutover_engine::connect::{SourceConfig, Target, TargetConfig};
@@ -23,8 +27,12 @@ fn peak_rss_kib() -> u64 {
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(cmd), Some(v1)) = (args.first(), args.get(1)) else {
-        bail!("usage: cutover-bench engine V1.db [none|V2-URL] [--ledger drop|keep]");
+        bail!("usage: cutover-bench engine V1.db [none|V2-URL] [--ledger drop|keep] | portal-seed STORE-URL PROJECTS");
     };
+    if cmd == "portal-seed" {
+        let n: u32 = args.get(2).context("how many projects")?.parse().context("PROJECTS must be a number")?;
+        return portal::seed(v1, n);
+    }
     if cmd != "engine" {
         bail!("unknown command {cmd}");
     }

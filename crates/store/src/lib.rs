@@ -277,6 +277,39 @@ impl Store {
         rows.iter().map(project_from_row).collect()
     }
 
+    /// How many projects there are (of one organisation, when given) and the sum of their
+    /// versions. Versions only grow and projects are never deleted, so this pair changes
+    /// whenever any of them is created or saved: one row tells whether a listing is current.
+    pub async fn projects_mark(&self, org: Option<&OrgName>) -> Result<(i64, i64), StoreError> {
+        // CAST keeps the sum a BIGINT on PostgreSQL (SUM of BIGINT is NUMERIC there).
+        let sql = "SELECT COUNT(*), CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM projects";
+        let row = match org {
+            Some(o) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!("{sql} WHERE org = $1")))
+                    .bind(o.to_string())
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+            None => sqlx::query(sql).fetch_one(&self.pool).await?,
+        };
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    /// The key and version of every project (of one organisation, when given), by key: enough to
+    /// tell which cached views are still current without reading any state.
+    pub async fn project_versions(&self, org: Option<&OrgName>) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = match org {
+            Some(o) => {
+                sqlx::query("SELECT key, version FROM projects WHERE org = $1 ORDER BY key")
+                    .bind(o.to_string())
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => sqlx::query("SELECT key, version FROM projects ORDER BY key").fetch_all(&self.pool).await?,
+        };
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
     /// Saves a project if nobody saved it since `version` was loaded, appending its events to the audit log.
     pub async fn save_project(
         &self,
