@@ -206,6 +206,12 @@ pub struct DemoArgs {
     /// Number of demo customers.
     #[arg(long, default_value_t = 300)]
     pub customers: u32,
+    /// Then open the portal on the demo, with a second project in the parallel phase, and print logins.
+    #[arg(long)]
+    pub serve: bool,
+    /// Address of the portal with --serve.
+    #[arg(long, default_value = "127.0.0.1:8080", requires = "serve")]
+    pub addr: String,
 }
 
 #[derive(Debug, Args)]

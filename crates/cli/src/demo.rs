@@ -56,6 +56,9 @@ pub async fn demo(a: &DemoArgs, packs: Option<PathBuf>) -> Result<u8> {
     println!("generated Omikai 1 demo data: {} ({} rows, {} customers)", v1.display(), m.rows(), m.customers);
 
     let app = App::open(store.to_str().context("non-UTF-8 folder")?, packs.map_or(Packs::Builtin, Packs::Dir)).await?;
+    // Logins for the portal exist only when it is served: a fresh random password each time.
+    let password = || a.serve.then(|| cutover_app::random_token()[..16].to_owned());
+    let (vendor_pw, customer_pw) = (password(), password());
     let vendor = app
         .add_user(
             None,
@@ -65,7 +68,7 @@ pub async fn demo(a: &DemoArgs, packs: Option<PathBuf>) -> Result<u8> {
                 party: PartyKind::Vendor,
                 org: None,
                 role: Role::Admin,
-                password: None,
+                password: vendor_pw.clone(),
             },
         )
         .await?;
@@ -79,7 +82,7 @@ pub async fn demo(a: &DemoArgs, packs: Option<PathBuf>) -> Result<u8> {
                 party: PartyKind::Customer,
                 org: Some(org.clone()),
                 role: Role::Admin,
-                password: None,
+                password: customer_pw.clone(),
             },
         )
         .await?;
@@ -126,6 +129,23 @@ pub async fn demo(a: &DemoArgs, packs: Option<PathBuf>) -> Result<u8> {
         app.execute(&customer, &key, Command::Sign { kind, party: None }).await?;
         println!("{} signed by both parties", kind.title());
     }
+
+    let today = app.now().date();
+    for (activity, hours, days_ago, note) in [
+        ("A1", "3", 20, "kick-off and plan"),
+        ("A2", "2.5", 12, "scope and cut-off agreed"),
+        ("A3", "4", 5, "trial run"),
+    ] {
+        let date = today.checked_sub(time::Duration::days(days_ago)).unwrap_or(today);
+        let cmd = Command::LogTime {
+            activity: cutover_core::plan::ActivityId::parse(activity)?,
+            hours: cutover_core::Hours::parse(hours)?,
+            date,
+            note: Some(note.into()),
+        };
+        app.execute(&vendor, &key, cmd).await?;
+    }
+    println!("9.5 retainer hours logged");
 
     step(2, "first migration");
     let first = app
@@ -214,6 +234,17 @@ pub async fn demo(a: &DemoArgs, packs: Option<PathBuf>) -> Result<u8> {
     let intact = app.archive_verify(&vendor, &key).await?.iter().all(|c| c.intact);
     println!("archive check: {}", if intact { "intact" } else { "CHANGED" });
     println!("\nphase now: {}; live since {}", p.phase, p.live_since().map(|d| d.to_string()).unwrap_or_default());
+    if let (true, Some(vp), Some(cp)) = (a.serve, vendor_pw, customer_pw) {
+        let nina_pw = second_project(&app, &vendor, &dir, a.customers).await?;
+        println!("\nportal: http://{}/  (Ctrl-C stops)", a.addr);
+        println!("  vendor admin:   vera@vendor.example      password {vp}");
+        println!("  customer admin: cora@trykkeriet.example  password {cp}   (project trykkeriet, live)");
+        println!("  customer admin: nina@nordlys.example     password {nina_pw}   (project nordlys, parallel phase)");
+        let served = cutover_web::serve(cutover_web::WebState::new(app.clone()), &a.addr).await;
+        app.store().close().await;
+        served.with_context(|| format!("serving the portal on {}", a.addr))?;
+        return Ok(0);
+    }
     let db = store.display();
     println!("\nlook next:");
     println!("  cutover --db {db} --as vera@vendor.example project show {key}");
@@ -224,4 +255,64 @@ pub async fn demo(a: &DemoArgs, packs: Option<PathBuf>) -> Result<u8> {
     println!("  cutover --db {db} --as vera@vendor.example audit {key} --verify");
     app.store().close().await;
     Ok(0)
+}
+
+/// A second customer's project, left in the parallel phase with its checklist to tick, for the portal.
+async fn second_project(
+    app: &App,
+    vendor: &cutover_core::User,
+    dir: &std::path::Path,
+    customers: u32,
+) -> Result<String> {
+    let (v1, v2) = (dir.join("nordlys-omikai1.db"), dir.join("nordlys-omikai2.db"));
+    cutover_demo::generate(&v1, Spec { customers: (customers / 4).max(20), seed: 2, cutoff: DEFAULT_CUTOFF })?;
+    let org = OrgName::parse("Nordlys Regnskap AS")?;
+    let pw = cutover_app::random_token()[..16].to_owned();
+    let nina = app
+        .add_user(
+            Some(vendor),
+            NewUser {
+                email: Email::parse("nina@nordlys.example")?,
+                name: Text::parse("Nina Nordlys")?,
+                party: PartyKind::Customer,
+                org: Some(org.clone()),
+                role: Role::Admin,
+                password: Some(pw.clone()),
+            },
+        )
+        .await?;
+    let key = ProjectKey::parse("nordlys")?;
+    let spec = ProjectSpec {
+        key: key.clone(),
+        name: Text::parse("Nordlys to Omikai 2")?,
+        org,
+        pack: "omikai".into(),
+        v1_url: Some(v1.display().to_string()),
+        v2_url: Some(v2.display().to_string()),
+    };
+    app.create_project(vendor, spec).await?;
+    app.execute(vendor, &key, Command::SetScope(ScopeChange { cutoff: Some(DEFAULT_CUTOFF), ..Default::default() }))
+        .await?;
+    for kind in [DocKind::Migration, DocKind::License] {
+        app.execute(vendor, &key, Command::Sign { kind, party: None }).await?;
+        app.execute(&nina, &key, Command::Sign { kind, party: None }).await?;
+    }
+    let req =
+        MigrateRequest { kind: RunKind::First, dry_run: false, reason: None, progress: false, ack_overwrite: None };
+    let first = app.migrate(vendor, &key, req).await?;
+    app.verify(vendor, &key, cutover_engine::verify::VerifyOptions { entity: None, sample: 3 }).await?;
+    let today = app.now().date();
+    let cmd = Command::LogTime {
+        activity: cutover_core::plan::ActivityId::parse("A1")?,
+        hours: cutover_core::Hours::parse("17")?,
+        date: today.checked_sub(time::Duration::days(3)).unwrap_or(today),
+        note: Some("data clean-up with the customer".into()),
+    };
+    app.execute(vendor, &key, cmd).await?;
+    println!(
+        "\nsecond project nordlys: first migration run {} ({}), left in the parallel phase",
+        first.run,
+        cutover_app::summary(&first.report)
+    );
+    Ok(pw)
 }
