@@ -642,6 +642,83 @@ fn demo_walks_the_lifecycle_on_the_embedded_default() {
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
 }
 
+/// One HTTP/1.1 request on loopback; returns the status line's code, the headers and the body.
+fn http(addr: &str, method: &str, path: &str, cookie: Option<&str>, body: Option<&str>) -> (u16, String, String) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let body = body.unwrap_or("");
+    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{cookie}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (code, head.to_owned(), body.to_owned())
+}
+
+#[test]
+fn demo_serve_opens_the_portal_with_the_printed_logins() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["demo", "--customers", "40", "--serve", "--addr", &addr, "--dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut logins = std::collections::BTreeMap::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some((_, rest)) = line.split_once("admin:") {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            logins.insert(words[0].to_owned(), words[2].to_owned());
+        }
+        if line.contains("nina@nordlys.example") {
+            break;
+        }
+    }
+    assert_eq!(logins.len(), 3, "{logins:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the portal did not open");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let login = |email: &str| {
+        let body = format!(r#"{{"email":"{email}","password":"{}"}}"#, logins[email]);
+        let (code, head, _) = http(&addr, "POST", "/api/login", None, Some(&body));
+        assert_eq!(code, 200, "{email}: {head}");
+        let cookie = head.lines().find_map(|l| l.strip_prefix("set-cookie: ")).unwrap();
+        cookie.split(';').next().unwrap().to_owned()
+    };
+    let projects = |cookie: &str| -> Vec<String> {
+        let (code, _, body) = http(&addr, "GET", "/api/projects", Some(cookie), None);
+        assert_eq!(code, 200);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| format!("{} {}", p["key"].as_str().unwrap(), p["phase"].as_str().unwrap()))
+            .collect()
+    };
+    assert_eq!(projects(&login("vera@vendor.example")), ["nordlys parallel", "trykkeriet live"]);
+    assert_eq!(projects(&login("cora@trykkeriet.example")), ["trykkeriet live"]);
+    assert_eq!(projects(&login("nina@nordlys.example")), ["nordlys parallel"]);
+    // A wrong password does not open the portal.
+    let (code, _, _) =
+        http(&addr, "POST", "/api/login", None, Some(r#"{"email":"vera@vendor.example","password":"demo"}"#));
+    assert_eq!(code, 401);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 #[test]
 fn a_run_whose_process_died_can_be_abandoned() {
     let (e, _dir, _) = migration_env(TestDb::sqlite(), None);
