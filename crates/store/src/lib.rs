@@ -263,18 +263,19 @@ impl Store {
         row.map(|r| project_from_row(&r)).transpose()
     }
 
+    /// Rows of `SELECT … FROM projects`, of one organisation when given, then `tail` (ORDER BY …).
+    async fn projects_query(&self, select: &str, org: Option<&OrgName>, tail: &str) -> Result<Vec<AnyRow>, StoreError> {
+        let q = match org {
+            Some(o) => sqlx::query(sqlx::AssertSqlSafe(format!("{select} FROM projects WHERE org = $1 {tail}")))
+                .bind(o.to_string()),
+            None => sqlx::query(sqlx::AssertSqlSafe(format!("{select} FROM projects {tail}"))),
+        };
+        Ok(q.fetch_all(&self.pool).await?)
+    }
+
     /// Every project (of one organisation, when given), by key.
     pub async fn projects(&self, org: Option<&OrgName>) -> Result<Vec<StoredProject>, StoreError> {
-        let rows = match org {
-            Some(o) => {
-                sqlx::query("SELECT state, version FROM projects WHERE org = $1 ORDER BY key")
-                    .bind(o.to_string())
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => sqlx::query("SELECT state, version FROM projects ORDER BY key").fetch_all(&self.pool).await?,
-        };
-        rows.iter().map(project_from_row).collect()
+        self.projects_query("SELECT state, version", org, "ORDER BY key").await?.iter().map(project_from_row).collect()
     }
 
     /// How many projects there are (of one organisation, when given) and the sum of their
@@ -282,31 +283,15 @@ impl Store {
     /// whenever any of them is created or saved: one row tells whether a listing is current.
     pub async fn projects_mark(&self, org: Option<&OrgName>) -> Result<(i64, i64), StoreError> {
         // CAST keeps the sum a BIGINT on PostgreSQL (SUM of BIGINT is NUMERIC there).
-        let sql = "SELECT COUNT(*), CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM projects";
-        let row = match org {
-            Some(o) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!("{sql} WHERE org = $1")))
-                    .bind(o.to_string())
-                    .fetch_one(&self.pool)
-                    .await?
-            }
-            None => sqlx::query(sql).fetch_one(&self.pool).await?,
-        };
+        let rows = self.projects_query("SELECT COUNT(*), CAST(COALESCE(SUM(version), 0) AS BIGINT)", org, "").await?;
+        let row = rows.first().ok_or(StoreError::Query(sqlx::Error::RowNotFound))?;
         Ok((row.try_get(0)?, row.try_get(1)?))
     }
 
     /// The key and version of every project (of one organisation, when given), by key: enough to
     /// tell which cached views are still current without reading any state.
     pub async fn project_versions(&self, org: Option<&OrgName>) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = match org {
-            Some(o) => {
-                sqlx::query("SELECT key, version FROM projects WHERE org = $1 ORDER BY key")
-                    .bind(o.to_string())
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => sqlx::query("SELECT key, version FROM projects ORDER BY key").fetch_all(&self.pool).await?,
-        };
+        let rows = self.projects_query("SELECT key, version", org, "ORDER BY key").await?;
         rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
     }
 

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use cutover_core::documents::DocKind;
 use cutover_core::plan::{ActivityId, ActivityStatus};
-use cutover_core::{Command, PartyKind, Project, ProjectKey, Text};
+use cutover_core::{Command, PartyKind, ProjectKey, Text};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -137,16 +137,6 @@ fn today() -> time::Date {
     time::OffsetDateTime::now_utc().date()
 }
 
-async fn load(s: &WebState, session: &Session, key: &str) -> Result<Project, WebError> {
-    let key = ProjectKey::parse(key)?;
-    Ok(s.app.project(&session.user, &key).await?.project)
-}
-
-async fn act(s: &WebState, session: &Session, key: &str, cmd: Command) -> Result<Project, WebError> {
-    let key = ProjectKey::parse(key)?;
-    Ok(s.app.execute(&session.user, &key, cmd).await?.project)
-}
-
 async fn projects(State(s): State<WebState>, session: Session) -> Result<Response, WebError> {
     let list = s.summaries(&session.user).await?;
     // The cached JSON texts, joined: no value is re-serialised per request.
@@ -163,14 +153,14 @@ async fn projects(State(s): State<WebState>, session: Session) -> Result<Respons
 }
 
 async fn project(State(s): State<WebState>, session: Session, Path(key): Path<String>) -> ApiResult {
-    let p = load(&s, &session, &key).await?;
+    let p = s.project(&session.user, &key).await?;
     let mut v = views::summary(&p, today());
     v["timeline"] = views::timeline(&p);
     Ok(Json(v))
 }
 
 async fn plan(State(s): State<WebState>, session: Session, Path(key): Path<String>) -> ApiResult {
-    Ok(Json(views::plan(&load(&s, &session, &key).await?, today())))
+    Ok(Json(views::plan(&s.project(&session.user, &key).await?, today())))
 }
 
 #[derive(Debug, Deserialize)]
@@ -185,15 +175,15 @@ async fn activity_set(
     Json(b): Json<ActivityBody>,
 ) -> ApiResult {
     let cmd = Command::SetActivityStatus { id: ActivityId::parse(&id)?, status: ActivityStatus::parse(&b.status)? };
-    Ok(Json(views::plan(&act(&s, &session, &key, cmd).await?, today())))
+    Ok(Json(views::plan(&s.act(&session.user, &key, cmd).await?, today())))
 }
 
 async fn contracts(State(s): State<WebState>, session: Session, Path(key): Path<String>) -> ApiResult {
-    Ok(Json(views::contracts(&load(&s, &session, &key).await?)))
+    Ok(Json(views::contracts(&s.project(&session.user, &key).await?)))
 }
 
 async fn contract(State(s): State<WebState>, session: Session, Path((key, kind)): Path<(String, String)>) -> ApiResult {
-    let p = load(&s, &session, &key).await?;
+    let p = s.project(&session.user, &key).await?;
     Ok(Json(views::contract(&p, DocKind::parse(&kind)?, Some(&session.user))))
 }
 
@@ -211,12 +201,12 @@ async fn sign(
 ) -> ApiResult {
     let kind = DocKind::parse(&kind)?;
     let party = body.and_then(|b| b.0.party).map(|p| PartyKind::parse(&p)).transpose()?;
-    let p = act(&s, &session, &key, Command::Sign { kind, party }).await?;
+    let p = s.act(&session.user, &key, Command::Sign { kind, party }).await?;
     Ok(Json(views::contract(&p, kind, Some(&session.user))))
 }
 
 async fn checklist(State(s): State<WebState>, session: Session, Path(key): Path<String>) -> ApiResult {
-    Ok(Json(views::checklist(&load(&s, &session, &key).await?)))
+    Ok(Json(views::checklist(&s.project(&session.user, &key).await?)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -230,12 +220,12 @@ async fn checklist_add(
     Path(key): Path<String>,
     Json(b): Json<NewItemBody>,
 ) -> ApiResult {
-    let p = act(&s, &session, &key, Command::ChecklistAdd { title: Text::parse(&b.title)? }).await?;
+    let p = s.act(&session.user, &key, Command::ChecklistAdd { title: Text::parse(&b.title)? }).await?;
     Ok(Json(views::checklist(&p)))
 }
 
 async fn checklist_accept(State(s): State<WebState>, session: Session, Path(key): Path<String>) -> ApiResult {
-    Ok(Json(views::checklist(&act(&s, &session, &key, Command::ChecklistAccept).await?)))
+    Ok(Json(views::checklist(&s.act(&session.user, &key, Command::ChecklistAccept).await?)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -254,11 +244,11 @@ async fn checklist_set(
     Json(b): Json<ItemBody>,
 ) -> ApiResult {
     let update = item_update(&b.status, b.note, b.evidence)?;
-    Ok(Json(views::checklist(&act(&s, &session, &key, Command::ChecklistSet { item, update }).await?)))
+    Ok(Json(views::checklist(&s.act(&session.user, &key, Command::ChecklistSet { item, update }).await?)))
 }
 
 async fn runs(State(s): State<WebState>, session: Session, Path(key): Path<String>) -> ApiResult {
-    let p = load(&s, &session, &key).await?;
+    let p = s.project(&session.user, &key).await?;
     let runs = s.app.runs(&session.user, &p.key).await?;
     Ok(Json(views::runs(&p, &runs)))
 }
@@ -311,7 +301,7 @@ async fn not_migrated(
 }
 
 async fn verifications(State(s): State<WebState>, session: Session, Path(key): Path<String>) -> ApiResult {
-    Ok(Json(views::verifications(&load(&s, &session, &key).await?)))
+    Ok(Json(views::verifications(&s.project(&session.user, &key).await?)))
 }
 
 async fn verification(State(s): State<WebState>, session: Session, Path((key, id)): Path<(String, i64)>) -> ApiResult {
@@ -332,7 +322,7 @@ async fn recovery(State(s): State<WebState>, session: Session, Path(key): Path<S
 }
 
 async fn retainer(State(s): State<WebState>, session: Session, Path(key): Path<String>) -> ApiResult {
-    Ok(Json(views::retainer(&load(&s, &session, &key).await?)))
+    Ok(Json(views::retainer(&s.project(&session.user, &key).await?)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -351,7 +341,7 @@ async fn time_log(
     Json(b): Json<TimeBody>,
 ) -> ApiResult {
     let cmd = log_time(&b.activity, &b.hours, &b.date, b.note)?;
-    Ok(Json(views::retainer(&act(&s, &session, &key, cmd).await?)))
+    Ok(Json(views::retainer(&s.act(&session.user, &key, cmd).await?)))
 }
 
 async fn audit(State(s): State<WebState>, session: Session, Path(key): Path<String>) -> ApiResult {

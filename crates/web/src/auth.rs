@@ -7,7 +7,7 @@
 //! without a CORS preflight that this server never grants.
 
 use axum::Json;
-use axum::extract::{Form, FromRequestParts, Query, State};
+use axum::extract::{Form, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -152,12 +152,6 @@ pub async fn api_me(session: Session) -> Json<serde_json::Value> {
     Json(views::user(&session.user))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct LoginQuery {
-    #[serde(default)]
-    error: Option<String>,
-}
-
 fn login_page(token: &str, error: Option<&str>, email: &str, status: StatusCode) -> Result<Response, WebError> {
     let html = templates::render("login.html", &serde_json::json!({"csrf": token, "error": error, "email": email}))?;
     let mut res = (status, html).into_response();
@@ -168,13 +162,12 @@ fn login_page(token: &str, error: Option<&str>, email: &str, status: StatusCode)
 }
 
 /// `GET /login`.
-pub async fn login_form(headers: HeaderMap, Query(q): Query<LoginQuery>) -> Result<Response, PageError> {
+pub async fn login_form(headers: HeaderMap) -> Result<Response, PageError> {
     // Keep the token of an open login form, so two tabs do not invalidate each other.
     let token = cookie(&headers, LOGIN_CSRF_COOKIE)
         .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
         .unwrap_or_else(cutover_app::random_token);
-    let error = q.error.as_deref().map(|_| "the form had expired; try again");
-    Ok(login_page(&token, error, "", StatusCode::OK)?)
+    Ok(login_page(&token, None, "", StatusCode::OK)?)
 }
 
 /// The login form.

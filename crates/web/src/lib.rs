@@ -72,6 +72,27 @@ impl WebState {
         }
     }
 
+    /// A project the user may see, by the key as written in a path.
+    pub(crate) async fn project(
+        &self,
+        user: &cutover_core::User,
+        key: &str,
+    ) -> Result<cutover_core::Project, WebError> {
+        let key = cutover_core::ProjectKey::parse(key)?;
+        Ok(self.app.project(user, &key).await?.project)
+    }
+
+    /// Applies a command to a project the user may see; the core decides.
+    pub(crate) async fn act(
+        &self,
+        user: &cutover_core::User,
+        key: &str,
+        cmd: cutover_core::Command,
+    ) -> Result<cutover_core::Project, WebError> {
+        let key = cutover_core::ProjectKey::parse(key)?;
+        Ok(self.app.execute(user, &key, cmd).await?.project)
+    }
+
     /// Key and version of every project the user may see: one single-row query when nothing
     /// was created or saved since the last listing of the same organisation.
     async fn versions(&self, user: &cutover_core::User) -> Result<std::sync::Arc<Vec<(String, i64)>>, WebError> {
@@ -126,11 +147,13 @@ impl WebState {
             }
             v
         };
+        let index: std::collections::HashMap<&str, usize> =
+            versions.iter().enumerate().map(|(i, (k, _))| (k.as_str(), i)).collect();
         let mut cache = self.summaries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for sp in fresh {
             let key = sp.project.key.to_string();
             let summary = std::sync::Arc::new(Summary::new(&sp.project, today)?);
-            if let Some(i) = versions.iter().position(|(k, _)| *k == key) {
+            if let Some(&i) = index.get(key.as_str()) {
                 out[i] = Some(summary.clone());
             }
             cache.insert(key, (sp.version, today, summary));

@@ -34,11 +34,6 @@ fn page(name: &str, session: &Session, project: Option<(&Project, &str)>, mut ct
     Ok(templates::render(name, &ctx)?.into_response())
 }
 
-async fn load(s: &WebState, session: &Session, key: &str) -> Result<Project, WebError> {
-    let key = ProjectKey::parse(key)?;
-    Ok(s.app.project(&session.user, &key).await?.project)
-}
-
 /// What a form did, shown once above the page it returns to. Only these fixed texts are shown.
 #[derive(Debug, Deserialize, Default)]
 pub struct Done {
@@ -79,7 +74,7 @@ pub async fn project(
     PageSession(session): PageSession,
     Path(key): Path<String>,
 ) -> PageResult {
-    let p = load(&s, &session, &key).await?;
+    let p = s.project(&session.user, &key).await?;
     page("project.html", &session, Some((&p, "overview")), json!({}))
 }
 
@@ -90,7 +85,7 @@ pub async fn plan(
     Path(key): Path<String>,
     Query(d): Query<Done>,
 ) -> PageResult {
-    let p = load(&s, &session, &key).await?;
+    let p = s.project(&session.user, &key).await?;
     let today = time::OffsetDateTime::now_utc().date();
     let statuses = ["planned", "in-progress", "done", "cancelled"];
     page(
@@ -107,7 +102,7 @@ pub async fn contracts(
     PageSession(session): PageSession,
     Path(key): Path<String>,
 ) -> PageResult {
-    let p = load(&s, &session, &key).await?;
+    let p = s.project(&session.user, &key).await?;
     page("contracts.html", &session, Some((&p, "contracts")), json!({"contracts": views::contracts(&p)}))
 }
 
@@ -118,7 +113,7 @@ pub async fn contract(
     Path((key, kind)): Path<(String, String)>,
     Query(d): Query<Done>,
 ) -> PageResult {
-    let p = load(&s, &session, &key).await?;
+    let p = s.project(&session.user, &key).await?;
     let kind = DocKind::parse(&kind).map_err(WebError::from)?;
     let mut c = views::contract(&p, kind, Some(&session.user));
     c["html"] = json!(templates::markdown(&p.document(kind).markdown));
@@ -141,11 +136,10 @@ pub async fn sign(
     Form(f): Form<SignForm>,
 ) -> PageResult {
     session.check_csrf(&f.csrf)?;
-    let k = ProjectKey::parse(&key).map_err(WebError::from)?;
     let kind = DocKind::parse(&kind).map_err(WebError::from)?;
     let party =
         f.party.as_deref().filter(|p| !p.is_empty()).map(PartyKind::parse).transpose().map_err(WebError::from)?;
-    s.app.execute(&session.user, &k, Command::Sign { kind, party }).await.map_err(WebError::from)?;
+    s.act(&session.user, &key, Command::Sign { kind, party }).await?;
     Ok(back(&key, &format!("contracts/{kind}"), "signed"))
 }
 
@@ -180,7 +174,7 @@ impl LedgerQuery {
 
 /// `GET /projects/{key}/runs`.
 pub async fn runs(State(s): State<WebState>, PageSession(session): PageSession, Path(key): Path<String>) -> PageResult {
-    let p = load(&s, &session, &key).await?;
+    let p = s.project(&session.user, &key).await?;
     let runs = s.app.runs(&session.user, &p.key).await.map_err(WebError::from)?;
     page("runs.html", &session, Some((&p, "runs")), json!({"runs": views::runs(&p, &runs)}))
 }
@@ -192,7 +186,7 @@ pub async fn run(
     Path((key, run)): Path<(String, i64)>,
     Query(q): Query<LedgerQuery>,
 ) -> PageResult {
-    let p = load(&s, &session, &key).await?;
+    let p = s.project(&session.user, &key).await?;
     let view = s.app.run_view(&session.user, &p.key, Some(run)).await.map_err(WebError::from)?;
     let filter = q.filter(Some(LEDGER_PAGE))?;
     let (rows, total) = s.app.not_migrated(&session.user, &p.key, run, &filter).await.map_err(WebError::from)?;
@@ -275,7 +269,7 @@ pub async fn verifications(
     PageSession(session): PageSession,
     Path(key): Path<String>,
 ) -> PageResult {
-    let p = load(&s, &session, &key).await?;
+    let p = s.project(&session.user, &key).await?;
     page(
         "verifications.html",
         &session,
@@ -290,7 +284,7 @@ pub async fn verification(
     PageSession(session): PageSession,
     Path((key, id)): Path<(String, i64)>,
 ) -> PageResult {
-    let p = load(&s, &session, &key).await?;
+    let p = s.project(&session.user, &key).await?;
     let report = s.app.verification(&session.user, &p.key, id).await.map_err(WebError::from)?;
     // The spot-check pairs each v1 field with what v2 holds, row by row.
     let samples: Vec<Value> = report
@@ -325,7 +319,7 @@ pub async fn checklist(
     Path(key): Path<String>,
     Query(d): Query<Done>,
 ) -> PageResult {
-    let p = load(&s, &session, &key).await?;
+    let p = s.project(&session.user, &key).await?;
     page(
         "checklist.html",
         &session,
@@ -364,10 +358,9 @@ pub async fn checklist_set(
     Form(f): Form<ItemForm>,
 ) -> PageResult {
     session.check_csrf(&f.csrf)?;
-    let k = ProjectKey::parse(&key).map_err(WebError::from)?;
     let evidence = f.evidence.unwrap_or_default().split([',', ' ']).map(str::to_owned).collect();
     let update = item_update(&f.status, f.note, evidence)?;
-    s.app.execute(&session.user, &k, Command::ChecklistSet { item, update }).await.map_err(WebError::from)?;
+    s.act(&session.user, &key, Command::ChecklistSet { item, update }).await?;
     Ok(back(&key, "checklist", "item"))
 }
 
@@ -386,9 +379,8 @@ pub async fn checklist_add(
     Form(f): Form<AddItemForm>,
 ) -> PageResult {
     session.check_csrf(&f.csrf)?;
-    let k = ProjectKey::parse(&key).map_err(WebError::from)?;
     let title = Text::parse(&f.title).map_err(WebError::from)?;
-    s.app.execute(&session.user, &k, Command::ChecklistAdd { title }).await.map_err(WebError::from)?;
+    s.act(&session.user, &key, Command::ChecklistAdd { title }).await?;
     Ok(back(&key, "checklist", "added"))
 }
 
@@ -406,8 +398,7 @@ pub async fn checklist_accept(
     Form(f): Form<CsrfOnly>,
 ) -> PageResult {
     session.check_csrf(&f.csrf)?;
-    let k = ProjectKey::parse(&key).map_err(WebError::from)?;
-    s.app.execute(&session.user, &k, Command::ChecklistAccept).await.map_err(WebError::from)?;
+    s.act(&session.user, &key, Command::ChecklistAccept).await?;
     Ok(back(&key, "checklist", "accepted"))
 }
 
@@ -426,12 +417,11 @@ pub async fn activity_set(
     Form(f): Form<ActivityForm>,
 ) -> PageResult {
     session.check_csrf(&f.csrf)?;
-    let k = ProjectKey::parse(&key).map_err(WebError::from)?;
     let cmd = Command::SetActivityStatus {
         id: ActivityId::parse(&id).map_err(WebError::from)?,
         status: ActivityStatus::parse(&f.status).map_err(WebError::from)?,
     };
-    s.app.execute(&session.user, &k, cmd).await.map_err(WebError::from)?;
+    s.act(&session.user, &key, cmd).await?;
     Ok(back(&key, "plan", "activity"))
 }
 
@@ -467,9 +457,8 @@ pub async fn time_log(
     Form(f): Form<TimeForm>,
 ) -> PageResult {
     session.check_csrf(&f.csrf)?;
-    let k = ProjectKey::parse(&key).map_err(WebError::from)?;
     let cmd = log_time(&f.activity, &f.hours, &f.date, f.note)?;
-    s.app.execute(&session.user, &k, cmd).await.map_err(WebError::from)?;
+    s.act(&session.user, &key, cmd).await?;
     Ok(back(&key, "retainer", "time"))
 }
 
@@ -479,7 +468,7 @@ pub async fn preview(
     PageSession(session): PageSession,
     Path(key): Path<String>,
 ) -> PageResult {
-    let p = load(&s, &session, &key).await?;
+    let p = s.project(&session.user, &key).await?;
     let (preview, error) = match s.app.preview(&session.user, &p.key).await {
         Ok(pr) => {
             let counts: Vec<Value> = pr
@@ -502,7 +491,7 @@ pub async fn recovery(
     PageSession(session): PageSession,
     Path(key): Path<String>,
 ) -> PageResult {
-    let p = load(&s, &session, &key).await?;
+    let p = s.project(&session.user, &key).await?;
     let bundles = s.app.recovery_bundles(&session.user, &p.key).await.map_err(WebError::from)?;
     page("recovery.html", &session, Some((&p, "recovery")), json!({"bundles": views::recovery(&bundles)}))
 }
@@ -514,7 +503,7 @@ pub async fn retainer(
     Path(key): Path<String>,
     Query(d): Query<Done>,
 ) -> PageResult {
-    let p = load(&s, &session, &key).await?;
+    let p = s.project(&session.user, &key).await?;
     let today = time::OffsetDateTime::now_utc().date();
     let activities: Vec<Value> = p.plan.activities.iter().map(|a| json!({"id": a.id, "title": a.title})).collect();
     page(
@@ -532,7 +521,7 @@ pub async fn retainer_svg(
     PageSession(session): PageSession,
     Path(key): Path<String>,
 ) -> PageResult {
-    let p = load(&s, &session, &key).await?;
+    let p = s.project(&session.user, &key).await?;
     let svg = chart::retainer_svg(&p, time::OffsetDateTime::now_utc().date());
     Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
 }
@@ -543,7 +532,7 @@ pub async fn audit(
     PageSession(session): PageSession,
     Path(key): Path<String>,
 ) -> PageResult {
-    let p = load(&s, &session, &key).await?;
+    let p = s.project(&session.user, &key).await?;
     let entries = s.app.audit(&session.user, Some(&p.key)).await.map_err(WebError::from)?;
     let broken = cutover_core::audit::verify(&entries).err().map(|b| b.seq);
     page("audit.html", &session, Some((&p, "audit")), json!({"audit": views::audit(&entries, broken)}))

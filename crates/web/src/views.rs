@@ -177,8 +177,9 @@ pub fn runs(p: &Project, runs: &[StoredRun]) -> Value {
         runs.iter()
             .rev()
             .map(|r| {
-                let summary = p.runs.iter().find(|x| i64::from(x.id) == r.run).and_then(|x| x.summary.clone());
-                let reason = p.runs.iter().find(|x| i64::from(x.id) == r.run).and_then(|x| x.reason.clone());
+                let lifecycle = p.runs.iter().find(|x| i64::from(x.id) == r.run);
+                let summary = lifecycle.and_then(|x| x.summary.as_deref());
+                let reason = lifecycle.and_then(|x| x.reason.as_deref());
                 json!({"run": r.run, "kind": r.kind, "dry_run": r.dry_run, "started_by": r.started_by,
                        "started_at": r.started_at, "finished_at": r.finished_at, "outcome": r.outcome,
                        "error": r.error, "summary": summary, "reason": reason})
