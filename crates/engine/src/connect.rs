@@ -17,6 +17,7 @@ use time::Date;
 use uuid::Uuid;
 
 use crate::ddl::Schema;
+use crate::pgcopy::{self, PgType};
 use crate::value::{Type, Value};
 
 /// Errors of connectors.
@@ -255,6 +256,16 @@ pub trait Target: Send {
         let _ = ids;
         Err(q(format!("delete from {table}"))("not supported by this target".into()))
     }
+    /// Called once a first migration has emptied the account's rows of `tables` (and of the
+    /// row state), before loading. A target may take the tables' keys, unique constraints,
+    /// indexes and foreign keys off for the load and rebuild them at commit, where building an
+    /// index from sorted data and validating a key set-based is far cheaper than maintaining
+    /// them row by row. Only when every one of the tables is empty: another account's rows
+    /// keep their indexes. Returns whether it did.
+    fn defer_constraints(&mut self, tables: &[&str]) -> Result<bool, ConnectorError> {
+        let _ = tables;
+        Ok(false)
+    }
     /// Adds a row to the row-state table ([`STATE_TABLE`]) in the run's transaction.
     fn write_state(&mut self, row: &[Value]) -> Result<(), ConnectorError>;
     /// Streams rows of a table (`WHERE account_id = id` when given), ordered by the first column,
@@ -383,7 +394,7 @@ fn coerce(v: Value, ty: Type) -> Result<Value, String> {
     })
 }
 
-fn type_of(v: &Value) -> &'static str {
+pub(crate) fn type_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "bool",
@@ -911,8 +922,9 @@ enum PgJob {
     Exec(String, Option<Uuid>, mpsc::Sender<Result<u64, ConnectorError>>),
     Copy(String, Vec<u8>),
     Read(String, Vec<(String, Type)>, Option<Uuid>, mpsc::Sender<Result<Vec<Vec<Value>>, ConnectorError>>),
-    /// Streams a query's rows back in batches; the channel closes at the end.
-    Scan(String, Vec<(String, Type)>, Option<Uuid>, mpsc::SyncSender<Result<Vec<Vec<Value>>, ConnectorError>>),
+    /// Streams a binary `COPY … TO STDOUT` back as rows of these types, in batches; the
+    /// channel closes at the end.
+    CopyOut(String, Vec<Type>, mpsc::SyncSender<Result<Vec<Vec<Value>>, ConnectorError>>),
     Sync(mpsc::Sender<Result<(), ConnectorError>>),
 }
 
@@ -931,7 +943,15 @@ pub struct PgTarget {
     loaded: Vec<String>,
     /// COPY data for the row-state table, sent in chunks of its own.
     state_buf: Vec<u8>,
+    /// Constraints and indexes taken off for the load, rebuilt at commit, in rebuild order.
+    deferred: Vec<String>,
+    /// Column types of the table being loaded when every one has a binary encoding; text COPY otherwise.
+    binary: Option<Vec<PgType>>,
 }
+
+/// The row-state table's column types, as [`STATE_DDL`] creates them.
+const STATE_TYPES: [PgType; 7] =
+    [PgType::Uuid, PgType::Uuid, PgType::Text, PgType::Text, PgType::Int8, PgType::Int8, PgType::Text];
 
 const COPY_CHUNK: usize = 1 << 20;
 
@@ -1005,33 +1025,25 @@ impl PgTarget {
                             });
                             let _ = reply.send(r);
                         }
-                        PgJob::Scan(sql, cols, id, reply) => {
+                        PgJob::CopyOut(sql, types, reply) => {
                             rt.block_on(async {
-                                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
-                                if let Some(id) = id {
-                                    query = query.bind(id);
-                                }
-                                let mut stream = query.fetch(&mut conn);
+                                let mut stream = match conn.copy_out_raw(&sql).await {
+                                    Ok(s) => s,
+                                    Err(e) => {
+                                        let _ = reply.send(Err(q(sql.clone())(e.to_string())));
+                                        return;
+                                    }
+                                };
+                                let mut decoder = pgcopy::Decoder::new(types);
                                 let mut batch = Vec::with_capacity(1024);
                                 loop {
                                     match stream.try_next().await {
-                                        Ok(Some(r)) => {
-                                            let row = (0..cols.len())
-                                                .map(|i| {
-                                                    let v =
-                                                        pg_value(&r, i).map_err(|e| q(sql.clone())(e.to_string()))?;
-                                                    coerce(v, cols[i].1)
-                                                        .map_err(|e| q(format!("{}: {e}", cols[i].0))(String::new()))
-                                                })
-                                                .collect::<Result<Vec<_>, _>>();
-                                            match row {
-                                                Ok(row) => batch.push(row),
-                                                Err(e) => {
-                                                    let _ = reply.send(Err(e));
-                                                    return;
-                                                }
+                                        Ok(Some(bytes)) => {
+                                            if let Err(e) = decoder.feed(&bytes, &mut batch) {
+                                                let _ = reply.send(Err(q(sql.clone())(e)));
+                                                return;
                                             }
-                                            if batch.len() == 1024
+                                            if batch.len() >= 1024
                                                 && reply.send(Ok(std::mem::take(&mut batch))).is_err()
                                             {
                                                 return;
@@ -1068,6 +1080,8 @@ impl PgTarget {
             deferred_keys: false,
             loaded: Vec::new(),
             state_buf: Vec::new(),
+            deferred: Vec::new(),
+            binary: None,
         })
     }
 
@@ -1084,6 +1098,9 @@ impl PgTarget {
 
     fn flush(&mut self) -> Result<(), ConnectorError> {
         if !self.buf.is_empty() {
+            if self.binary.is_some() {
+                self.buf.extend_from_slice(pgcopy::TRAILER);
+            }
             let data = std::mem::replace(&mut self.buf, Vec::with_capacity(COPY_CHUNK + 4096));
             self.send(PgJob::Copy(self.copy_sql.clone(), data))?;
         }
@@ -1092,11 +1109,33 @@ impl PgTarget {
 
     fn flush_state(&mut self) -> Result<(), ConnectorError> {
         if !self.state_buf.is_empty() {
-            let data = std::mem::take(&mut self.state_buf);
+            self.state_buf.extend_from_slice(pgcopy::TRAILER);
+            let data = std::mem::replace(&mut self.state_buf, Vec::with_capacity(COPY_CHUNK + 4096));
             let cols: Vec<&str> = STATE_COLUMNS.iter().map(|c| c.0).collect();
-            self.send(PgJob::Copy(format!("COPY {STATE_TABLE} ({}) FROM STDIN", cols.join(", ")), data))?;
+            self.send(PgJob::Copy(
+                format!("COPY {STATE_TABLE} ({}) FROM STDIN (FORMAT binary)", cols.join(", ")),
+                data,
+            ))?;
         }
         Ok(())
+    }
+
+    /// The binary encodings of a table's columns, if every one has one.
+    fn binary_types(&self, table: &str, columns: &[String]) -> Result<Option<Vec<PgType>>, ConnectorError> {
+        let sql = format!(
+            "SELECT a.attname::text, t.typname::text FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+             WHERE a.attrelid = '{}'::regclass AND a.attnum > 0 AND NOT a.attisdropped",
+            Dialect::Postgres.ident(table).replace('\'', "''")
+        );
+        let rows = self.query(&sql, &[("n".to_owned(), Type::Text), ("t".to_owned(), Type::Text)], None)?;
+        let types: std::collections::HashMap<String, PgType> = rows
+            .iter()
+            .filter_map(|r| match r.as_slice() {
+                [Value::Text(n), Value::Text(t)] => PgType::from_typname(t).map(|ty| (n.to_lowercase(), ty)),
+                _ => None,
+            })
+            .collect();
+        Ok(columns.iter().map(|c| types.get(&c.to_lowercase()).copied()).collect())
     }
 
     /// Every single-column foreign key of the loaded tables, checked in one query each.
@@ -1163,26 +1202,40 @@ fn copy_value(buf: &mut Vec<u8>, v: &Value) {
     match v {
         Value::Null => buf.extend_from_slice(b"\\N"),
         Value::Bool(b) => buf.push(if *b { b't' } else { b'f' }),
-        Value::Int(i) => {
-            let mut s = itoa_buf(*i);
-            buf.append(&mut s);
-        }
+        Value::Int(i) => push_int(buf, *i),
         Value::Float(f) => {
             let _ = write!(StrBuf(buf), "{f}");
         }
         Value::Text(s) => {
-            for &b in s.as_bytes() {
-                match b {
-                    b'\\' => buf.extend_from_slice(b"\\\\"),
-                    b'\t' => buf.extend_from_slice(b"\\t"),
-                    b'\n' => buf.extend_from_slice(b"\\n"),
-                    b'\r' => buf.extend_from_slice(b"\\r"),
-                    _ => buf.push(b),
-                }
+            // Runs without a byte COPY escapes are copied at once.
+            let bytes = s.as_bytes();
+            let mut plain = 0;
+            for (i, &b) in bytes.iter().enumerate() {
+                let esc: &[u8] = match b {
+                    b'\\' => b"\\\\",
+                    b'\t' => b"\\t",
+                    b'\n' => b"\\n",
+                    b'\r' => b"\\r",
+                    _ => continue,
+                };
+                buf.extend_from_slice(&bytes[plain..i]);
+                buf.extend_from_slice(esc);
+                plain = i + 1;
             }
+            buf.extend_from_slice(&bytes[plain..]);
         }
         Value::Date(d) => {
-            let _ = write!(StrBuf(buf), "{d}");
+            let y = d.year();
+            if (0..=9999).contains(&y) {
+                let (m, day) = (u8::from(d.month()), d.day());
+                push_digits(buf, y as u32, 4);
+                buf.push(b'-');
+                push_digits(buf, u32::from(m), 2);
+                buf.push(b'-');
+                push_digits(buf, u32::from(day), 2);
+            } else {
+                let _ = write!(StrBuf(buf), "{d}");
+            }
         }
         Value::Bytes(b) => {
             buf.extend_from_slice(b"\\\\x");
@@ -1199,8 +1252,30 @@ fn copy_value(buf: &mut Vec<u8>, v: &Value) {
     }
 }
 
-fn itoa_buf(i: i64) -> Vec<u8> {
-    i.to_string().into_bytes()
+/// Decimal digits of an integer, without a heap allocation per value.
+fn push_int(buf: &mut Vec<u8>, i: i64) {
+    let mut tmp = [0u8; 20];
+    let mut n = i.unsigned_abs();
+    let mut at = tmp.len();
+    loop {
+        at -= 1;
+        tmp[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        buf.push(b'-');
+    }
+    buf.extend_from_slice(&tmp[at..]);
+}
+
+/// `n` as exactly `width` digits, zero-padded.
+fn push_digits(buf: &mut Vec<u8>, n: u32, width: u32) {
+    for p in (0..width).rev() {
+        buf.push(b'0' + ((n / 10u32.pow(p)) % 10) as u8);
+    }
 }
 
 struct StrBuf<'a>(&'a mut Vec<u8>);
@@ -1249,16 +1324,23 @@ impl Target for PgTarget {
         self.exec(sql, Some(id))
     }
     fn start_table(&mut self, table: &str, columns: &[String]) -> Result<(), ConnectorError> {
+        self.flush()?;
         let d = Dialect::Postgres;
         let cols: Vec<String> = columns.iter().map(|c| d.ident(c)).collect();
-        self.copy_sql = format!("COPY {} ({}) FROM STDIN", d.ident(table), cols.join(", "));
+        self.binary = self.binary_types(table, columns)?;
+        let format = if self.binary.is_some() { " (FORMAT binary)" } else { "" };
+        self.copy_sql = format!("COPY {} ({}) FROM STDIN{format}", d.ident(table), cols.join(", "));
         if !self.loaded.iter().any(|t| t == table) {
             self.loaded.push(table.to_owned());
         }
         Ok(())
     }
     fn write_row(&mut self, row: &[Value]) -> Result<(), ConnectorError> {
-        copy_row(&mut self.buf, row);
+        match &self.binary {
+            Some(types) => pgcopy::write_row(&mut self.buf, row, types)
+                .map_err(|e| q("binary COPY")(format!("{e} in {}", describe_row(row))))?,
+            None => copy_row(&mut self.buf, row),
+        }
         if self.buf.len() >= COPY_CHUNK {
             self.flush()?;
         }
@@ -1271,7 +1353,13 @@ impl Target for PgTarget {
     fn commit(&mut self) -> Result<(), ConnectorError> {
         self.flush()?;
         self.sync()?;
-        if self.deferred_keys {
+        if !self.deferred.is_empty() {
+            // Keys and indexes are built from the loaded rows; adding each foreign key validates
+            // every row set-based, so the per-row triggers were never needed.
+            for stmt in std::mem::take(&mut self.deferred) {
+                self.exec(&stmt, None)?;
+            }
+        } else if self.deferred_keys {
             // Deletes of earlier rows skipped the triggers too: check every row of the loaded tables.
             self.validate_keys(None)?;
         }
@@ -1283,6 +1371,9 @@ impl Target for PgTarget {
     fn rollback(&mut self) -> Result<(), ConnectorError> {
         self.buf.clear();
         self.state_buf.clear();
+        self.binary = None;
+        // The drops were part of the transaction: rolling back restores them.
+        self.deferred.clear();
         let _ = self.sync();
         if self.in_tx {
             self.in_tx = false;
@@ -1295,8 +1386,73 @@ impl Target for PgTarget {
         self.flush()?;
         self.exec(sql, None)
     }
+    fn defer_constraints(&mut self, tables: &[&str]) -> Result<bool, ConnectorError> {
+        let mut names: Vec<String> = tables.iter().map(|t| t.to_lowercase()).collect();
+        names.push(STATE_TABLE.to_owned());
+        names.sort();
+        names.dedup();
+        let d = Dialect::Postgres;
+        // Any row left (another account's) keeps every index: the load then maintains them.
+        let probe: Vec<String> = names.iter().map(|t| format!("EXISTS (SELECT 1 FROM {})", d.ident(t))).collect();
+        let any =
+            self.query(&format!("SELECT ({})::text", probe.join(" OR ")), &[("any".to_owned(), Type::Text)], None)?;
+        if !matches!(any.first().and_then(|r| r.first()), Some(Value::Text(t)) if t == "false") {
+            return Ok(false);
+        }
+        let list: Vec<String> = names.iter().map(|t| format!("'{}'", t.replace('\'', ""))).collect();
+        let set = format!(
+            "SELECT oid FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relname IN ({})",
+            list.join(", ")
+        );
+        let text = |n: &str| (n.to_owned(), Type::Text);
+        // Constraints on the tables, and foreign keys elsewhere that point at them.
+        let cons = self.query(
+            &format!(
+                "SELECT conrelid::regclass::text, quote_ident(conname), pg_get_constraintdef(oid), contype::text \
+                 FROM pg_constraint WHERE contype IN ('p', 'u', 'f') \
+                 AND (conrelid IN ({set}) OR (contype = 'f' AND confrelid IN ({set}))) ORDER BY conrelid, conname"
+            ),
+            &[text("t"), text("n"), text("def"), text("k")],
+            None,
+        )?;
+        let idx = self.query(
+            &format!(
+                "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i \
+                 WHERE i.indrelid IN ({set}) AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid) \
+                 ORDER BY 1"
+            ),
+            &[text("n"), text("def")],
+            None,
+        )?;
+        let mut drops = Vec::new();
+        let (mut keys, mut fks, mut indexes) = (Vec::new(), Vec::new(), Vec::new());
+        for r in &cons {
+            let [Value::Text(t), Value::Text(n), Value::Text(def), Value::Text(k)] = r.as_slice() else { continue };
+            let add = format!("ALTER TABLE {t} ADD CONSTRAINT {n} {def}");
+            let drop = format!("ALTER TABLE {t} DROP CONSTRAINT {n}");
+            if k == "f" {
+                drops.insert(0, drop);
+                fks.push(add);
+            } else {
+                drops.push(drop);
+                keys.push(add);
+            }
+        }
+        for r in &idx {
+            let [Value::Text(n), Value::Text(def)] = r.as_slice() else { continue };
+            drops.push(format!("DROP INDEX {n}"));
+            indexes.push(def.clone());
+        }
+        for stmt in &drops {
+            self.exec(stmt, None)?;
+        }
+        // Index builds sort in memory up to this much; the server's default is small.
+        self.exec("SET LOCAL maintenance_work_mem = '256MB'", None)?;
+        self.deferred = keys.into_iter().chain(indexes).chain(fks).collect();
+        Ok(true)
+    }
     fn write_state(&mut self, row: &[Value]) -> Result<(), ConnectorError> {
-        copy_row(&mut self.state_buf, row);
+        pgcopy::write_row(&mut self.state_buf, row, &STATE_TYPES).map_err(q("row state"))?;
         if self.state_buf.len() >= COPY_CHUNK {
             self.flush_state()?;
         }
@@ -1375,9 +1531,19 @@ impl Target for PgTarget {
         account: Option<Uuid>,
         f: &mut dyn FnMut(Vec<Value>) -> Result<(), ConnectorError>,
     ) -> Result<(), ConnectorError> {
-        let sql = select_rows_sql(Dialect::Postgres, table, columns, account.is_some());
+        // Binary COPY out: the server sends values as bytes, which decode without parsing, and
+        // every column is cast to the one binary form its type reads.
+        let d = Dialect::Postgres;
+        let cols: Vec<String> =
+            columns.iter().map(|(c, ty)| format!("{}::{}", d.ident(c), pgcopy::cast_for(*ty))).collect();
+        let filter = account.map_or_else(String::new, |a| format!(" WHERE account_id = '{}'", a.hyphenated()));
+        let sql = format!(
+            "COPY (SELECT {} FROM {}{filter} ORDER BY 1) TO STDOUT (FORMAT binary)",
+            cols.join(", "),
+            d.ident(table)
+        );
         let (tx, rx) = mpsc::sync_channel(2);
-        self.send(PgJob::Scan(sql, columns.to_vec(), account, tx))?;
+        self.send(PgJob::CopyOut(sql, columns.iter().map(|c| c.1).collect(), tx))?;
         for batch in rx {
             for row in batch? {
                 f(row)?;

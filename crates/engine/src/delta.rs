@@ -15,7 +15,7 @@ use crate::connect::{ConnectorError, Dialect, STATE_COLUMNS, STATE_TABLE, Source
 use crate::ddl::Schema;
 use crate::preview::{ChangeKind, Preview};
 use crate::run::{EngineError, LedgerRecord, RunReport, RunSpec, account_uuid, run};
-use crate::value::{Type, Value};
+use crate::value::{Type, Value, loaded_object};
 
 /// What the final migration did, table by table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +99,8 @@ struct DeltaTarget<'a> {
     preview_id: String,
     bundle: Option<BundleManifest>,
     table_order: Vec<String>,
+    /// The columns cutover writes to each table of `table_order`.
+    table_columns: Vec<Vec<String>>,
 }
 
 impl Target for DeltaTarget<'_> {
@@ -246,7 +248,16 @@ impl DeltaTarget<'_> {
                 (Some((ChangeKind::Changed | ChangeKind::Created, _, row)), _) => {
                     serde_json::Value::Object(row.clone())
                 }
-                (_, Some((_, json))) => serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
+                (_, Some((legacy, json))) => {
+                    let cols = self.loaded.get(id).and_then(|l| self.table_columns.get(usize::from(l.table)));
+                    serde_json::Value::Object(loaded_object(
+                        cols.map_or(&[][..], Vec::as_slice),
+                        *id,
+                        self.account,
+                        legacy,
+                        json,
+                    ))
+                }
                 _ => serde_json::Value::Null,
             }
         };
@@ -319,9 +330,10 @@ pub fn final_run(
         Ok(())
     })?;
     let drifted = preview.items.iter().map(|i| (i.id, (i.kind, i.table.clone(), i.now_row.clone()))).collect();
-    let mut table_order: Vec<String> =
-        spec.pack.entities.iter().filter_map(|e| e.target.as_ref().map(|t| t.table.clone())).collect();
-    table_order.dedup();
+    let table_columns = table_order
+        .iter()
+        .map(|t| crate::preview::target_columns(spec.pack, t).into_iter().map(|c| c.0).collect())
+        .collect();
     let mut delta = DeltaTarget {
         inner: target,
         account,
@@ -339,6 +351,7 @@ pub fn final_run(
         preview_id: preview.id.clone(),
         bundle: None,
         table_order,
+        table_columns,
     };
     let report = run(spec, source, Some(&mut delta), ledger)?;
     let bundle =

@@ -12,6 +12,7 @@
 //! primary:= number | 'text' | true | false | null | @cutoff | COLUMN | func "(" args ")" | "(" or ")"
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
 
 use regex::Regex;
@@ -87,12 +88,19 @@ pub struct ValueMap {
 
 impl ValueMap {
     fn get(&self, v: &Value) -> Option<&Value> {
-        let k = match v {
-            Value::Text(s) if self.case_insensitive => s.trim().to_uppercase(),
-            Value::Text(s) => s.clone(),
-            other => other.to_string(),
-        };
-        self.entries.get(&k)
+        // Keys already in their stored form (most are) are looked up without a copy.
+        match v {
+            Value::Text(s) if self.case_insensitive => {
+                let t = s.trim();
+                if t.bytes().any(|b| b.is_ascii_lowercase() || !b.is_ascii()) {
+                    self.entries.get(&t.to_uppercase())
+                } else {
+                    self.entries.get(t)
+                }
+            }
+            Value::Text(s) => self.entries.get(s.as_str()),
+            other => self.entries.get(&other.to_string()),
+        }
     }
 }
 
@@ -806,6 +814,16 @@ fn numeric(l: &Typed, r: &Typed, at: usize) -> Result<Type, ExprError> {
 
 impl Node {
     /// Evaluates against a row.
+    /// [`Node::eval`] without copying a column or a literal: comparisons and function
+    /// arguments mostly only look at them.
+    fn eval_ref<'r>(&'r self, row: &'r [Value], cx: &EvalCtx<'_>) -> Result<Cow<'r, Value>, Fail> {
+        Ok(match &self.0 {
+            Kind::Lit(v) => Cow::Borrowed(v),
+            Kind::Col(i) => row.get(*i).map_or(Cow::Owned(Value::Null), Cow::Borrowed),
+            _ => Cow::Owned(self.eval(row, cx)?),
+        })
+    }
+
     pub fn eval(&self, row: &[Value], cx: &EvalCtx<'_>) -> Result<Value, Fail> {
         Ok(match &self.0 {
             Kind::Lit(v) => v.clone(),
@@ -820,15 +838,15 @@ impl Node {
             },
             Kind::And(a, b) => Value::Bool(truthy(&a.eval(row, cx)?) && truthy(&b.eval(row, cx)?)),
             Kind::Or(a, b) => Value::Bool(truthy(&a.eval(row, cx)?) || truthy(&b.eval(row, cx)?)),
-            Kind::Cmp(op, a, b) => Value::Bool(compare(*op, &a.eval(row, cx)?, &b.eval(row, cx)?)),
+            Kind::Cmp(op, a, b) => Value::Bool(compare(*op, &*a.eval_ref(row, cx)?, &*b.eval_ref(row, cx)?)),
             Kind::Arith(op, a, b) => arith(*op, a.eval(row, cx)?, b.eval(row, cx)?)?,
             Kind::Concat(a, b) => {
                 let (a, b) = (a.eval(row, cx)?, b.eval(row, cx)?);
                 if a.is_null() || b.is_null() { Value::Null } else { Value::Text(format!("{a}{b}")) }
             }
-            Kind::IsNull(e, neg) => Value::Bool(e.eval(row, cx)?.is_null() != *neg),
+            Kind::IsNull(e, neg) => Value::Bool(e.eval_ref(row, cx)?.is_null() != *neg),
             Kind::In(e, items) => {
-                let v = e.eval(row, cx)?;
+                let v = e.eval_ref(row, cx)?;
                 Value::Bool(items.iter().any(|i| compare(Cmp::Eq, &v, i)))
             }
             Kind::If(c, t, e) => {
@@ -913,11 +931,11 @@ fn arith(op: Arith, a: Value, b: Value) -> Result<Value, Fail> {
     })
 }
 
-fn text_arg(v: Value) -> Option<String> {
+fn text_arg(v: &Value) -> Option<Cow<'_, str>> {
     match v {
         Value::Null => None,
-        Value::Text(s) => Some(s),
-        other => Some(other.to_string()),
+        Value::Text(s) => Some(Cow::Borrowed(s)),
+        other => Some(Cow::Owned(other.to_string())),
     }
 }
 
@@ -933,24 +951,24 @@ fn call(f: &Func, args: &[Node], row: &[Value], cx: &EvalCtx<'_>) -> Result<Valu
         return Ok(Value::Null);
     }
     let first = match args.first() {
-        Some(a) => a.eval(row, cx)?,
-        None => Value::Null,
+        Some(a) => a.eval_ref(row, cx)?,
+        None => Cow::Owned(Value::Null),
     };
     Ok(match f {
         // Handled lazily above.
         Func::Coalesce => Value::Null,
         Func::Concat => {
-            let mut s = text_arg(first).unwrap_or_default();
+            let mut s = text_arg(&first).unwrap_or_default().into_owned();
             for a in &args[1..] {
-                if let Some(t) = text_arg(a.eval(row, cx)?) {
+                if let Some(t) = text_arg(&*a.eval_ref(row, cx)?) {
                     s.push_str(&t);
                 }
             }
             Value::Text(s)
         }
         Func::NullIf => {
-            let second = args.get(1).map(|a| a.eval(row, cx)).transpose()?.unwrap_or(Value::Null);
-            if compare(Cmp::Eq, &first, &second) { Value::Null } else { first }
+            let second = args.get(1).map(|a| a.eval_ref(row, cx)).transpose()?.unwrap_or(Cow::Owned(Value::Null));
+            if compare(Cmp::Eq, &first, &second) { Value::Null } else { first.into_owned() }
         }
         Func::Lookup(entity, optional) => {
             if first.is_null() && *optional {
@@ -964,10 +982,10 @@ fn call(f: &Func, args: &[Node], row: &[Value], cx: &EvalCtx<'_>) -> Result<Valu
             Func::Length => Value::Null,
             _ => Value::Null,
         },
-        Func::Trim => Value::Text(text_arg(first).unwrap_or_default().trim().to_owned()),
-        Func::Upper => Value::Text(text_arg(first).unwrap_or_default().to_uppercase()),
-        Func::Lower => Value::Text(text_arg(first).unwrap_or_default().to_lowercase()),
-        Func::Length => Value::Int(text_arg(first).map_or(0, |s| s.chars().count() as i64)),
+        Func::Trim => Value::Text(text_arg(&first).unwrap_or_default().trim().to_owned()),
+        Func::Upper => Value::Text(text_arg(&first).unwrap_or_default().to_uppercase()),
+        Func::Lower => Value::Text(text_arg(&first).unwrap_or_default().to_lowercase()),
+        Func::Length => Value::Int(text_arg(&first).map_or(0, |s| s.chars().count() as i64)),
         Func::Map(m) => {
             let map = &cx.maps[*m];
             match map.get(&first) {
@@ -976,8 +994,8 @@ fn call(f: &Func, args: &[Node], row: &[Value], cx: &EvalCtx<'_>) -> Result<Valu
             }
         }
         Func::InMap(m) => Value::Bool(cx.maps[*m].get(&first).is_some()),
-        Func::Date(fmts) => match first {
-            Value::Date(d) => Value::Date(d),
+        Func::Date(fmts) => match &*first {
+            Value::Date(d) => Value::Date(*d),
             other => {
                 let s = text_arg(other).unwrap_or_default();
                 let t = s.trim();
@@ -991,7 +1009,7 @@ fn call(f: &Func, args: &[Node], row: &[Value], cx: &EvalCtx<'_>) -> Result<Valu
                 }
             }
         },
-        Func::Minor => match first {
+        Func::Minor => match *first {
             Value::Int(i) => Value::Int(i.checked_mul(100).ok_or_else(|| overflow(i))?),
             Value::Float(x) => match to_minor(x) {
                 Some(m) => Value::Int(m),
@@ -1005,25 +1023,25 @@ fn call(f: &Func, args: &[Node], row: &[Value], cx: &EvalCtx<'_>) -> Result<Valu
             _ => Value::Null,
         },
         Func::FirstName | Func::LastName => {
-            let s = text_arg(first).unwrap_or_default();
+            let s = text_arg(&first).unwrap_or_default();
             let (first_name, last_name) = split_name(&s);
             let part = if matches!(f, Func::FirstName) { first_name } else { last_name };
             if part.is_empty() { Value::Null } else { Value::Text(part.to_owned()) }
         }
-        Func::Matches(re) => Value::Bool(re.is_match(&text_arg(first).unwrap_or_default())),
-        Func::StartsWith(p) => Value::Bool(text_arg(first).unwrap_or_default().starts_with(p.as_str())),
+        Func::Matches(re) => Value::Bool(re.is_match(&text_arg(&first).unwrap_or_default())),
+        Func::StartsWith(p) => Value::Bool(text_arg(&first).unwrap_or_default().starts_with(p.as_str())),
         Func::Sha256 => {
-            let digest = match &first {
+            let digest = match &*first {
                 Value::Bytes(b) => Sha256::digest(b),
                 other => Sha256::digest(other.to_string().as_bytes()),
             };
             Value::Text(digest.iter().map(|b| format!("{b:02x}")).collect())
         }
-        Func::Int => match first {
+        Func::Int => match *first {
             Value::Int(i) => Value::Int(i),
             Value::Bool(b) => Value::Int(i64::from(b)),
             Value::Float(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 9.0e15 => Value::Int(x as i64),
-            other => {
+            ref other => {
                 let s = other.to_string();
                 match s.trim().parse::<i64>() {
                     Ok(i) => Value::Int(i),
@@ -1031,10 +1049,10 @@ fn call(f: &Func, args: &[Node], row: &[Value], cx: &EvalCtx<'_>) -> Result<Valu
                 }
             }
         },
-        Func::Float => match first {
+        Func::Float => match *first {
             Value::Int(i) => Value::Float(i as f64),
             Value::Float(x) => Value::Float(x),
-            other => {
+            ref other => {
                 let s = other.to_string();
                 match s.trim().replace(',', ".").parse::<f64>() {
                     Ok(x) if x.is_finite() => Value::Float(x),
@@ -1044,12 +1062,12 @@ fn call(f: &Func, args: &[Node], row: &[Value], cx: &EvalCtx<'_>) -> Result<Valu
         },
         Func::Text => Value::Text(first.to_string()),
         Func::SplitPart(sep, idx) => {
-            let s = text_arg(first).unwrap_or_default();
+            let s = text_arg(&first).unwrap_or_default();
             s.split(sep.as_str()).nth(idx - 1).map_or(Value::Null, |p| Value::Text(p.trim().to_owned()))
         }
-        Func::Replace(from, to) => Value::Text(text_arg(first).unwrap_or_default().replace(from.as_str(), to)),
+        Func::Replace(from, to) => Value::Text(text_arg(&first).unwrap_or_default().replace(from.as_str(), to)),
         Func::Email => {
-            let s = text_arg(first).unwrap_or_default();
+            let s = text_arg(&first).unwrap_or_default();
             let t = s.trim().to_lowercase();
             if t.is_empty() {
                 Value::Null

@@ -6,6 +6,7 @@ pub mod ddl;
 pub mod delta;
 pub mod expr;
 pub mod pack;
+mod pgcopy;
 pub mod preview;
 pub mod run;
 pub mod scope;

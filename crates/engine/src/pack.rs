@@ -25,15 +25,26 @@ pub struct PackError {
     pub message: String,
 }
 
-const BUILTIN: &[(&str, &[(&str, &str)])] = &[(
-    "omikai",
-    &[
-        ("project.toml", include_str!("../../../packs/omikai/project.toml")),
-        ("mapping.toml", include_str!("../../../packs/omikai/mapping.toml")),
-        ("v1.sql", include_str!("../../../packs/omikai/v1.sql")),
-        ("v2.sql", include_str!("../../../packs/omikai/v2.sql")),
-    ],
-)];
+const BUILTIN: &[(&str, &[(&str, &str)])] = &[
+    (
+        "omikai",
+        &[
+            ("project.toml", include_str!("../../../packs/omikai/project.toml")),
+            ("mapping.toml", include_str!("../../../packs/omikai/mapping.toml")),
+            ("v1.sql", include_str!("../../../packs/omikai/v1.sql")),
+            ("v2.sql", include_str!("../../../packs/omikai/v2.sql")),
+        ],
+    ),
+    (
+        "tpch",
+        &[
+            ("project.toml", include_str!("../../../packs/tpch/project.toml")),
+            ("mapping.toml", include_str!("../../../packs/tpch/mapping.toml")),
+            ("v1.sql", include_str!("../../../packs/tpch/v1.sql")),
+            ("v2.sql", include_str!("../../../packs/tpch/v2.sql")),
+        ],
+    ),
+];
 
 /// Where packs are read from.
 #[derive(Debug, Clone)]

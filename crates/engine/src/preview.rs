@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::connect::{STATE_TABLE, Target};
 use crate::pack::Pack;
 use crate::run::{EngineError, account_uuid};
-use crate::value::{Type, Value, fingerprint};
+use crate::value::{Type, Value, fingerprint, loaded_object};
 
 /// What happened to a row in v2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -167,20 +167,24 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
     wanted.extend(&deleted);
     let json_cols =
         [("id".to_owned(), Type::Uuid), ("legacy_ref".to_owned(), Type::Text), ("loaded".to_owned(), Type::Text)];
-    let mut was_by_id: HashMap<Uuid, serde_json::Map<String, serde_json::Value>> = HashMap::new();
+    let mut json_by_id: HashMap<Uuid, String> = HashMap::new();
     let mut legacy_by_id: HashMap<Uuid, String> = HashMap::new();
     if !wanted.is_empty() {
         for r in target.read_rows_by_id(STATE_TABLE, &json_cols, account, &wanted)? {
             if let [Value::Uuid(id), Value::Text(legacy), Value::Text(json)] = r.as_slice() {
-                was_by_id.insert(*id, serde_json::from_str(json).unwrap_or_default());
+                json_by_id.insert(*id, json.clone());
                 legacy_by_id.insert(*id, legacy.clone());
             }
         }
     }
+    let was_of = |id: &Uuid, cols: &[(String, Type)], legacy: &str| {
+        let names: Vec<String> = cols.iter().map(|c| c.0.clone()).collect();
+        json_by_id.get(id).map_or_else(serde_json::Map::new, |j| loaded_object(&names, *id, account, legacy, j))
+    };
     for (table, cols, row) in changed {
         let Some(Value::Uuid(id)) = row.first() else { continue };
         let legacy = legacy_by_id.get(id).cloned().unwrap_or_default();
-        let was = was_by_id.get(id).cloned().unwrap_or_default();
+        let was = was_of(id, &cols, &legacy);
         let fields = cols
             .iter()
             .zip(&row)
@@ -196,7 +200,7 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
     for id in deleted {
         let table = tables.get(usize::from(loaded[&id].0)).map_or_else(String::new, |t| (*t).to_owned());
         let legacy = legacy_by_id.get(&id).cloned().unwrap_or_default();
-        let was = was_by_id.remove(&id).unwrap_or_default();
+        let was = was_of(&id, &target_columns(pack, &table), &legacy);
         let fields = was
             .into_iter()
             .map(|(c, v)| FieldChange { column: c, as_loaded: v, now: serde_json::Value::Null })

@@ -220,9 +220,13 @@ enum Outcome {
     Rejected(Arc<str>),
 }
 
+/// A parent entity's records by key: looked up once per child row and parent, so it uses a
+/// fast hasher (keys are the customer's own data, but a run is not a service under attack).
+type KeyMap = HashMap<KeyVal, Outcome, foldhash::fast::RandomState>;
+
 struct Parents<'a> {
     pack: &'a Pack,
-    maps: &'a [Option<HashMap<KeyVal, Outcome>>],
+    maps: &'a [Option<KeyMap>],
 }
 
 impl Lookup for Parents<'_> {
@@ -310,12 +314,13 @@ pub fn run_tapped(
         let mut tables: Vec<&str> =
             pack.entities.iter().rev().filter_map(|e| e.target.as_ref().map(|t| t.table.as_str())).collect();
         tables.dedup();
-        for table in tables {
+        for table in &tables {
             t.exec_with_uuid(&format!("DELETE FROM {} WHERE account_id = $1", t.dialect().ident(table)), account)?;
         }
         t.exec_with_uuid("DELETE FROM account WHERE id = $1", account)?;
         t.exec_sql(crate::connect::STATE_DDL)?;
         t.exec_with_uuid(&format!("DELETE FROM {} WHERE account_id = $1", crate::connect::STATE_TABLE), account)?;
+        t.defer_constraints(&tables)?;
         t.start_table("account", &["id".into(), "name".into(), "legacy_ref".into()])?;
         t.write_row(&[
             Value::Uuid(account),
@@ -328,13 +333,13 @@ pub fn run_tapped(
 
     let needed: Vec<bool> =
         (0..pack.entities.len()).map(|i| pack.entities.iter().any(|e| e.depends_on.contains(&i))).collect();
-    let mut maps: Vec<Option<HashMap<KeyVal, Outcome>>> = vec![None; pack.entities.len()];
+    let mut maps: Vec<Option<KeyMap>> = vec![None; pack.entities.len()];
     let mut reports = Vec::new();
     let mut pending: Vec<LedgerRecord> = Vec::new();
     let show = spec.progress && std::io::stderr().is_terminal();
 
     for (ei, ent) in pack.entities.iter().enumerate() {
-        let mut map = needed[ei].then(HashMap::new);
+        let mut map = needed[ei].then(KeyMap::default);
         let mut rep = EntityReport {
             entity: ent.name.clone(),
             source: ent.source.clone(),
@@ -371,6 +376,7 @@ pub fn run_tapped(
             v.extend(tg.fields.iter().map(|f| (f.column.clone(), f.ty)));
             v
         });
+        let has_float = out_cols.iter().any(|c| c.1 == crate::value::Type::Float);
         let table_name = ent.target.as_ref().map(|t| t.table.clone()).unwrap_or_default();
         let scan = Scan { table: &ent.source, columns: &ent.columns, extra: &ent.extra, order_by: &key_names };
         let mut merge_groups: HashMap<String, (String, Uuid)> = HashMap::new();
@@ -417,22 +423,25 @@ pub fn run_tapped(
                             out_row.extend(values);
                             t.write_row(&out_row)?;
                             // The row as loaded: what the overwrite preview compares v2 against later.
-                            let stored: Vec<Value> =
-                                out_row.iter().zip(&out_cols).map(|(v, (_, ty))| v.stored_as(*ty)).collect();
+                            // The row as the columns store it: only float columns change an integer,
+                            // so tables without one skip the copy.
+                            let converted: Vec<Value>;
+                            let stored: &[Value] = if has_float {
+                                converted =
+                                    out_row.iter().zip(&out_cols).map(|(v, (_, ty))| v.stored_as(*ty)).collect();
+                                &converted
+                            } else {
+                                &out_row
+                            };
                             let mut loaded = String::with_capacity(256);
-                            crate::value::write_json_row(
-                                &mut loaded,
-                                out_cols.iter().map(|c| c.0.as_str()),
-                                &stored,
-                                true,
-                            );
+                            crate::value::write_json_values(&mut loaded, &stored[crate::value::KEY_COLUMNS..]);
                             t.write_state(&[
                                 Value::Uuid(account),
                                 Value::Uuid(id),
                                 Value::Text(table_name.clone()),
                                 Value::Text(legacy_ref.clone()),
                                 Value::Int(crate::value::fingerprint(&row.values) as i64),
-                                Value::Int(crate::value::fingerprint(&stored) as i64),
+                                Value::Int(crate::value::fingerprint(stored) as i64),
                                 Value::Text(loaded),
                             ])?;
                         }

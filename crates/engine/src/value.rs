@@ -182,7 +182,6 @@ impl Value {
 /// ledger write one per record. It parses back to what [`Value::to_json_exact`] (or, with
 /// `exact` false, [`Value::to_json`]) gives.
 pub fn write_json_row<'a>(out: &mut String, columns: impl Iterator<Item = &'a str>, values: &[Value], exact: bool) {
-    use std::fmt::Write;
     out.push('{');
     for (i, (c, v)) in columns.zip(values).enumerate() {
         if i > 0 {
@@ -190,54 +189,110 @@ pub fn write_json_row<'a>(out: &mut String, columns: impl Iterator<Item = &'a st
         }
         json_str(out, c);
         out.push(':');
-        match v {
-            Value::Null => out.push_str("null"),
-            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Value::Int(n) => {
-                let _ = write!(out, "{n}");
-            }
-            Value::Float(f) if f.is_finite() => {
-                let _ = write!(out, "{f}");
-            }
-            Value::Float(_) => out.push_str("null"),
-            Value::Text(t) => json_str(out, t),
-            Value::Date(d) => {
-                let _ = write!(out, "\"{d}\"");
-            }
-            Value::Uuid(u) => {
-                let _ = write!(out, "\"{u}\"");
-            }
-            Value::Bytes(b) if exact => {
-                out.push_str("{\"hex\":\"");
-                for x in b {
-                    let _ = write!(out, "{x:02x}");
-                }
-                out.push_str("\"}");
-            }
-            Value::Bytes(b) => {
-                let _ = write!(out, "\"<{} bytes>\"", b.len());
-            }
-        }
+        write_json_value(out, v, exact);
     }
     out.push('}');
+}
+
+/// Appends `[value, …]`: a row as loaded in the row state, whose columns the table gives.
+/// Names and the id, account and legacy reference (columns of the row state itself) are left
+/// out: they were most of its bytes. [`loaded_object`] reads it back.
+pub fn write_json_values(out: &mut String, values: &[Value]) {
+    out.push('[');
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_json_value(out, v, true);
+    }
+    out.push(']');
+}
+
+/// Number of leading columns every v2 row has and the row state keeps in columns of its own:
+/// `id`, `account_id`, `legacy_ref`.
+pub const KEY_COLUMNS: usize = 3;
+
+/// A row as loaded, from the row state, as `{"col": value}` over `columns` (the table's columns
+/// as cutover writes them, `id`, `account_id` and `legacy_ref` first). Reads both the compact
+/// array [`write_json_values`] writes and the object form older runs stored.
+pub fn loaded_object(
+    columns: &[String],
+    id: Uuid,
+    account: Uuid,
+    legacy_ref: &str,
+    json: &str,
+) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::from_str(json) {
+        Ok(serde_json::Value::Object(m)) => m,
+        Ok(serde_json::Value::Array(values)) => {
+            let keys = [
+                serde_json::Value::String(id.to_string()),
+                serde_json::Value::String(account.to_string()),
+                serde_json::Value::String(legacy_ref.to_owned()),
+            ];
+            columns.iter().cloned().zip(keys.into_iter().chain(values)).collect()
+        }
+        _ => serde_json::Map::new(),
+    }
+}
+
+fn write_json_value(out: &mut String, v: &Value, exact: bool) {
+    use std::fmt::Write;
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::Float(f) if f.is_finite() => {
+            let _ = write!(out, "{f}");
+        }
+        Value::Float(_) => out.push_str("null"),
+        Value::Text(t) => json_str(out, t),
+        Value::Date(d) => {
+            let _ = write!(out, "\"{d}\"");
+        }
+        Value::Uuid(u) => {
+            out.push('"');
+            out.push_str(u.hyphenated().encode_lower(&mut Uuid::encode_buffer()));
+            out.push('"');
+        }
+        Value::Bytes(b) if exact => {
+            out.push_str("{\"hex\":\"");
+            for x in b {
+                let _ = write!(out, "{x:02x}");
+            }
+            out.push_str("\"}");
+        }
+        Value::Bytes(b) => {
+            let _ = write!(out, "\"<{} bytes>\"", b.len());
+        }
+    }
 }
 
 fn json_str(out: &mut String, s: &str) {
     use std::fmt::Write;
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
+    // Runs of characters that need no escape are copied at once.
+    let mut plain = 0;
+    for (i, b) in s.bytes().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.push_str(&s[plain..i]);
+        plain = i + 1;
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            c => {
+                let _ = write!(out, "\\u{:04x}", c);
             }
-            c => out.push(c),
         }
     }
+    out.push_str(&s[plain..]);
     out.push('"');
 }
 

@@ -3,7 +3,7 @@
 //! counts per entity explained by the buckets, pack-declared totals, every row (fingerprints
 //! first, field by field where they differ), and a sample of records side by side.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -152,23 +152,31 @@ pub const MAX_LISTED: usize = 1000;
 
 pub use crate::value::fingerprint;
 
+/// What v2 holds for one table, read before v1 is mapped: (id, fingerprint) sorted by id (24
+/// bytes a row), and whether the mapping gave each row.
 #[derive(Default)]
-struct Expected {
+struct Actual {
     columns: Vec<(String, Type)>,
-    rows: HashMap<Uuid, u64>,
-    /// Full values, for the rows the second pass asks for.
-    kept: HashMap<Uuid, Vec<Value>>,
+    rows: Vec<(Uuid, u64)>,
+    seen: Vec<bool>,
 }
 
-/// A target that keeps fingerprints and running totals instead of writing.
+/// A row the mapping gives differently: table, id, legacy reference, the expected values.
+type ChangedRow = (String, Uuid, String, Vec<Value>);
+
+/// A target that compares every row the mapping gives with v2's fingerprints as it goes, so
+/// that nothing but v2's fingerprints is held and v1 is mapped once.
 struct Capture<'a> {
     pack: &'a Pack,
-    schema: &'a Schema,
     aggs: BTreeMap<AggKey, Vec<f64>>,
-    tables: BTreeMap<String, Expected>,
+    actual: &'a mut BTreeMap<String, Actual>,
     current: String,
-    keep: &'a HashSet<Uuid>,
-    only: Option<String>,
+    /// Changed rows, the first [`MAX_LISTED`] with their expected values.
+    changed: Vec<ChangedRow>,
+    /// Rows v2 lacks: table, id, legacy reference.
+    missing: Vec<(String, Uuid, String)>,
+    /// All changed and missing rows.
+    total: u64,
 }
 
 impl Target for Capture<'_> {
@@ -184,27 +192,36 @@ impl Target for Capture<'_> {
     fn exec_with_uuid(&mut self, _: &str, _: Uuid) -> Result<u64, ConnectorError> {
         Ok(0)
     }
-    fn start_table(&mut self, table: &str, columns: &[String]) -> Result<(), ConnectorError> {
-        self.current = table.to_owned();
-        if table == "account" || self.only.as_deref().is_some_and(|o| o != table) {
-            return Ok(());
-        }
-        let t = self
-            .schema
-            .table(table)
-            .ok_or_else(|| ConnectorError::Query { what: table.into(), reason: "not in v2.sql".into() })?;
-        let cols = columns.iter().map(|c| (c.clone(), t.column(c).map_or(Type::Text, |x| x.ty))).collect();
-        self.tables.entry(table.to_owned()).or_default().columns = cols;
+    fn start_table(&mut self, table: &str, _: &[String]) -> Result<(), ConnectorError> {
+        table.clone_into(&mut self.current);
         Ok(())
     }
     fn write_row(&mut self, row: &[Value]) -> Result<(), ConnectorError> {
-        let Some(e) = self.tables.get_mut(&self.current) else { return Ok(()) };
+        // Tables not being verified (and the account row) have no entry.
+        let Some(a) = self.actual.get_mut(&self.current) else { return Ok(()) };
         let Some(Value::Uuid(id)) = row.first() else { return Ok(()) };
-        let norm: Vec<Value> = row.iter().zip(&e.columns).map(|(v, (_, ty))| v.stored_as(*ty)).collect();
-        e.rows.insert(*id, fingerprint(&norm));
-        aggregate_into(self.pack, &self.current, &e.columns, &norm, &mut self.aggs);
-        if self.keep.contains(id) {
-            e.kept.insert(*id, norm);
+        let norm: Vec<Value> = row.iter().zip(&a.columns).map(|(v, (_, ty))| v.stored_as(*ty)).collect();
+        aggregate_into(self.pack, &self.current, &a.columns, &norm, &mut self.aggs);
+        let legacy = || match norm.get(2) {
+            Some(Value::Text(s)) => s.clone(),
+            _ => String::new(),
+        };
+        match a.rows.binary_search_by_key(id, |r| r.0) {
+            Ok(i) => {
+                a.seen[i] = true;
+                if a.rows[i].1 != fingerprint(&norm) {
+                    self.total += 1;
+                    if self.changed.len() + self.missing.len() < MAX_LISTED {
+                        self.changed.push((self.current.clone(), *id, legacy(), norm.clone()));
+                    }
+                }
+            }
+            Err(_) => {
+                self.total += 1;
+                if self.changed.len() + self.missing.len() < MAX_LISTED {
+                    self.missing.push((self.current.clone(), *id, legacy()));
+                }
+            }
         }
         Ok(())
     }
@@ -226,55 +243,6 @@ impl Target for Capture<'_> {
     fn write_state(&mut self, _: &[Value]) -> Result<(), ConnectorError> {
         Ok(())
     }
-}
-
-struct Pass {
-    tables: BTreeMap<String, Expected>,
-    aggs: BTreeMap<AggKey, Vec<f64>>,
-    report: crate::run::RunReport,
-    /// (entity index, v1 values, id) per entity, reservoir-sampled.
-    samples: Vec<Vec<(Vec<Value>, Uuid)>>,
-}
-
-fn capture(
-    spec: &RunSpec<'_>,
-    source: &mut dyn Source,
-    keep: &HashSet<Uuid>,
-    only: Option<String>,
-    sample: usize,
-) -> Result<Pass, EngineError> {
-    let mut cap = Capture {
-        pack: spec.pack,
-        schema: &spec.pack.v2,
-        aggs: BTreeMap::new(),
-        tables: BTreeMap::new(),
-        current: String::new(),
-        keep,
-        only,
-    };
-    let mut samples: Vec<Vec<(Vec<Value>, Uuid)>> = vec![Vec::new(); spec.pack.entities.len()];
-    let mut seen = vec![0u64; spec.pack.entities.len()];
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-    let report = run_tapped(spec, source, Some(&mut cap), &mut |_| Ok(()), &mut |ei, v1, id| {
-        if sample == 0 {
-            return;
-        }
-        // Reservoir sampling with a fixed seed: the same sample every time for the same data.
-        seen[ei] += 1;
-        let s = &mut samples[ei];
-        if s.len() < sample {
-            s.push((v1.to_vec(), id));
-        } else {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            let j = (rng % seen[ei]) as usize;
-            if j < sample {
-                s[j] = (v1.to_vec(), id);
-            }
-        }
-    })?;
-    Ok(Pass { tables: cap.tables, aggs: cap.aggs, report, samples })
 }
 
 type AggKey = (String, String);
@@ -313,7 +281,8 @@ fn render_sums(v: &[f64]) -> Vec<String> {
     v.iter().enumerate().map(|(i, x)| if i == 0 { format!("{x} rows") } else { format!("{x}") }).collect()
 }
 
-/// Verifies the v2 account of `spec` against v1.
+/// Verifies the v2 account of `spec` against v1: v2 is read first (fingerprints, counts,
+/// totals), then v1 is mapped once and every row compared as the mapping gives it.
 pub fn verify(
     spec: &RunSpec<'_>,
     source: &mut dyn Source,
@@ -329,117 +298,132 @@ pub fn verify(
     });
     let only_entity = only_entity.transpose()?;
     let only_table = only_entity.and_then(|i| pack.entities[i].target.as_ref().map(|t| t.table.clone()));
-    let first = capture(spec, source, &HashSet::new(), only_table.clone(), opts.sample)?;
 
-    let mut differences = Vec::new();
-    let mut total = 0u64;
-    let mut compared = 0u64;
+    // v2 first: every row's fingerprint, the counts per v1 table and the totals.
+    let mut actual: BTreeMap<String, Actual> = BTreeMap::new();
     let mut actual_per_ref: HashMap<String, u64> = HashMap::new();
-    let mut changed: Vec<(String, Uuid, String)> = Vec::new();
-    let expected_aggs = &first.aggs;
     let mut actual_aggs: BTreeMap<AggKey, Vec<f64>> = BTreeMap::new();
-    let mut sampled_v2: HashMap<Uuid, serde_json::Map<String, serde_json::Value>> = HashMap::new();
-    let sample_ids: HashSet<Uuid> = first.samples.iter().flatten().map(|(_, id)| *id).collect();
-
-    for (table, exp) in &first.tables {
-        let mut seen: HashSet<Uuid> = HashSet::with_capacity(exp.rows.len());
-        target.scan_rows(table, &exp.columns, Some(account), &mut |row| {
-            let row = &row;
+    let mut compared = 0u64;
+    for ent in &pack.entities {
+        let Some(tg) = &ent.target else { continue };
+        let table = &tg.table;
+        if actual.contains_key(table) || only_table.as_ref().is_some_and(|o| o != table) {
+            continue;
+        }
+        let schema = pack.v2.table(table);
+        let columns: Vec<(String, Type)> = crate::preview::target_columns(pack, table)
+            .into_iter()
+            .map(|(c, ty)| {
+                let ty = schema.and_then(|t| t.column(&c)).map_or(ty, |x| x.ty);
+                (c, ty)
+            })
+            .collect();
+        let mut rows = Vec::new();
+        target.scan_rows(table, &columns, Some(account), &mut |row| {
             let Some(Value::Uuid(id)) = row.first() else { return Ok(()) };
-            let legacy = match row.get(2) {
-                Some(Value::Text(s)) => s.clone(),
-                _ => String::new(),
-            };
-            let prefix = legacy.split(':').next().unwrap_or("").to_owned();
-            *actual_per_ref.entry(format!("{table}|{prefix}")).or_default() += 1;
-            aggregate_into(pack, table, &exp.columns, row, &mut actual_aggs);
-            if sample_ids.contains(id) {
-                sampled_v2
-                    .insert(*id, exp.columns.iter().zip(row).map(|((c, _), v)| (c.clone(), v.to_json())).collect());
+            if let Some(Value::Text(legacy)) = row.get(2) {
+                let prefix = legacy.split(':').next().unwrap_or("");
+                *actual_per_ref.entry(format!("{table}|{prefix}")).or_default() += 1;
             }
+            aggregate_into(pack, table, &columns, &row, &mut actual_aggs);
             compared += 1;
-            seen.insert(*id);
-            match exp.rows.get(id) {
-                None => {
-                    total += 1;
-                    if differences.len() < MAX_LISTED {
-                        differences.push(Difference {
-                            kind: DiffKind::Extra,
-                            table: table.clone(),
-                            id: *id,
-                            legacy_ref: legacy,
-                            fields: Vec::new(),
-                        });
-                    }
-                }
-                Some(fp) if *fp != fingerprint(row) => changed.push((table.clone(), *id, legacy)),
-                Some(_) => {}
-            }
+            rows.push((*id, fingerprint(&row)));
             Ok(())
         })?;
-        for id in exp.rows.keys().filter(|id| !seen.contains(id)) {
-            total += 1;
-            if differences.len() < MAX_LISTED {
-                differences.push(Difference {
-                    kind: DiffKind::Missing,
-                    table: table.clone(),
-                    id: *id,
-                    legacy_ref: String::new(),
-                    fields: Vec::new(),
-                });
+        rows.sort_unstable_by_key(|r| r.0);
+        let seen = vec![false; rows.len()];
+        actual.insert(table.clone(), Actual { columns, rows, seen });
+    }
+
+    // Then v1 through the mapping, compared row by row as it comes.
+    let mut cap = Capture {
+        pack,
+        aggs: BTreeMap::new(),
+        actual: &mut actual,
+        current: String::new(),
+        changed: Vec::new(),
+        missing: Vec::new(),
+        total: 0,
+    };
+    let sample = opts.sample;
+    let mut samples: Vec<Vec<(Vec<Value>, Uuid)>> = vec![Vec::new(); pack.entities.len()];
+    let mut seen_records = vec![0u64; pack.entities.len()];
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let report = run_tapped(spec, source, Some(&mut cap), &mut |_| Ok(()), &mut |ei, v1, id| {
+        if sample == 0 {
+            return;
+        }
+        // Reservoir sampling with a fixed seed: the same sample every time for the same data.
+        seen_records[ei] += 1;
+        let s = &mut samples[ei];
+        if s.len() < sample {
+            s.push((v1.to_vec(), id));
+        } else {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let j = (rng % seen_records[ei]) as usize;
+            if j < sample {
+                s[j] = (v1.to_vec(), id);
+            }
+        }
+    })?;
+    let Capture { aggs: expected_aggs, changed, missing, total, .. } = cap;
+    let mut total = total;
+
+    let mut differences = Vec::new();
+    // The v2 side of the listed changed rows, field by field.
+    let mut by_table: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
+    for c in &changed {
+        by_table.entry(c.0.as_str()).or_default().push(c.1);
+    }
+    let mut actual_rows: HashMap<Uuid, Vec<Value>> = HashMap::new();
+    for (table, ids) in &by_table {
+        for r in target.read_rows_by_id(table, &actual[*table].columns, account, ids)? {
+            if let Some(Value::Uuid(u)) = r.first() {
+                actual_rows.insert(*u, r);
             }
         }
     }
-
-    // The rows that differ, field by field: a second pass keeps their expected values.
-    if !changed.is_empty() || differences.iter().any(|d| d.kind == DiffKind::Missing) {
-        let mut keep: HashSet<Uuid> = changed.iter().take(MAX_LISTED).map(|c| c.1).collect();
-        keep.extend(differences.iter().filter(|d| d.kind == DiffKind::Missing).map(|d| d.id));
-        let second = capture(spec, source, &keep, only_table.clone(), 0)?;
-        for d in differences.iter_mut().filter(|d| d.kind == DiffKind::Missing) {
-            if let Some(Value::Text(r)) =
-                second.tables.get(&d.table).and_then(|t| t.kept.get(&d.id)).and_then(|r| r.get(2))
-            {
-                d.legacy_ref = r.clone();
-            }
-        }
-        // The v2 side of the listed changed rows, table by table.
-        let listed = &changed[..changed.len().min(MAX_LISTED)];
-        let tables: std::collections::BTreeSet<&str> = listed.iter().map(|c| c.0.as_str()).collect();
-        let mut actual_by_table: HashMap<&str, HashMap<Uuid, Vec<Value>>> = HashMap::new();
-        for table in tables {
-            let wanted: HashSet<Uuid> = listed.iter().filter(|c| c.0 == table).map(|c| c.1).collect();
-            let rows = target.read_rows(table, &first.tables[table].columns, Some(account))?;
-            let m = rows.into_iter().filter_map(|r| match r.first() {
-                Some(Value::Uuid(u)) if wanted.contains(u) => Some((*u, r)),
-                _ => None,
-            });
-            actual_by_table.insert(table, m.collect());
-        }
-        for (table, id, legacy) in &changed {
-            total += 1;
-            if differences.len() >= MAX_LISTED {
-                continue;
-            }
-            let exp_t = &second.tables[table];
-            let (Some(e), Some(a)) = (exp_t.kept.get(id), actual_by_table.get(table.as_str()).and_then(|m| m.get(id)))
-            else {
-                continue;
-            };
-            let fields = exp_t
+    for (table, id, legacy, expected) in changed {
+        let fields = match actual_rows.get(&id) {
+            Some(a) => actual[&table]
                 .columns
                 .iter()
-                .zip(e.iter().zip(a))
+                .zip(expected.iter().zip(a))
                 .filter(|(_, (x, y))| x != y)
                 .map(|((c, _), (x, y))| FieldDiff { column: c.clone(), expected: x.to_json(), actual: y.to_json() })
-                .collect();
-            differences.push(Difference {
-                kind: DiffKind::Changed,
-                table: table.clone(),
-                id: *id,
-                legacy_ref: legacy.clone(),
-                fields,
-            });
+                .collect(),
+            None => Vec::new(),
+        };
+        differences.push(Difference { kind: DiffKind::Changed, table, id, legacy_ref: legacy, fields });
+    }
+    for (table, id, legacy) in missing {
+        differences.push(Difference { kind: DiffKind::Missing, table, id, legacy_ref: legacy, fields: Vec::new() });
+    }
+    // Rows v2 has that the mapping did not give, with their legacy references.
+    let key_cols = [("id".to_owned(), Type::Uuid), ("legacy_ref".to_owned(), Type::Text)];
+    for (table, a) in &actual {
+        let extra: Vec<Uuid> = a.rows.iter().zip(&a.seen).filter(|(_, s)| !**s).map(|(r, _)| r.0).collect();
+        total += extra.len() as u64;
+        let room = MAX_LISTED.saturating_sub(differences.len());
+        if extra.is_empty() || room == 0 {
+            continue;
+        }
+        for r in target.read_rows_by_id(table, &key_cols, account, &extra[..extra.len().min(room)])? {
+            if let [Value::Uuid(id), legacy] = r.as_slice() {
+                let legacy_ref = match legacy {
+                    Value::Text(s) => s.clone(),
+                    _ => String::new(),
+                };
+                differences.push(Difference {
+                    kind: DiffKind::Extra,
+                    table: table.clone(),
+                    id: *id,
+                    legacy_ref,
+                    fields: Vec::new(),
+                });
+            }
         }
     }
 
@@ -458,8 +442,7 @@ pub fn verify(
         });
     }
 
-    let entities = first
-        .report
+    let entities = report
         .entities
         .iter()
         .enumerate()
@@ -482,8 +465,26 @@ pub fn verify(
             }
         })
         .collect();
-    let samples = first
-        .samples
+    // The sampled records' v2 rows, read by id.
+    let mut sampled_v2: HashMap<Uuid, serde_json::Map<String, serde_json::Value>> = HashMap::new();
+    for (i, s) in samples.iter().enumerate() {
+        let Some((table, a)) =
+            pack.entities[i].target.as_ref().and_then(|t| actual.get(&t.table).map(|a| (&t.table, a)))
+        else {
+            continue;
+        };
+        let ids: Vec<Uuid> = s.iter().map(|x| x.1).collect();
+        if ids.is_empty() {
+            continue;
+        }
+        for row in target.read_rows_by_id(table, &a.columns, account, &ids)? {
+            if let Some(Value::Uuid(id)) = row.first() {
+                sampled_v2
+                    .insert(*id, a.columns.iter().zip(&row).map(|((c, _), v)| (c.clone(), v.to_json())).collect());
+            }
+        }
+    }
+    let samples = samples
         .iter()
         .enumerate()
         .filter(|(i, _)| only_entity.is_none_or(|o| o == *i))

@@ -193,3 +193,139 @@ fn excluding_an_entity_by_scope_cascades_to_its_children() {
     assert!(docs.reason(Bucket::Excluded, "excluded_by_scope") > 0);
     assert!(docs.adds_up());
 }
+
+fn migrate_account(p: &Pack, v1: &Path, v2: &str, account: &str) -> RunReport {
+    let mut source = SourceConfig::Sqlite { path: v1.to_owned() }.build().unwrap();
+    let mut target = TargetConfig::from_url(v2).unwrap().build().unwrap();
+    let opts = BTreeMap::new();
+    let scope = all_scope(p);
+    let spec = RunSpec {
+        pack: p,
+        account_key: account,
+        account_name: account,
+        included: &scope,
+        cutoff: DEFAULT_CUTOFF,
+        options: &opts,
+        progress: false,
+    };
+    run(&spec, source.as_mut(), Some(target.as_mut()), &mut |_| Ok(())).unwrap_or_else(|e| panic!("run failed: {e}"))
+}
+
+/// A first migration into an empty PostgreSQL database builds keys and indexes after the load;
+/// one into a database that holds another account's rows keeps them. Either way every
+/// constraint is there afterwards and no account's rows are touched by another's run.
+#[test]
+fn accounts_sharing_a_postgres_database_keep_their_rows_and_every_constraint() {
+    let Some(pg) = TestDb::postgres() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (v1, _) = generate(dir.path(), 60);
+    let p = pack();
+    let mut t = TargetConfig::from_url(&pg.url).unwrap().build().unwrap();
+    let constraints = |t: &mut Box<dyn Target>| {
+        let cols = [("conname".to_owned(), cutover_engine::value::Type::Text)];
+        t.read_rows("pg_constraint", &cols, None).unwrap()
+    };
+    let count = |t: &mut Box<dyn Target>, account: &str| {
+        let id = cutover_engine::run::account_uuid(account);
+        let cols = [("id".to_owned(), cutover_engine::value::Type::Uuid)];
+        t.read_rows("customer", &cols, Some(id)).unwrap().len()
+    };
+    let acme = migrate_account(&p, &v1, &pg.url, "acme");
+    let after_first = constraints(&mut t);
+    assert!(after_first.len() > 20, "{after_first:?}");
+    let customers = acme.entity("customer").unwrap().migrated as usize;
+    assert_eq!(count(&mut t, "acme"), customers);
+    migrate_account(&p, &v1, &pg.url, "nordlys");
+    assert_eq!(constraints(&mut t), after_first);
+    assert_eq!(count(&mut t, "nordlys"), customers);
+    // Running acme again replaces only acme's rows.
+    migrate_account(&p, &v1, &pg.url, "acme");
+    assert_eq!(constraints(&mut t), after_first);
+    assert_eq!((count(&mut t, "acme"), count(&mut t, "nordlys")), (customers, customers));
+}
+
+/// The TPC-H benchmark pack compiles and maps a small TPC-H database: every row in a bucket,
+/// enums, minor units and dates as the pack says, an orphan line rejected, and lines of an
+/// order before the history cut-off following it out.
+#[test]
+fn the_tpch_pack_maps_a_small_tpch_database() {
+    let p = PackSource::Builtin.load("tpch").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("v1.db");
+    let c = rusqlite::Connection::open(&v1).unwrap();
+    c.execute_batch(include_str!("../../../packs/tpch/v1.sql")).unwrap();
+    c.execute_batch(
+        "INSERT INTO REGION VALUES (0, 'EUROPE', 'r');
+         INSERT INTO NATION VALUES (7, 'NORWAY', 0, 'n');
+         INSERT INTO SUPPLIER VALUES (1, 'Supplier#1', 'addr', 7, '10-1', 12.5, 's');
+         INSERT INTO PART VALUES (1, 'green bolt', 'Manufacturer#1', 'Brand#11', 'PROMO BRUSHED TIN', 5, 'SM BOX', 901.0, 'p');
+         INSERT INTO PARTSUPP VALUES (1, 1, 10, 2.675, 'ps');
+         INSERT INTO CUSTOMER VALUES (1, 'Customer#1', 'addr', 7, '10-2', -3.5, 'BUILDING', 'c');
+         INSERT INTO ORDERS VALUES (1, 1, 'O', 100.10, '1996-01-02', '5-LOW', 'Clerk#1', 0, 'o');
+         INSERT INTO ORDERS VALUES (2, 1, 'F', 50.0, '1990-05-01', '1-URGENT', 'Clerk#2', 0, 'old');
+         INSERT INTO LINEITEM VALUES (1, 1, 1, 1, 17.0, 267.5, 0.04, 0.02, 'N', 'O', '1996-03-13', '1996-02-12', '1996-03-22', 'DELIVER IN PERSON', 'TRUCK', 'l1');
+         INSERT INTO LINEITEM VALUES (1, 99, 1, 2, 1.0, 1.0, 0.0, 0.0, 'N', 'O', '1996-03-13', '1996-02-12', '1996-03-22', 'NONE', 'MAIL', 'orphan');
+         INSERT INTO LINEITEM VALUES (2, 1, 1, 1, 1.0, 1.0, 0.0, 0.0, 'R', 'F', '1990-06-01', '1990-06-01', '1990-06-02', 'NONE', 'REG AIR', 'old');",
+    )
+    .unwrap();
+    drop(c);
+    let v2 = dir.path().join("v2.db");
+    let mut source = SourceConfig::Sqlite { path: v1.clone() }.build().unwrap();
+    let mut target = TargetConfig::from_url(v2.to_str().unwrap()).unwrap().build().unwrap();
+    let opts = BTreeMap::new();
+    let scope = all_scope(&p);
+    let spec = RunSpec {
+        pack: &p,
+        account_key: "tpch",
+        account_name: "TPC-H",
+        included: &scope,
+        cutoff: time::macros::date!(1992 - 01 - 01),
+        options: &opts,
+        progress: false,
+    };
+    let mut ledger = Vec::new();
+    let report = run(&spec, source.as_mut(), Some(target.as_mut()), &mut |b| {
+        ledger.extend(b);
+        Ok(())
+    })
+    .unwrap();
+    let t = report.totals();
+    assert!(t.adds_up());
+    assert_eq!((t.read, t.migrated, t.excluded, t.rejected), (11, 8, 2, 1), "{report:#?}");
+    let lines = report.entity("order_line").unwrap();
+    assert_eq!(lines.reason(Bucket::Rejected, "orphan"), 1);
+    assert_eq!(lines.reason(Bucket::Excluded, "history_cutoff"), 1);
+    let orphan = ledger.iter().find(|r| r.reason == "orphan").unwrap();
+    assert_eq!(orphan.legacy_ref, "LINEITEM:1/2");
+    assert!(orphan.message.contains("part 99"), "{}", orphan.message);
+    use cutover_engine::value::{Type, Value};
+    let cols: Vec<(String, Type)> = [
+        ("quantity", Type::Int),
+        ("extended_price_minor", Type::Int),
+        ("discount_bp", Type::Int),
+        ("tax_bp", Type::Int),
+        ("return_flag", Type::Text),
+        ("ship_mode", Type::Text),
+        ("ship_instruction", Type::Text),
+        ("shipped_on", Type::Date),
+    ]
+    .into_iter()
+    .map(|(c, t)| (c.to_owned(), t))
+    .collect();
+    let rows = target.read_rows("order_line", &cols, None).unwrap();
+    assert_eq!(
+        rows,
+        vec![vec![
+            Value::Int(17),
+            Value::Int(26750),
+            Value::Int(400),
+            Value::Int(200),
+            Value::Text("none".into()),
+            Value::Text("truck".into()),
+            Value::Text("deliver_in_person".into()),
+            Value::Date(time::macros::date!(1996 - 03 - 13)),
+        ]]
+    );
+    let cost = target.read_rows("part_supplier", &[("supply_cost_minor".to_owned(), Type::Int)], None).unwrap();
+    assert_eq!(cost, vec![vec![Value::Int(268)]], "2.675 rounds half away from zero");
+}
