@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# The go-live benchmark: cutover against the tools a vendor would pick instead, on the TPC-H
+# pack (packs/tpch), on this machine, in one run. Every figure is the median of --reps runs,
+# and every ratio compares two figures measured side by side in this run.
+#
+#   bench/run.sh [--scale SF] [--reps N]        (defaults: scale 0.5, 3 repetitions)
+#
+# Writes bench/results.json and the table in docs/benchmarks.md. Installs what it needs
+# (tpchgen-cli and reladiff from PyPI, pgloader from Debian). PostgreSQL at $CUTOVER_BENCH_PG
+# (default postgres://postgres@127.0.0.1:5432/postgres); it creates and drops its own databases.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+SCALE=0.5
+REPS=3
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --scale) SCALE="$2"; shift 2 ;;
+    --reps) REPS="$2"; shift 2 ;;
+    *) echo "usage: bench/run.sh [--scale SF] [--reps N]" >&2; exit 2 ;;
+  esac
+done
+PG="${CUTOVER_BENCH_PG:-postgres://postgres@127.0.0.1:5432/postgres}"
+PGBASE="${PG%/*}"
+
+# ------------------------------------------------------------------ tools
+need_apt=()
+command -v pgloader >/dev/null || need_apt+=(pgloader)
+command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
+command -v psql >/dev/null || need_apt+=(postgresql-client)
+[ -x /usr/bin/time ] || need_apt+=(time)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore tpchgen-cli 'reladiff[postgresql]' >/dev/null
+cargo build --release -q -p cutover
+BIN="$ROOT/target/release/cutover"
+
+WORK="$(mktemp -d)"
+DBS=(cutover_bench_v2 cutover_bench_pgloader cutover_bench_copy)
+cleanup() {
+  for d in "${DBS[@]}"; do psql "$PG" -qc "DROP DATABASE IF EXISTS $d" >/dev/null 2>&1 || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+fresh_db() { psql "$PG" -qc "DROP DATABASE IF EXISTS $1" -qc "CREATE DATABASE $1" >/dev/null 2>&1; }
+
+# ------------------------------------------------------------------ data
+TABLES=(region nation supplier part partsupp customer orders lineitem)
+echo "generating TPC-H at scale $SCALE"
+tpchgen-cli csv -s "$SCALE" --output-dir "$WORK/csv" >/dev/null
+V1="$WORK/v1.db"
+sqlite3 "$V1" <"$ROOT/packs/tpch/v1.sql"
+{
+  echo "PRAGMA journal_mode=OFF;"
+  for t in "${TABLES[@]}"; do echo ".import --csv --skip 1 $WORK/csv/$t.csv ${t^^}"; done
+} | sqlite3 "$V1" >/dev/null
+ROWS=$(for t in "${TABLES[@]}"; do sqlite3 "$V1" "SELECT COUNT(*) FROM ${t^^}"; done | paste -sd+ | bc)
+echo "v1: $ROWS rows, $(du -h "$V1" | cut -f1)"
+
+RESULTS="$WORK/results.tsv"  # name, rep, seconds, peak KiB
+: >"$RESULTS"
+timed() { # name rep command… : wall seconds and peak RSS into $RESULTS
+  local name="$1" rep="$2"; shift 2
+  # Shell functions run in a bash of their own, so that /usr/bin/time can measure them.
+  if [ "$(type -t "$1")" = function ]; then set -- bash -c "$1"; fi
+  /usr/bin/time -f "%e %M" -o "$WORK/t" "$@" >"$WORK/out" 2>"$WORK/err" || {
+    echo "$name failed:" >&2; cat "$WORK/err" >&2; exit 1
+  }
+  read -r secs kb <"$WORK/t"
+  printf '%s\t%s\t%s\t%s\n' "$name" "$rep" "$secs" "$kb" >>"$RESULTS"
+  printf '  %-28s %8.2f s %8d MiB\n' "$name" "$secs" $((kb / 1024))
+}
+
+# A fresh control-plane store with a project on the tpch pack, contracts signed.
+new_project() { # v2
+  export CUTOVER_DB="$WORK/store.db" CUTOVER_USER=vera@bench.example CUTOVER_RECOVERY="$WORK/recovery"
+  rm -rf "$CUTOVER_DB" "$CUTOVER_RECOVERY"
+  "$BIN" init --email vera@bench.example --name Vera >/dev/null
+  "$BIN" user add --email cora@acme.example --name Cora --party customer --org Acme --role admin >/dev/null
+  "$BIN" project create bench --pack tpch --org Acme --name Bench --v1 "$WORK/v1-run.db" --v2 "$1" >/dev/null
+  # TPC-H orders start in 1992: every record is in scope, as with the tools compared.
+  "$BIN" scope set bench --cutoff 1992-01-01 >/dev/null
+  for k in migration license; do
+    "$BIN" contract sign bench --kind "$k" >/dev/null
+    "$BIN" contract sign bench --kind "$k" --as cora@acme.example >/dev/null
+  done
+}
+
+# psql \copy of the same rows from CSV into tables with the v1 columns and no indexes.
+COPY_DDL=$(sed -e 's/ REAL/ DOUBLE PRECISION/g' -e 's/INTEGER PRIMARY KEY/BIGINT/g' -e 's/, PRIMARY KEY ([A-Z_, ]*)//' "$ROOT/packs/tpch/v1.sql")
+copy_all() {
+  for t in $TABLES_LIST; do echo "\\copy $t FROM '$WORK/csv/$t.csv' WITH (FORMAT csv, HEADER true)"; done |
+    psql "$PGBASE/cutover_bench_copy" -q -v ON_ERROR_STOP=1
+}
+sqlite_copy() {
+  rm -f "$WORK/copy.db"
+  {
+    echo "ATTACH '$V1' AS v1;"
+    for t in $TABLES_LIST; do echo "CREATE TABLE ${t^^} AS SELECT * FROM v1.${t^^};"; done
+  } | sqlite3 "$WORK/copy.db"
+}
+
+export -f copy_all sqlite_copy
+export WORK V1 PGBASE BIN
+export TABLES_LIST="${TABLES[*]}"
+for rep in $(seq 1 "$REPS"); do
+  echo "repetition $rep of $REPS"
+  cp "$V1" "$WORK/v1-run.db"
+  fresh_db cutover_bench_v2
+  new_project "$PGBASE/cutover_bench_v2"
+  timed "cutover first SQLite→PG" "$rep" "$BIN" migrate bench --first --json
+  fresh_db cutover_bench_pgloader
+  timed "pgloader SQLite→PG" "$rep" pgloader --quiet "sqlite://$V1" "$PGBASE/cutover_bench_pgloader"
+  fresh_db cutover_bench_copy
+  echo "$COPY_DDL" | psql "$PGBASE/cutover_bench_copy" -q
+  timed "psql \\copy CSV→PG" "$rep" copy_all
+  rm -f "$WORK/v2.db"
+  new_project "$WORK/v2.db"
+  timed "cutover first SQLite→SQLite" "$rep" "$BIN" migrate bench --first --json
+  timed "sqlite3 ATTACH copy" "$rep" sqlite_copy
+done
+
+# ------------------------------------------------------------------ verify vs reladiff
+# 0.1 % of the v2 rows change (order lines' comments) after the first migration into PostgreSQL.
+cp "$V1" "$WORK/v1-run.db"
+fresh_db cutover_bench_v2
+new_project "$PGBASE/cutover_bench_v2"
+"$BIN" migrate bench --first --json >/dev/null
+V2DB="$PGBASE/cutover_bench_v2"
+V2TABLES=(region nation supplier part part_supplier customer sales_order order_line)
+export V2DB V2TABLES_LIST="${V2TABLES[*]}"
+CHANGED=$((ROWS / 1000))
+# reladiff compares two copies of each v2 table in one database (its joindiff: one SQL join
+# per table, the fastest way it has); the copies are taken before the change.
+for t in "${V2TABLES[@]}"; do psql "$V2DB" -qc "CREATE TABLE snap_$t AS SELECT * FROM $t" >/dev/null; done
+psql "$V2DB" -qc "UPDATE order_line SET comment = coalesce(comment, '') || ' (edited in v2)' WHERE id IN (SELECT id FROM order_line ORDER BY legacy_ref LIMIT $CHANGED)" >/dev/null
+psql "$V2DB" -qc "VACUUM ANALYZE" >/dev/null
+verify_run() { # exit code 5: differences found, which is the point here
+  "$BIN" verify bench --sample 0 --json || [ $? = 5 ]
+}
+reladiff_all() {
+  for t in $V2TABLES_LIST; do
+    reladiff "$V2DB" "snap_$t" "$t" -k id -c '%' -j 2 --assume-unique-key --json >>"$WORK/reladiff.jsonl"
+  done
+}
+export -f verify_run reladiff_all
+for rep in $(seq 1 "$REPS"); do
+  : >"$WORK/reladiff.jsonl"
+  timed "cutover verify (row level)" "$rep" verify_run
+  cp "$WORK/out" "$WORK/verify.json"
+  timed "reladiff (joindiff, 2 threads)" "$rep" reladiff_all
+done
+VERIFY_FOUND=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['report']['differences_total'])" "$WORK/verify.json")
+# Its JSON lines may wrap; the differing keys are the ids after each "-" or "+".
+RELADIFF_FOUND=$(python3 -c "import re,sys; print(len(set(re.findall(r'\[\"[-+]\",\s*\[\"([0-9a-f-]{36})\"', open(sys.argv[1]).read()))))" "$WORK/reladiff.jsonl")
+echo "  changed $CHANGED rows: cutover verify found $VERIFY_FOUND, reladiff $RELADIFF_FOUND"
+for t in "${V2TABLES[@]}"; do psql "$V2DB" -qc "DROP TABLE snap_$t" >/dev/null; done
+
+# ------------------------------------------------------------------ final migration
+# 1 % of the v1 rows change (order lines' comments), then the final migration.
+V1CHANGED=$((ROWS / 100))
+FINAL_V2DB="$V2DB"
+for rep in $(seq 1 "$REPS"); do
+  cp "$V1" "$WORK/v1-run.db"
+  fresh_db cutover_bench_v2
+  new_project "$FINAL_V2DB"
+  "$BIN" migrate bench --first --json >/dev/null
+  sqlite3 "$WORK/v1-run.db" "UPDATE LINEITEM SET L_COMMENT = L_COMMENT || ' (rev)' WHERE rowid IN (SELECT rowid FROM LINEITEM ORDER BY random() LIMIT $V1CHANGED)"
+  "$BIN" checklist show bench --json | python3 -c "import json,sys; [print(i['id'], i['kind']) for i in json.load(sys.stdin)['items'] if i['status'] != 'passed']" |
+    while read -r id kind; do
+      if [ "$kind" = vendor ]; then "$BIN" checklist set bench "$id" --status passed >/dev/null
+      else "$BIN" checklist set bench "$id" --status passed --as cora@acme.example >/dev/null; fi
+    done
+  "$BIN" checklist accept bench >/dev/null
+  "$BIN" checklist accept bench --as cora@acme.example >/dev/null
+  "$BIN" contract sign bench --kind go-live >/dev/null
+  "$BIN" contract sign bench --kind go-live --as cora@acme.example >/dev/null
+  timed "cutover overwrite preview" "$rep" "$BIN" preview bench --json
+  id=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['id'])" "$WORK/out")
+  timed "cutover final, 1 % changed" "$rep" "$BIN" migrate bench --final --ack-overwrite "$id" --json
+done
+
+# ------------------------------------------------------------------ results
+python3 "$ROOT/bench/report.py" "$RESULTS" "$ROOT/bench/results.json" "$ROOT/docs/benchmarks.md" \
+  "$SCALE" "$REPS" "$ROWS" "$CHANGED" "$VERIFY_FOUND" "$RELADIFF_FOUND" "$V1CHANGED"
