@@ -317,7 +317,11 @@ pub const STATE_COLUMNS: [(&str, Type); 7] = [
 ];
 
 /// Creates [`STATE_TABLE`] (same SQL on SQLite and PostgreSQL).
-pub const STATE_DDL: &str = "CREATE TABLE IF NOT EXISTS cutover_row_state (account_id UUID NOT NULL, id UUID NOT NULL, table_name TEXT NOT NULL, legacy_ref TEXT NOT NULL, v1_fp BIGINT NOT NULL, v2_fp BIGINT NOT NULL, loaded TEXT NOT NULL, PRIMARY KEY (account_id, id))";
+pub const STATE_DDL: &str = "CREATE TABLE IF NOT EXISTS cutover_row_state (account_id UUID NOT NULL, id UUID NOT NULL, table_name TEXT NOT NULL, legacy_ref TEXT NOT NULL, v1_fp BIGINT NOT NULL, v2_fp BIGINT NOT NULL, loaded TEXT NOT NULL)";
+/// The row state's key, as an index of its own rather than a primary key: a first load into an
+/// empty database can drop it and build it once at commit, which SQLite cannot do with a key.
+pub const STATE_KEY_DDL: &str =
+    "CREATE UNIQUE INDEX IF NOT EXISTS cutover_row_state_key ON cutover_row_state (account_id, id)";
 
 /// `SELECT cols FROM table [WHERE account_id = <param>] ORDER BY 1`, the query every row read uses.
 fn select_rows_sql(d: Dialect, table: &str, columns: &[(String, Type)], account: bool) -> String {
@@ -568,6 +572,8 @@ pub struct SqliteTarget {
     conn: rusqlite::Connection,
     insert: String,
     in_tx: bool,
+    /// Indexes dropped for a first load into empty tables, created again at commit.
+    deferred: Vec<String>,
 }
 
 impl SqliteTarget {
@@ -575,10 +581,12 @@ impl SqliteTarget {
     pub fn open(path: &std::path::Path) -> Result<Self, ConnectorError> {
         let conn = rusqlite::Connection::open(path)
             .map_err(|e| ConnectorError::Open { what: path.display().to_string(), reason: e.to_string() })?;
-        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;")
+        // A rollback journal, not WAL: a run is one large transaction, and with WAL every page
+        // read during it searches a write-ahead log that has grown to the size of the load.
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA journal_mode = DELETE; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;")
             .map_err(|e| ConnectorError::Open { what: path.display().to_string(), reason: e.to_string() })?;
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(Self { conn, insert: String::new(), in_tx: false })
+        Ok(Self { conn, insert: String::new(), in_tx: false, deferred: Vec::new() })
     }
 }
 
@@ -719,6 +727,9 @@ impl Target for SqliteTarget {
         Ok(())
     }
     fn commit(&mut self) -> Result<(), ConnectorError> {
+        for sql in std::mem::take(&mut self.deferred) {
+            self.conn.execute_batch(&sql).map_err(|e| q(sql.clone())(e.to_string()))?;
+        }
         // Every foreign key of the whole database, checked once for the load.
         let violations: i64 = self
             .conn
@@ -731,7 +742,40 @@ impl Target for SqliteTarget {
         self.in_tx = false;
         Ok(())
     }
+    fn defer_constraints(&mut self, tables: &[&str]) -> Result<bool, ConnectorError> {
+        let mut names: Vec<&str> = tables.to_vec();
+        names.push(STATE_TABLE);
+        let d = Dialect::Sqlite;
+        let err = |e: rusqlite::Error| q("deferring indexes")(e.to_string());
+        for t in &names {
+            let any: bool = self
+                .conn
+                .query_row(&format!("SELECT EXISTS (SELECT 1 FROM {})", d.ident(t)), [], |r| r.get(0))
+                .map_err(err)?;
+            if any {
+                return Ok(false);
+            }
+        }
+        // Only indexes of their own (keys declared in a table cannot be dropped in SQLite).
+        let list: Vec<String> = names.iter().map(|t| format!("'{}'", t.replace('\'', "''"))).collect();
+        let indexes: Vec<(String, String)> = {
+            let mut st = self
+                .conn
+                .prepare(&format!(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ({})",
+                    list.join(", ")
+                ))
+                .map_err(err)?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(err)?.collect::<Result<_, _>>().map_err(err)?
+        };
+        for (name, sql) in indexes {
+            self.conn.execute_batch(&format!("DROP INDEX {}", d.ident(&name))).map_err(err)?;
+            self.deferred.push(sql);
+        }
+        Ok(!self.deferred.is_empty())
+    }
     fn rollback(&mut self) -> Result<(), ConnectorError> {
+        self.deferred.clear();
         if self.in_tx {
             self.in_tx = false;
             self.conn.execute_batch("ROLLBACK; PRAGMA foreign_keys = ON").map_err(|e| q("ROLLBACK")(e.to_string()))?;

@@ -319,6 +319,7 @@ pub fn run_tapped(
         }
         t.exec_with_uuid("DELETE FROM account WHERE id = $1", account)?;
         t.exec_sql(crate::connect::STATE_DDL)?;
+        t.exec_sql(crate::connect::STATE_KEY_DDL)?;
         t.exec_with_uuid(&format!("DELETE FROM {} WHERE account_id = $1", crate::connect::STATE_TABLE), account)?;
         t.defer_constraints(&tables)?;
         t.start_table("account", &["id".into(), "name".into(), "legacy_ref".into()])?;
