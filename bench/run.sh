@@ -141,8 +141,11 @@ verify_run() { # exit code 5: differences found, which is the point here
   "$BIN" verify bench --sample 0 --json || [ $? = 5 ]
 }
 reladiff_all() {
+  # reladiff knows the postgresql:// scheme only, and logs its errors with exit code 0.
   for t in $V2TABLES_LIST; do
-    reladiff "$V2DB" "snap_$t" "$t" -k id -c '%' -j 2 --assume-unique-key --json >>"$WORK/reladiff.jsonl"
+    reladiff "postgresql://${V2DB#*://}" "snap_$t" "$t" -k id -c '%' -j 2 --assume-unique-key --json \
+      >>"$WORK/reladiff.jsonl" 2>"$WORK/reladiff.err"
+    if grep -q ERROR "$WORK/reladiff.err"; then cat "$WORK/reladiff.err" >&2; return 1; fi
   done
 }
 export -f verify_run reladiff_all
@@ -156,6 +159,10 @@ VERIFY_FOUND=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['
 # Its JSON lines may wrap; the differing keys are the ids after each "-" or "+".
 RELADIFF_FOUND=$(python3 -c "import re,sys; print(len(set(re.findall(r'\[\"[-+]\",\s*\[\"([0-9a-f-]{36})\"', open(sys.argv[1]).read()))))" "$WORK/reladiff.jsonl")
 echo "  changed $CHANGED rows: cutover verify found $VERIFY_FOUND, reladiff $RELADIFF_FOUND"
+if [ "$VERIFY_FOUND" != "$CHANGED" ] || [ "$RELADIFF_FOUND" != "$CHANGED" ]; then
+  echo "the tools must find exactly the $CHANGED changed rows" >&2
+  exit 1
+fi
 for t in "${V2TABLES[@]}"; do psql "$V2DB" -qc "DROP TABLE snap_$t" >/dev/null; done
 
 # ------------------------------------------------------------------ final migration

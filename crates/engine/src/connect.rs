@@ -268,8 +268,8 @@ pub trait Target: Send {
     }
     /// Adds a row to the row-state table ([`STATE_TABLE`]) in the run's transaction.
     fn write_state(&mut self, row: &[Value]) -> Result<(), ConnectorError>;
-    /// Streams rows of a table (`WHERE account_id = id` when given), ordered by the first column,
-    /// without holding the table in memory.
+    /// Streams rows of a table (`WHERE account_id = id` when given), in no particular order
+    /// (callers sort what they keep), without holding the table in memory.
     fn scan_rows(
         &mut self,
         table: &str,
@@ -991,6 +991,8 @@ pub struct PgTarget {
     deferred: Vec<String>,
     /// Column types of the table being loaded when every one has a binary encoding; text COPY otherwise.
     binary: Option<Vec<PgType>>,
+    /// Whether this transaction wrote row state.
+    state_written: bool,
 }
 
 /// The row-state table's column types, as [`STATE_DDL`] creates them.
@@ -1126,6 +1128,7 @@ impl PgTarget {
             state_buf: Vec::new(),
             deferred: Vec::new(),
             binary: None,
+            state_written: false,
         })
     }
 
@@ -1407,6 +1410,17 @@ impl Target for PgTarget {
             // Deletes of earlier rows skipped the triggers too: check every row of the loaded tables.
             self.validate_keys(None)?;
         }
+        // Fresh statistics for what was just loaded: without them the planner takes the tables
+        // for small, and the preview and final migration read rows by id with full scans.
+        let mut analyze: Vec<String> = self.loaded.iter().map(|t| Dialect::Postgres.ident(t)).collect();
+        if self.state_written {
+            // Only the key it is read by: its wide column would cost more to sample than the rest.
+            analyze.push(format!("{STATE_TABLE} (account_id, id)"));
+        }
+        if !analyze.is_empty() {
+            self.exec(&format!("ANALYZE {}", analyze.join(", ")), None)?;
+        }
+        self.state_written = false;
         self.exec("COMMIT", None)?;
         self.in_tx = false;
         self.reset_role();
@@ -1416,6 +1430,7 @@ impl Target for PgTarget {
         self.buf.clear();
         self.state_buf.clear();
         self.binary = None;
+        self.state_written = false;
         // The drops were part of the transaction: rolling back restores them.
         self.deferred.clear();
         let _ = self.sync();
@@ -1497,6 +1512,7 @@ impl Target for PgTarget {
     }
     fn write_state(&mut self, row: &[Value]) -> Result<(), ConnectorError> {
         pgcopy::write_row(&mut self.state_buf, row, &STATE_TYPES).map_err(q("row state"))?;
+        self.state_written = true;
         if self.state_buf.len() >= COPY_CHUNK {
             self.flush_state()?;
         }
@@ -1582,7 +1598,9 @@ impl Target for PgTarget {
             columns.iter().map(|(c, ty)| format!("{}::{}", d.ident(c), pgcopy::cast_for(*ty))).collect();
         let filter = account.map_or_else(String::new, |a| format!(" WHERE account_id = '{}'", a.hyphenated()));
         let sql = format!(
-            "COPY (SELECT {} FROM {}{filter} ORDER BY 1) TO STDOUT (FORMAT binary)",
+            // No ORDER BY: in id order the server reads the heap through the index, page by
+            // random page; callers sort what they keep.
+            "COPY (SELECT {} FROM {}{filter}) TO STDOUT (FORMAT binary)",
             cols.join(", "),
             d.ident(table)
         );

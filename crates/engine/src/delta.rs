@@ -3,7 +3,7 @@
 //! v1 source is gone and rows created in v2. Everything it overwrites or deletes is first saved
 //! to a recovery bundle.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -75,7 +75,47 @@ impl FinalReport {
 /// A loaded row, as small as it can be: its table's index in `DeltaTarget::table_order`.
 struct Loaded {
     table: u16,
-    v1_fp: i64,
+    /// The v1 and v2 fingerprints folded into one: unchanged means both are.
+    fp: u64,
+}
+
+/// Both fingerprints of a row state as one value.
+fn fold(v1_fp: i64, v2_fp: i64) -> u64 {
+    (v1_fp as u64) ^ (v2_fp as u64).rotate_left(29)
+}
+
+/// Every row the last migration loaded, sorted by id (32 bytes a row; a hash map took three
+/// times that), and whether this run gave it again.
+struct LoadedRows {
+    rows: Vec<(Uuid, Loaded)>,
+    seen: Vec<bool>,
+}
+
+impl LoadedRows {
+    fn new(mut rows: Vec<(Uuid, Loaded)>) -> Self {
+        rows.sort_unstable_by_key(|r| r.0);
+        let seen = vec![false; rows.len()];
+        Self { rows, seen }
+    }
+    fn find(&self, id: &Uuid) -> Option<usize> {
+        self.rows.binary_search_by_key(id, |r| r.0).ok()
+    }
+    fn get(&self, id: &Uuid) -> Option<&Loaded> {
+        self.find(id).map(|i| &self.rows[i].1)
+    }
+    fn contains(&self, id: &Uuid) -> bool {
+        self.find(id).is_some()
+    }
+    /// Marks a row as given again; its state if it was loaded.
+    fn see(&mut self, id: &Uuid) -> Option<&Loaded> {
+        let i = self.find(id)?;
+        self.seen[i] = true;
+        Some(&self.rows[i].1)
+    }
+    /// The loaded rows this run did not give.
+    fn unseen(&self) -> impl Iterator<Item = &(Uuid, Loaded)> {
+        self.rows.iter().zip(&self.seen).filter(|(_, s)| !**s).map(|(r, _)| r)
+    }
 }
 
 /// A target in front of the real one: keeps what must change and writes it at commit,
@@ -83,7 +123,7 @@ struct Loaded {
 struct DeltaTarget<'a> {
     inner: &'a mut dyn Target,
     account: Uuid,
-    loaded: HashMap<Uuid, Loaded>,
+    loaded: LoadedRows,
     /// Preview: drifted ids, and the current values of changed and created rows.
     drifted: HashMap<Uuid, (ChangeKind, String, serde_json::Map<String, serde_json::Value>)>,
     /// Tables in the order their rows are written (parents first).
@@ -91,7 +131,6 @@ struct DeltaTarget<'a> {
     columns: HashMap<String, Vec<String>>,
     pending: HashMap<String, Vec<Vec<Value>>>,
     pending_state: Vec<Vec<Value>>,
-    seen: HashSet<Uuid>,
     current: String,
     last_row: Vec<Value>,
     counts: BTreeMap<String, DeltaCounts>,
@@ -136,11 +175,17 @@ impl Target for DeltaTarget<'_> {
         Ok(())
     }
     fn write_state(&mut self, state: &[Value]) -> Result<(), ConnectorError> {
-        let (Some(Value::Uuid(id)), Some(Value::Int(v1_fp))) = (state.get(1), state.get(4)) else { return Ok(()) };
-        self.seen.insert(*id);
+        let (Some(Value::Uuid(id)), Some(Value::Int(v1_fp)), Some(Value::Int(v2_fp))) =
+            (state.get(1), state.get(4), state.get(5))
+        else {
+            return Ok(());
+        };
         let c = self.counts.entry(self.current.clone()).or_default();
-        match self.loaded.get(id) {
-            Some(l) if l.v1_fp == *v1_fp && !self.drifted.contains_key(id) => {
+        match self.loaded.see(id) {
+            // Unchanged only if the mapping gives exactly the row it loaded: an unchanged v1
+            // record can still map differently when a parent's outcome changed (a duplicate
+            // now merged into another survivor re-points its children).
+            Some(l) if l.fp == fold(*v1_fp, *v2_fp) && !self.drifted.contains_key(id) => {
                 c.unchanged += 1;
                 return Ok(());
             }
@@ -158,8 +203,7 @@ impl Target for DeltaTarget<'_> {
         // What goes: loaded rows v1 no longer gives, and rows created in v2.
         let mut gone: Vec<(Uuid, String)> = self
             .loaded
-            .iter()
-            .filter(|(id, _)| !self.seen.contains(id))
+            .unseen()
             .map(|(id, l)| (*id, self.table_order.get(usize::from(l.table)).cloned().unwrap_or_default()))
             .collect();
         gone.extend(self.drifted.iter().filter(|(_, d)| d.0 == ChangeKind::Created).map(|(id, d)| (*id, d.1.clone())));
@@ -170,7 +214,7 @@ impl Target for DeltaTarget<'_> {
             .pending_state
             .iter()
             .filter_map(|s| match s.get(1) {
-                Some(Value::Uuid(u)) if self.loaded.contains_key(u) => Some(*u),
+                Some(Value::Uuid(u)) if self.loaded.contains(u) => Some(*u),
                 _ => None,
             })
             .collect();
@@ -320,12 +364,17 @@ pub fn final_run(
         spec.pack.entities.iter().filter_map(|e| e.target.as_ref().map(|t| t.table.clone())).collect();
     table_order.dedup();
     // Fingerprints only: legacy references and rows as loaded are fetched at commit for what changes.
-    let cols = [("id".to_owned(), Type::Uuid), ("table_name".to_owned(), Type::Text), ("v1_fp".to_owned(), Type::Int)];
-    let mut loaded = HashMap::new();
+    let cols = [
+        ("id".to_owned(), Type::Uuid),
+        ("table_name".to_owned(), Type::Text),
+        ("v1_fp".to_owned(), Type::Int),
+        ("v2_fp".to_owned(), Type::Int),
+    ];
+    let mut loaded = Vec::new();
     target.scan_rows(STATE_TABLE, &cols, Some(account), &mut |r| {
-        if let [Value::Uuid(id), Value::Text(t), Value::Int(v1)] = r.as_slice() {
+        if let [Value::Uuid(id), Value::Text(t), Value::Int(v1), Value::Int(v2)] = r.as_slice() {
             let table = table_order.iter().position(|x| x == t).unwrap_or(usize::from(u16::MAX));
-            loaded.insert(*id, Loaded { table: u16::try_from(table).unwrap_or(u16::MAX), v1_fp: *v1 });
+            loaded.push((*id, Loaded { table: u16::try_from(table).unwrap_or(u16::MAX), fp: fold(*v1, *v2) }));
         }
         Ok(())
     })?;
@@ -337,13 +386,12 @@ pub fn final_run(
     let mut delta = DeltaTarget {
         inner: target,
         account,
-        loaded,
+        loaded: LoadedRows::new(loaded),
         drifted,
         order: Vec::new(),
         columns: HashMap::new(),
         pending: HashMap::new(),
         pending_state: Vec::new(),
-        seen: HashSet::new(),
         current: String::new(),
         last_row: Vec::new(),
         counts: BTreeMap::new(),
