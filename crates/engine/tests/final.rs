@@ -30,27 +30,37 @@ fn snapshot(pack: &Pack, url: &str) -> Vec<(String, Vec<Vec<Value>>)> {
         .collect()
 }
 
+/// Every entity of the pack in scope, default options.
+fn scope(pack: &Pack) -> (Vec<String>, BTreeMap<String, String>) {
+    (pack.template.entities.iter().map(|e| e.name.clone()).collect(), BTreeMap::new())
+}
+
+fn acme<'a>(pack: &'a Pack, included: &'a [String], opts: &'a BTreeMap<String, String>) -> RunSpec<'a> {
+    RunSpec {
+        pack,
+        account_key: "acme",
+        account_name: "Acme",
+        included,
+        cutoff: DEFAULT_CUTOFF,
+        options: opts,
+        progress: false,
+    }
+}
+
+fn first_migration(spec: &RunSpec<'_>, v1: &std::path::Path, url: &str) -> cutover_engine::run::RunReport {
+    let mut src = SourceConfig::Sqlite { path: v1.to_owned() }.build().unwrap();
+    let mut tgt = TargetConfig::from_url(url).unwrap().build().unwrap();
+    run(spec, src.as_mut(), Some(tgt.as_mut()), &mut |_| Ok(())).unwrap()
+}
+
 fn final_migration_restores_v1_and_keeps_what_it_overwrites(v2: &str, fresh: &str) {
     let dir = tempfile::tempdir().unwrap();
     let v1 = dir.path().join("v1.db");
     cutover_demo::generate(&v1, Spec { customers: 100, seed: 8, cutoff: DEFAULT_CUTOFF }).unwrap();
     let pack = PackSource::Builtin.load("omikai").unwrap();
-    let included: Vec<String> = pack.template.entities.iter().map(|e| e.name.clone()).collect();
-    let opts = BTreeMap::new();
-    let spec = RunSpec {
-        pack: &pack,
-        account_key: "acme",
-        account_name: "Acme",
-        included: &included,
-        cutoff: DEFAULT_CUTOFF,
-        options: &opts,
-        progress: false,
-    };
-    let first = |url: &str| {
-        let mut src = SourceConfig::Sqlite { path: v1.clone() }.build().unwrap();
-        let mut tgt = TargetConfig::from_url(url).unwrap().build().unwrap();
-        run(&spec, src.as_mut(), Some(tgt.as_mut()), &mut |_| Ok(())).unwrap()
-    };
+    let (included, opts) = scope(&pack);
+    let spec = acme(&pack, &included, &opts);
+    let first = |url: &str| first_migration(&spec, &v1, url);
     first(v2);
 
     // The parallel phase: the customer works in v2 ...
@@ -146,22 +156,9 @@ fn a_merge_in_v1_repoints_unchanged_children(v2: &str, fresh: &str) {
     let v1 = dir.path().join("v1.db");
     cutover_demo::generate(&v1, Spec { customers: 80, seed: 3, cutoff: DEFAULT_CUTOFF }).unwrap();
     let pack = PackSource::Builtin.load("omikai").unwrap();
-    let included: Vec<String> = pack.template.entities.iter().map(|e| e.name.clone()).collect();
-    let opts = BTreeMap::new();
-    let spec = RunSpec {
-        pack: &pack,
-        account_key: "acme",
-        account_name: "Acme",
-        included: &included,
-        cutoff: DEFAULT_CUTOFF,
-        options: &opts,
-        progress: false,
-    };
-    let first = |url: &str| {
-        let mut src = SourceConfig::Sqlite { path: v1.clone() }.build().unwrap();
-        let mut tgt = TargetConfig::from_url(url).unwrap().build().unwrap();
-        run(&spec, src.as_mut(), Some(tgt.as_mut()), &mut |_| Ok(())).unwrap()
-    };
+    let (included, opts) = scope(&pack);
+    let spec = acme(&pack, &included, &opts);
+    let first = |url: &str| first_migration(&spec, &v1, url);
     first(v2);
     let c = rusqlite::Connection::open(&v1).unwrap();
     // An active customer with contacts becomes a duplicate of the lowest active customer with a VAT number.
