@@ -268,6 +268,22 @@ pub trait Target: Send {
     }
     /// Adds a row to the row-state table ([`STATE_TABLE`]) in the run's transaction.
     fn write_state(&mut self, row: &[Value]) -> Result<(), ConnectorError>;
+    /// Final migration: whether the row `id`, whose v1 record now fingerprints to `v1_fp`
+    /// (see [`crate::run::state_v1_fp`]), is exactly as the last run loaded it, under the same
+    /// mapping, and untouched in v2 since; the run then keeps it without mapping the record
+    /// again. Only the final migration's target can tell: every other one says no.
+    fn keep_unchanged(&mut self, id: &Uuid, v1_fp: i64) -> bool {
+        let _ = (id, v1_fp);
+        false
+    }
+    /// Final migration: whether every row the last run loaded into `table` was given again,
+    /// with its own id, by the entity just run. Only then may its children be kept unmapped:
+    /// a parent that is gone, merged, excluded or rejected now changes what its children map
+    /// to. Every target but the final migration's says no.
+    fn all_given_again(&mut self, table: &str) -> bool {
+        let _ = table;
+        false
+    }
     /// Streams rows of a table (`WHERE account_id = id` when given), in no particular order
     /// (callers sort what they keep), without holding the table in memory.
     fn scan_rows(

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::connect::{ConnectorError, Dialect, STATE_COLUMNS, STATE_TABLE, Source, Target};
 use crate::ddl::Schema;
+use crate::ids::SortedIds;
 use crate::preview::{ChangeKind, Preview};
 use crate::run::{EngineError, LedgerRecord, RunReport, RunSpec, account_uuid, run};
 use crate::value::{Type, Value, loaded_object};
@@ -72,45 +73,39 @@ impl FinalReport {
     }
 }
 
-/// A loaded row, as small as it can be: its table's index in `DeltaTarget::table_order`.
+/// A loaded row, as small as it can be (40 bytes with its id).
 struct Loaded {
+    /// Its table's index in `DeltaTarget::table_order`.
     table: u16,
-    /// The v1 and v2 fingerprints folded into one: unchanged means both are.
-    fp: u64,
+    /// Its v1 record's fingerprint under the mapping ([`crate::run::state_v1_fp`]).
+    v1: i64,
+    /// The row's fingerprint as loaded.
+    v2: i64,
 }
 
-/// Both fingerprints of a row state as one value.
-fn fold(v1_fp: i64, v2_fp: i64) -> u64 {
-    (v1_fp as u64) ^ (v2_fp as u64).rotate_left(29)
-}
-
-/// Every row the last migration loaded, sorted by id (32 bytes a row; a hash map took three
-/// times that), and whether this run gave it again.
+/// Every row the last migration loaded, by id, and whether this run gave it again.
 struct LoadedRows {
-    rows: Vec<(Uuid, Loaded)>,
+    rows: SortedIds<Loaded>,
     seen: Vec<bool>,
 }
 
 impl LoadedRows {
-    fn new(mut rows: Vec<(Uuid, Loaded)>) -> Self {
-        rows.sort_unstable_by_key(|r| r.0);
+    fn new(rows: Vec<(Uuid, Loaded)>) -> Self {
+        let rows = SortedIds::new(rows);
         let seen = vec![false; rows.len()];
         Self { rows, seen }
     }
-    fn find(&self, id: &Uuid) -> Option<usize> {
-        self.rows.binary_search_by_key(id, |r| r.0).ok()
-    }
     fn get(&self, id: &Uuid) -> Option<&Loaded> {
-        self.find(id).map(|i| &self.rows[i].1)
+        self.rows.get(id)
     }
     fn contains(&self, id: &Uuid) -> bool {
-        self.find(id).is_some()
+        self.rows.find(id).is_some()
     }
     /// Marks a row as given again; its state if it was loaded.
     fn see(&mut self, id: &Uuid) -> Option<&Loaded> {
-        let i = self.find(id)?;
+        let i = self.rows.find(id)?;
         self.seen[i] = true;
-        Some(&self.rows[i].1)
+        Some(&self.rows.at(i).1)
     }
     /// The loaded rows this run did not give.
     fn unseen(&self) -> impl Iterator<Item = &(Uuid, Loaded)> {
@@ -180,21 +175,40 @@ impl Target for DeltaTarget<'_> {
         else {
             return Ok(());
         };
-        let c = self.counts.entry(self.current.clone()).or_default();
-        match self.loaded.see(id) {
+        let drifted = self.drifted.contains_key(id);
+        let outcome = match self.loaded.see(id) {
             // Unchanged only if the mapping gives exactly the row it loaded: an unchanged v1
             // record can still map differently when a parent's outcome changed (a duplicate
             // now merged into another survivor re-points its children).
-            Some(l) if l.fp == fold(*v1_fp, *v2_fp) && !self.drifted.contains_key(id) => {
+            Some(l) if l.v1 == *v1_fp && l.v2 == *v2_fp && !drifted => None,
+            Some(_) => Some(true),
+            None => Some(false),
+        };
+        let c = self.counts_of_current();
+        match outcome {
+            None => {
                 c.unchanged += 1;
                 return Ok(());
             }
-            Some(_) => c.rewritten += 1,
-            None => c.inserted += 1,
+            Some(true) => c.rewritten += 1,
+            Some(false) => c.inserted += 1,
         }
         self.pending.entry(self.current.clone()).or_default().push(std::mem::take(&mut self.last_row));
         self.pending_state.push(state.to_vec());
         Ok(())
+    }
+    fn keep_unchanged(&mut self, id: &Uuid, v1_fp: i64) -> bool {
+        let Some(i) = self.loaded.rows.find(id) else { return false };
+        if self.loaded.rows.at(i).1.v1 != v1_fp || (!self.drifted.is_empty() && self.drifted.contains_key(id)) {
+            return false;
+        }
+        self.loaded.seen[i] = true;
+        self.counts_of_current().unchanged += 1;
+        true
+    }
+    fn all_given_again(&mut self, table: &str) -> bool {
+        let Some(t) = self.table_order.iter().position(|x| x == table) else { return false };
+        self.loaded.rows.iter().zip(&self.loaded.seen).all(|(r, seen)| *seen || usize::from(r.1.table) != t)
     }
     fn finish_table(&mut self) -> Result<(), ConnectorError> {
         Ok(())
@@ -270,6 +284,14 @@ impl Target for DeltaTarget<'_> {
 }
 
 impl DeltaTarget<'_> {
+    /// The counts of the table being written (looked up per row without allocating).
+    fn counts_of_current(&mut self) -> &mut DeltaCounts {
+        if !self.counts.contains_key(&self.current) {
+            self.counts.insert(self.current.clone(), DeltaCounts::default());
+        }
+        self.counts.get_mut(&self.current).expect("inserted above")
+    }
+
     /// Saves, before anything is written, every row the commit will overwrite or delete, as it is in v2 now.
     fn write_bundle(
         &self,
@@ -374,7 +396,7 @@ pub fn final_run(
     target.scan_rows(STATE_TABLE, &cols, Some(account), &mut |r| {
         if let [Value::Uuid(id), Value::Text(t), Value::Int(v1), Value::Int(v2)] = r.as_slice() {
             let table = table_order.iter().position(|x| x == t).unwrap_or(usize::from(u16::MAX));
-            loaded.push((*id, Loaded { table: u16::try_from(table).unwrap_or(u16::MAX), fp: fold(*v1, *v2) }));
+            loaded.push((*id, Loaded { table: u16::try_from(table).unwrap_or(u16::MAX), v1: *v1, v2: *v2 }));
         }
         Ok(())
     })?;

@@ -5,6 +5,7 @@ pub mod connect;
 pub mod ddl;
 pub mod delta;
 pub mod expr;
+pub mod ids;
 pub mod pack;
 mod pgcopy;
 pub mod preview;

@@ -104,7 +104,15 @@ impl PackSource {
         let v1 = ddl::parse(&f1, &t1)?;
         let v2 = ddl::parse(&f2, &t2)?;
         let (fm, tm) = self.read(pack, "mapping.toml")?;
-        compile_pack(pack, template, v1, v2, &fm, &tm)
+        let (_, tp) = self.read(pack, "project.toml")?;
+        let mut compiled = compile_pack(pack, template, v1, v2, &fm, &tm)?;
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for text in [&tp, &t1, &t2, &tm] {
+            h.update(&(text.len() as u64).to_le_bytes());
+            h.update(text.as_bytes());
+        }
+        compiled.digest = h.digest();
+        Ok(compiled)
     }
 }
 
@@ -241,6 +249,9 @@ pub struct Pack {
     pub entities: Vec<Entity>,
     /// Totals that verification compares between what v1 gives and what v2 holds.
     pub aggregates: Vec<Aggregate>,
+    /// Hash of the pack's files. The row state remembers it (folded into each record's
+    /// fingerprint), so that a final migration under a changed pack maps every record again.
+    pub digest: u64,
 }
 
 /// A reconciliation total: rows of a v2 table grouped, counted and summed.
@@ -630,7 +641,7 @@ fn compile_pack(
             sum: a.sum.clone(),
         });
     }
-    Ok(Pack { name: name.to_owned(), template, v1, v2, maps, options, entities, aggregates })
+    Ok(Pack { name: name.to_owned(), template, v1, v2, maps, options, entities, aggregates, digest: 0 })
 }
 
 fn field_spec(file: &str, text: &str, v: &Spanned<toml::Value>) -> Result<(String, bool), PackError> {

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::connect::{STATE_TABLE, Target};
+use crate::ids::SortedIds;
 use crate::pack::Pack;
 use crate::run::{EngineError, account_uuid};
 use crate::value::{Type, Value, fingerprint, loaded_object};
@@ -100,13 +101,13 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
     tables.dedup();
     // (id, table index, fingerprint as loaded), sorted by id: 32 bytes a row where a hash map
     // took three times that. Legacy references are fetched for what changed.
-    let mut loaded: Vec<(Uuid, u16, i64)> = Vec::new();
+    let mut loaded: Vec<(Uuid, (u16, i64))> = Vec::new();
     let cols = [("id".to_owned(), Type::Uuid), ("table_name".to_owned(), Type::Text), ("v2_fp".to_owned(), Type::Int)];
     target
         .scan_rows(STATE_TABLE, &cols, Some(account), &mut |r| {
             if let [Value::Uuid(id), Value::Text(t), Value::Int(fp)] = r.as_slice() {
                 let ti = tables.iter().position(|x| x == t).map_or(u16::MAX, |i| u16::try_from(i).unwrap_or(u16::MAX));
-                loaded.push((*id, ti, *fp));
+                loaded.push((*id, (ti, *fp)));
             }
             Ok(())
         })
@@ -114,7 +115,7 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
             table: STATE_TABLE.into(),
             problem: format!("no migration has loaded this account yet ({e})"),
         })?;
-    loaded.sort_unstable_by_key(|l| l.0);
+    let loaded = SortedIds::new(loaded);
     let mut items = Vec::new();
     let mut changed: Vec<ChangedRow> = Vec::new();
     let mut seen = vec![false; loaded.len()];
@@ -124,8 +125,8 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
         target.scan_rows(table, &cols, Some(account), &mut |row| {
             checked += 1;
             let Some(Value::Uuid(id)) = row.first().cloned() else { return Ok(()) };
-            match loaded.binary_search_by_key(&id, |l| l.0) {
-                Err(_) => {
+            match loaded.find(&id) {
+                None => {
                     let legacy = match row.get(2) {
                         Some(Value::Text(s)) => s.clone(),
                         _ => String::new(),
@@ -147,9 +148,9 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
                         now_row: cols.iter().zip(&row).map(|((c, _), v)| (c.clone(), v.to_json_exact())).collect(),
                     });
                 }
-                Ok(i) => {
+                Some(i) => {
                     seen[i] = true;
-                    if fingerprint(&row) as i64 != loaded[i].2 {
+                    if fingerprint(&row) as i64 != loaded.at(i).1.1 {
                         changed.push((table.to_owned(), cols.clone(), row));
                     }
                 }
@@ -158,7 +159,7 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
         })?;
     }
     // (id, table index) of every loaded row v2 no longer has.
-    let deleted: Vec<(Uuid, u16)> = loaded.iter().zip(&seen).filter(|(_, s)| !**s).map(|(l, _)| (l.0, l.1)).collect();
+    let deleted: Vec<(Uuid, u16)> = loaded.iter().zip(&seen).filter(|(_, s)| !**s).map(|(l, _)| (l.0, l.1.0)).collect();
     drop(loaded);
     // The rows as loaded, for the changed and deleted rows only.
     let mut wanted: Vec<Uuid> = changed

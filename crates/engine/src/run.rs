@@ -192,6 +192,29 @@ pub fn row_uuid(account: &Uuid, entity: &str, key: &str) -> Uuid {
     Uuid::new_v5(account, format!("{entity}:{key}").as_bytes())
 }
 
+/// Hash of everything besides a record's own values that decides what it maps to: the pack,
+/// the history cut-off, the options and the scope. A parent's outcome is the one other input;
+/// the run tracks that itself ([`Target::all_given_again`]).
+pub fn mapping_context(spec: &RunSpec<'_>, options: &[String]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(&spec.pack.digest.to_le_bytes());
+    h.update(spec.cutoff.to_string().as_bytes());
+    let mut included: Vec<&String> = spec.included.iter().collect();
+    included.sort();
+    for text in options.iter().chain([&String::new()]).chain(included) {
+        h.update(&(text.len() as u64).to_le_bytes());
+        h.update(text.as_bytes());
+    }
+    h.digest()
+}
+
+/// The v1 fingerprint the row state keeps for a migrated record: its values under the mapping
+/// context, with the lowest bit saying whether it was migrated with a warning. A warned record
+/// is therefore never kept unmapped by a final migration, which must report its warning again.
+pub fn state_v1_fp(context: u64, values: &[Value], warned: bool) -> i64 {
+    (((crate::value::fingerprint(values) ^ context) & !1) | u64::from(warned)) as i64
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum KeyVal {
     Int(i64),
@@ -301,6 +324,7 @@ pub fn run_tapped(
         .map(|o| spec.options.get(&o.name).cloned().unwrap_or_else(|| o.default.clone()))
         .collect();
     check_source(pack, source)?;
+    let context = mapping_context(spec, &options);
 
     let mut written = 0u64;
     if let Some(t) = target.as_deref_mut()
@@ -335,6 +359,9 @@ pub fn run_tapped(
     let needed: Vec<bool> =
         (0..pack.entities.len()).map(|i| pack.entities.iter().any(|e| e.depends_on.contains(&i))).collect();
     let mut maps: Vec<Option<KeyMap>> = vec![None; pack.entities.len()];
+    // Entities whose every loaded row was given again with its own id: a child of only such
+    // parents maps as before when its own record is unchanged (final migration).
+    let mut stable = vec![false; pack.entities.len()];
     let mut reports = Vec::new();
     let mut pending: Vec<LedgerRecord> = Vec::new();
     let show = spec.progress && std::io::stderr().is_terminal();
@@ -349,6 +376,8 @@ pub fn run_tapped(
         };
         let in_scope = ent.not_migrated.is_none() && spec.included.contains(&ent.scope);
         let writing = in_scope && ent.target.is_some() && target.is_some();
+        // A merge makes a record's outcome depend on the records before it: map them all.
+        let keepable = writing && ent.merge.is_none() && ent.depends_on.iter().all(|&p| stable[p]);
         if writing && let (Some(t), Some(tg)) = (target.as_deref_mut(), ent.target.as_ref()) {
             let mut cols = vec!["id".to_owned(), "account_id".to_owned(), "legacy_ref".to_owned()];
             cols.extend(tg.fields.iter().map(|f| f.column.clone()));
@@ -395,8 +424,22 @@ pub fn run_tapped(
                     b.set_position(rep.read);
                 }
                 let key = key_string(ent, &row.values);
-                let legacy_ref = format!("{}:{key}", ent.source);
                 let id = row_uuid(&account, &ent.name, &key);
+                if keepable
+                    && row.bad.is_none()
+                    && let Some(t) = target_ref.as_deref_mut()
+                    && t.keep_unchanged(&id, state_v1_fp(context, &row.values, false))
+                {
+                    if let Some(m) = map.as_mut()
+                        && let Some(k) = map_key(ent, &row.values)
+                    {
+                        m.insert(k, Outcome::Migrated(id));
+                    }
+                    tap(ei, &row.values, id);
+                    rep.migrated += 1;
+                    return Ok(());
+                }
+                let legacy_ref = format!("{}:{key}", ent.source);
                 let decision = if let Some((_, why)) = &row.bad {
                     Decision::Rejected("invalid_value".into(), why.clone())
                 } else if let Some(why) = &ent.not_migrated {
@@ -441,7 +484,7 @@ pub fn run_tapped(
                                 Value::Uuid(id),
                                 Value::Text(table_name.clone()),
                                 Value::Text(legacy_ref.clone()),
-                                Value::Int(crate::value::fingerprint(&row.values) as i64),
+                                Value::Int(state_v1_fp(context, &row.values, !warnings.is_empty())),
                                 Value::Int(crate::value::fingerprint(stored) as i64),
                                 Value::Text(loaded),
                             ])?;
@@ -515,6 +558,7 @@ pub fn run_tapped(
         if writing && let Some(t) = target.as_deref_mut() {
             t.finish_table()?;
             written += rep.migrated;
+            stable[ei] = t.all_given_again(&table_name);
         }
         if let Some(b) = bar {
             b.finish_and_clear();

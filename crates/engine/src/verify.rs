@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::connect::{ConnectorError, Dialect, Source, Target};
 use crate::ddl::Schema;
+use crate::ids::SortedIds;
 use crate::pack::Pack;
 use crate::run::{EngineError, RunSpec, account_uuid, run_tapped};
 use crate::value::{Type, Value};
@@ -157,7 +158,7 @@ pub use crate::value::fingerprint;
 #[derive(Default)]
 struct Actual {
     columns: Vec<(String, Type)>,
-    rows: Vec<(Uuid, u64)>,
+    rows: SortedIds<u64>,
     seen: Vec<bool>,
 }
 
@@ -206,17 +207,17 @@ impl Target for Capture<'_> {
             Some(Value::Text(s)) => s.clone(),
             _ => String::new(),
         };
-        match a.rows.binary_search_by_key(id, |r| r.0) {
-            Ok(i) => {
+        match a.rows.find(id) {
+            Some(i) => {
                 a.seen[i] = true;
-                if a.rows[i].1 != fingerprint(&norm) {
+                if a.rows.at(i).1 != fingerprint(&norm) {
                     self.total += 1;
                     if self.changed.len() + self.missing.len() < MAX_LISTED {
                         self.changed.push((self.current.clone(), *id, legacy(), norm.clone()));
                     }
                 }
             }
-            Err(_) => {
+            None => {
                 self.total += 1;
                 if self.changed.len() + self.missing.len() < MAX_LISTED {
                     self.missing.push((self.current.clone(), *id, legacy()));
@@ -330,7 +331,7 @@ pub fn verify(
             rows.push((*id, fingerprint(&row)));
             Ok(())
         })?;
-        rows.sort_unstable_by_key(|r| r.0);
+        let rows = SortedIds::new(rows);
         let seen = vec![false; rows.len()];
         actual.insert(table.clone(), Actual { columns, rows, seen });
     }

@@ -207,3 +207,79 @@ fn merge_in_v1_postgres_target() {
     let (Some(a), Some(b)) = (TestDb::postgres(), TestDb::postgres()) else { return };
     a_merge_in_v1_repoints_unchanged_children(&a.url, &b.url);
 }
+
+/// The final migration keeps an unchanged record's row without mapping it again, but only
+/// when nothing else that decides its mapping changed: its warnings are reported again, a
+/// parent that drops out takes its unchanged children along, and a changed option or scope
+/// maps every record anew. Each time v2 equals a fresh migration of the same v1.
+fn what_the_final_migration_keeps_and_what_it_maps_again(v2: &str, fresh: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("v1.db");
+    cutover_demo::generate(&v1, Spec { customers: 80, seed: 5, cutoff: DEFAULT_CUTOFF }).unwrap();
+    let pack = PackSource::Builtin.load("omikai").unwrap();
+    let (included, opts) = scope(&pack);
+    let spec = acme(&pack, &included, &opts);
+    let loaded = first_migration(&spec, &v1, v2);
+    let final_of = |spec: &RunSpec<'_>, run_no: u32| {
+        let mut tgt = TargetConfig::from_url(v2).unwrap().build().unwrap();
+        let p = preview(&pack, tgt.as_mut(), "acme").unwrap();
+        let mut src = SourceConfig::Sqlite { path: v1.clone() }.build().unwrap();
+        let bundle = dir.path().join(format!("recovery/run-{run_no}"));
+        final_run(spec, src.as_mut(), tgt.as_mut(), &p, &bundle, &mut |_| Ok(())).unwrap()
+    };
+
+    // Nothing changed: every row is kept, and every warning is reported again.
+    let r = final_of(&spec, 2);
+    let (t, first_t) = (r.totals(), loaded.totals());
+    assert_eq!((t.inserted, t.rewritten, t.deleted), (0, 0, 0), "{:?}", r.tables);
+    assert_eq!(t.unchanged, first_t.migrated);
+    assert!(first_t.warned > 0, "the demo data has warnings");
+    let rt = r.run.totals();
+    assert_eq!(
+        (rt.migrated, rt.warned, rt.excluded, rt.rejected),
+        (first_t.migrated, first_t.warned, first_t.excluded, first_t.rejected)
+    );
+    assert_eq!(rt.reasons, first_t.reasons);
+
+    // An open order with editions falls before the history cut-off now: its editions, unchanged
+    // in v1, are excluded with it and leave v2.
+    let c = rusqlite::Connection::open(&v1).unwrap();
+    let (job, editions): (i64, i64) = c
+        .query_row(
+            "SELECT j.JOBNO, COUNT(*) FROM JOB j JOIN JOBEDITION e ON e.JOBNO = j.JOBNO WHERE j.STATUS IN ('10', '20') \
+             GROUP BY j.JOBNO ORDER BY j.JOBNO LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    c.execute("UPDATE JOB SET STATUS = '90', ORDERDATE = '01.01.2001' WHERE JOBNO = ?1", [job]).unwrap();
+    drop(c);
+    let r = final_of(&spec, 3);
+    first_migration(&spec, &v1, fresh);
+    assert_eq!(snapshot(&pack, v2), snapshot(&pack, fresh));
+    assert_eq!(r.tables["sales_order"].deleted, 1);
+    assert_eq!(r.tables["order_edition"].deleted, editions as u64);
+
+    // Another option: customers sharing a VAT number are no longer merged, so the duplicates
+    // come in as customers of their own and their children point at them.
+    let no_merge: BTreeMap<String, String> = [("merge_duplicate_customers".to_owned(), "no".to_owned())].into();
+    let spec = acme(&pack, &included, &no_merge);
+    let r = final_of(&spec, 4);
+    first_migration(&spec, &v1, fresh);
+    assert_eq!(snapshot(&pack, v2), snapshot(&pack, fresh));
+    assert!(r.tables["customer"].inserted >= 1, "{:?}", r.tables);
+    assert_eq!(r.run.totals().reason(cutover_engine::run::Bucket::Excluded, "merged_duplicate"), 0);
+}
+
+#[test]
+fn keep_or_map_again_sqlite_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("v2.db"), dir.path().join("fresh.db"));
+    what_the_final_migration_keeps_and_what_it_maps_again(a.to_str().unwrap(), b.to_str().unwrap());
+}
+
+#[test]
+fn keep_or_map_again_postgres_target() {
+    let (Some(a), Some(b)) = (TestDb::postgres(), TestDb::postgres()) else { return };
+    what_the_final_migration_keeps_and_what_it_maps_again(&a.url, &b.url);
+}
