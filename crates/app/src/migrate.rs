@@ -148,7 +148,8 @@ impl App {
                 };
                 match (ack, tgt.as_deref_mut()) {
                     (Some(p), Some(t)) => {
-                        let f = cutover_engine::delta::final_run(&spec, src.as_mut(), t, &p, &bundle_dir, &mut ledger)?;
+                        let f =
+                            cutover_engine::delta::final_run(&spec, src.as_mut(), t, &p.id, &bundle_dir, &mut ledger)?;
                         Ok((f.run.clone(), Some(f)))
                     }
                     (_, t) => Ok((run(&spec, src.as_mut(), t.map(|t| t as &mut dyn Target), &mut ledger)?, None)),
@@ -190,6 +191,10 @@ impl App {
         let result: std::result::Result<Done, AppError> = match (joined, store_err) {
             (_, Some(e)) => Err(e.into()),
             (Ok(Ok(Ok(report))), None) => Ok(report),
+            // v2 changed between the operator's look and the run's own (taken in its transaction).
+            (Ok(Ok(Err(EngineError::StalePreview { acknowledged, current }))), None) => {
+                Err(AppError::StalePreview { acknowledged, current })
+            }
             (Ok(Ok(Err(e))), None) => Err(AppError::Engine(e)),
             _ => Err(AppError::Config("the migration engine stopped unexpectedly".into())),
         };

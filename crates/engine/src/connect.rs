@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
 use futures_util::TryStreamExt;
@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::ddl::Schema;
 use crate::pgcopy::{self, PgType};
+use crate::state::{self, ChunkHead, StateEntry};
 use crate::value::{Type, Value};
 
 /// Errors of connectors.
@@ -222,6 +223,12 @@ pub trait Target: Send {
     fn ensure_schema(&mut self, v2: &Schema) -> Result<bool, ConnectorError>;
     /// Starts the transaction of a run.
     fn begin(&mut self) -> Result<(), ConnectorError>;
+    /// Starts a transaction that sees one snapshot of the database throughout, and fails
+    /// rather than overwrite a row someone else changes meanwhile: the final migration's, whose
+    /// preview and writes must be about the same v2.
+    fn begin_consistent(&mut self) -> Result<(), ConnectorError> {
+        self.begin()
+    }
     /// Runs a statement with one UUID parameter (`$1`), e.g. deleting an account's rows.
     fn exec_with_uuid(&mut self, sql: &str, id: Uuid) -> Result<u64, ConnectorError>;
     /// Starts loading a table.
@@ -266,8 +273,59 @@ pub trait Target: Send {
         let _ = tables;
         Ok(false)
     }
-    /// Adds a row to the row-state table ([`STATE_TABLE`]) in the run's transaction.
-    fn write_state(&mut self, row: &[Value]) -> Result<(), ConnectorError>;
+    /// Creates the row-state table ([`crate::state`]) unless it exists, outside any run's
+    /// transaction (so that no run holds a lock on it for longer than a moment).
+    fn ensure_state_table(&mut self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+    /// Adds a row to the row state, in the run's transaction.
+    fn write_state(&mut self, e: &StateEntry<'_>) -> Result<(), ConnectorError>;
+    /// Records in the row state that these rows of `table` were deleted.
+    fn write_state_deleted(&mut self, account: Uuid, table: &str, ids: &[Uuid]) -> Result<(), ConnectorError> {
+        let _ = (account, ids);
+        Err(q(format!("row state of {table}"))("not supported by this target".into()))
+    }
+    /// The generation of the row state written from now on (1 unless set).
+    fn set_state_generation(&mut self, generation: i32) {
+        let _ = generation;
+    }
+    /// Streams the row-state chunks of an account's table, oldest generation first, with their
+    /// ids and fingerprints when `entries`.
+    fn scan_state(
+        &mut self,
+        account: Uuid,
+        table: &str,
+        entries: bool,
+        f: &mut dyn FnMut(ChunkHead) -> Result<(), ConnectorError>,
+    ) -> Result<(), ConnectorError> {
+        let _ = (account, entries, f);
+        Err(q(format!("row state of {table}"))("not supported by this target".into()))
+    }
+    /// The compressed rows as loaded of these (generation, chunk) of an account's table.
+    fn read_state_loaded(
+        &mut self,
+        account: Uuid,
+        table: &str,
+        chunks: &[state::ChunkId],
+    ) -> Result<state::LoadedChunks, ConnectorError> {
+        let _ = (account, chunks);
+        Err(q(format!("row state of {table}"))("not supported by this target".into()))
+    }
+    /// Streams the account's rows of `table` that a transaction other than `xids` (those that
+    /// wrote the row state) wrote since, and returns how many rows the account has in the
+    /// table. `None` when the target cannot tell which transaction wrote a row: the caller then
+    /// compares every row.
+    fn scan_written_since(
+        &mut self,
+        table: &str,
+        columns: &[(String, Type)],
+        account: Uuid,
+        xids: &[i64],
+        f: &mut dyn FnMut(Vec<Value>) -> Result<(), ConnectorError>,
+    ) -> Result<Option<u64>, ConnectorError> {
+        let _ = (table, columns, account, xids, f);
+        Ok(None)
+    }
     /// Final migration: whether the row `id`, whose v1 record now fingerprints to `v1_fp`
     /// (see [`crate::run::state_v1_fp`]), is exactly as the last run loaded it, under the same
     /// mapping, and untouched in v2 since; the run then keeps it without mapping the record
@@ -317,27 +375,6 @@ pub trait Target: Send {
         account: Option<Uuid>,
     ) -> Result<Vec<Vec<Value>>, ConnectorError>;
 }
-
-/// cutover's own table in the v2 database: every v2 row as the last migration left it.
-pub const STATE_TABLE: &str = "cutover_row_state";
-
-/// Its columns, in the order [`Target::write_state`] takes them.
-pub const STATE_COLUMNS: [(&str, Type); 7] = [
-    ("account_id", Type::Uuid),
-    ("id", Type::Uuid),
-    ("table_name", Type::Text),
-    ("legacy_ref", Type::Text),
-    ("v1_fp", Type::Int),
-    ("v2_fp", Type::Int),
-    ("loaded", Type::Text),
-];
-
-/// Creates [`STATE_TABLE`] (same SQL on SQLite and PostgreSQL).
-pub const STATE_DDL: &str = "CREATE TABLE IF NOT EXISTS cutover_row_state (account_id UUID NOT NULL, id UUID NOT NULL, table_name TEXT NOT NULL, legacy_ref TEXT NOT NULL, v1_fp BIGINT NOT NULL, v2_fp BIGINT NOT NULL, loaded TEXT NOT NULL)";
-/// The row state's key, as an index of its own rather than a primary key: a first load into an
-/// empty database can drop it and build it once at commit, which SQLite cannot do with a key.
-pub const STATE_KEY_DDL: &str =
-    "CREATE UNIQUE INDEX IF NOT EXISTS cutover_row_state_key ON cutover_row_state (account_id, id)";
 
 /// `SELECT cols FROM table [WHERE account_id = <param>] ORDER BY 1`, the query every row read uses.
 fn select_rows_sql(d: Dialect, table: &str, columns: &[(String, Type)], account: bool) -> String {
@@ -581,28 +618,186 @@ impl rusqlite::ToSql for Value {
     }
 }
 
-/// A SQLite v2 database; rows are inserted with a cached prepared statement. During a run,
-/// foreign keys are checked once for the whole load at commit rather than row by row.
+/// A SQLite v2 database. Rows are inserted many at a time, with cached prepared statements,
+/// by a writer thread, so that mapping the next rows overlaps with SQLite storing the last
+/// ones. During a run, foreign keys are checked once for the whole load at commit rather than
+/// row by row.
 #[derive(Debug)]
 pub struct SqliteTarget {
-    conn: rusqlite::Connection,
-    insert: String,
+    conn: Arc<Mutex<rusqlite::Connection>>,
+    jobs: Option<mpsc::SyncSender<SqliteJob>>,
+    worker: Option<JoinHandle<()>>,
+    /// The table being loaded and its quoted column list.
+    insert: (String, String),
+    /// Values of the rows not yet sent to the writer, row after row.
+    batch: Vec<Value>,
+    columns: usize,
     in_tx: bool,
     /// Indexes dropped for a first load into empty tables, created again at commit.
     deferred: Vec<String>,
+    /// The row state being gathered into chunks.
+    state: state::Builder,
+}
+
+/// Work for the SQLite writer thread, done in order.
+enum SqliteJob {
+    /// A multi-row INSERT: table, quoted columns, number of columns, the rows' values.
+    Rows(String, String, usize, Vec<Value>),
+    /// A row-state chunk to compress and insert.
+    State(state::Chunk),
+    /// Reports the first failure since the last sync, once everything before it is done.
+    Sync(mpsc::Sender<Result<(), ConnectorError>>),
+}
+
+impl std::fmt::Debug for SqliteJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteJob")
+    }
+}
+
+/// The rows an INSERT of `rows` rows of `columns` columns takes: `(?1, ?2), (?3, ?4), …`.
+fn multi_insert_sql(table: &str, cols: &str, columns: usize, rows: usize) -> String {
+    let tuples: Vec<String> = (0..rows)
+        .map(|r| {
+            let p: Vec<String> = (1..=columns).map(|i| format!("?{}", r * columns + i)).collect();
+            format!("({})", p.join(", "))
+        })
+        .collect();
+    format!("INSERT INTO {table} ({cols}) VALUES {}", tuples.join(", "))
+}
+
+/// Inserts rows in one statement; when SQLite refuses it (nothing of it is stored then), finds
+/// the row it refuses, for the message.
+fn insert_rows(
+    conn: &rusqlite::Connection,
+    table: &str,
+    cols: &str,
+    columns: usize,
+    values: &[Value],
+) -> Result<(), ConnectorError> {
+    let rows = values.len() / columns.max(1);
+    let sql = multi_insert_sql(table, cols, columns, rows);
+    let done = conn.prepare_cached(&sql).and_then(|mut st| st.execute(rusqlite::params_from_iter(values.iter())));
+    if let Err(e) = done {
+        let one = multi_insert_sql(table, cols, columns, 1);
+        for row in values.chunks(columns.max(1)) {
+            let r = conn.prepare_cached(&one).and_then(|mut st| st.execute(rusqlite::params_from_iter(row.iter())));
+            if let Err(e) = r {
+                return Err(q(format!("INSERT INTO {table} with {}", describe_row(row)))(e.to_string()));
+            }
+        }
+        return Err(q(format!("INSERT INTO {table}"))(e.to_string()));
+    }
+    Ok(())
+}
+
+fn insert_chunk(conn: &rusqlite::Connection, c: state::Chunk) -> Result<(), ConnectorError> {
+    let params: Vec<String> = (1..=state::COLUMNS.len()).map(|i| format!("?{i}")).collect();
+    let sql =
+        format!("INSERT INTO {} ({}) VALUES ({})", state::STATE_TABLE, state::COLUMNS.join(", "), params.join(", "));
+    let mut st = conn.prepare_cached(&sql).map_err(|e| q("preparing row state")(e.to_string()))?;
+    st.execute(rusqlite::params_from_iter(c.into_row(0).iter())).map_err(|e| q("writing row state")(e.to_string()))?;
+    Ok(())
 }
 
 impl SqliteTarget {
-    /// Opens (creating) the file with foreign keys enforced.
+    /// Opens (creating) the file with foreign keys enforced, and starts the writer thread.
     pub fn open(path: &std::path::Path) -> Result<Self, ConnectorError> {
         let conn = rusqlite::Connection::open(path)
             .map_err(|e| ConnectorError::Open { what: path.display().to_string(), reason: e.to_string() })?;
         // A rollback journal, not WAL: a run is one large transaction, and with WAL every page
         // read during it searches a write-ahead log that has grown to the size of the load.
-        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA journal_mode = DELETE; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;")
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA journal_mode = DELETE; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536; PRAGMA threads = 2;")
             .map_err(|e| ConnectorError::Open { what: path.display().to_string(), reason: e.to_string() })?;
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(Self { conn, insert: String::new(), in_tx: false, deferred: Vec::new() })
+        let conn = Arc::new(Mutex::new(conn));
+        let (tx, rx) = mpsc::sync_channel::<SqliteJob>(4);
+        let shared = Arc::clone(&conn);
+        let worker = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || {
+                // The first failure is kept and reported at the next sync; later work is skipped.
+                let mut failed: Option<ConnectorError> = None;
+                for job in rx {
+                    match job {
+                        SqliteJob::Sync(reply) => {
+                            let _ = reply.send(failed.take().map_or(Ok(()), Err));
+                        }
+                        _ if failed.is_some() => {}
+                        job => {
+                            let Ok(conn) = shared.lock() else {
+                                failed = Some(q("SQLite writer")("the connection is poisoned".into()));
+                                continue;
+                            };
+                            let r = match job {
+                                SqliteJob::Rows(table, cols, n, values) => {
+                                    insert_rows(&conn, &table, &cols, n, &values)
+                                }
+                                SqliteJob::State(c) => insert_chunk(&conn, c),
+                                SqliteJob::Sync(_) => Ok(()),
+                            };
+                            if let Err(e) = r {
+                                failed = Some(e);
+                            }
+                        }
+                    }
+                }
+            })
+            .map_err(|e| ConnectorError::Open { what: "writer thread".into(), reason: e.to_string() })?;
+        Ok(Self {
+            conn,
+            jobs: Some(tx),
+            worker: Some(worker),
+            insert: (String::new(), String::new()),
+            batch: Vec::new(),
+            columns: 0,
+            in_tx: false,
+            deferred: Vec::new(),
+            state: state::Builder::new(1),
+        })
+    }
+
+    /// Rows a multi-row INSERT takes: every execution of a statement sets up its CHECK
+    /// constraints again (an `IN (…)` list is a small table SQLite builds), so fewer
+    /// executions. Within SQLite's limit of 32,766 parameters.
+    fn batch_rows(&self) -> usize {
+        (32_000 / self.columns.max(1)).clamp(1, 128)
+    }
+
+    fn send(&self, job: SqliteJob) -> Result<(), ConnectorError> {
+        let gone = || q("SQLite writer")("the writer thread stopped".into());
+        self.jobs.as_ref().ok_or_else(gone)?.send(job).map_err(|_| gone())
+    }
+
+    /// Hands the rows gathered so far to the writer.
+    fn flush_rows(&mut self) -> Result<(), ConnectorError> {
+        if self.batch.is_empty() || self.columns == 0 {
+            return Ok(());
+        }
+        let cap = self.batch_rows() * self.columns;
+        let values = std::mem::replace(&mut self.batch, Vec::with_capacity(cap));
+        self.send(SqliteJob::Rows(self.insert.0.clone(), self.insert.1.clone(), self.columns, values))
+    }
+
+    /// Waits until the writer has done everything handed to it; its first failure, if any.
+    fn sync(&mut self) -> Result<(), ConnectorError> {
+        self.flush_rows()?;
+        let (tx, rx) = mpsc::channel();
+        self.send(SqliteJob::Sync(tx))?;
+        rx.recv().map_err(|_| q("SQLite writer")("the writer thread stopped".into()))?
+    }
+
+    /// The connection, once the writer is idle.
+    fn conn(&mut self) -> Result<std::sync::MutexGuard<'_, rusqlite::Connection>, ConnectorError> {
+        self.sync()?;
+        self.conn.lock().map_err(|_| q("SQLite")("the connection is poisoned".into()))
+    }
+
+    fn flush_state(&mut self) -> Result<(), ConnectorError> {
+        match self.state.take() {
+            Some(c) => self.send(SqliteJob::State(c)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -694,8 +889,8 @@ impl Target for SqliteTarget {
     }
     fn ensure_schema(&mut self, v2: &Schema) -> Result<bool, ConnectorError> {
         let Some(first) = v2.tables.first() else { return Ok(false) };
-        let exists: i64 = self
-            .conn
+        let mut conn = self.conn()?;
+        let exists: i64 = conn
             .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [&first.name], |r| {
                 r.get(0)
             })
@@ -703,69 +898,88 @@ impl Target for SqliteTarget {
         if exists > 0 {
             return Ok(false);
         }
-        let tx = self.conn.transaction().map_err(|e| q("creating the v2 schema")(e.to_string()))?;
+        let tx = conn.transaction().map_err(|e| q("creating the v2 schema")(e.to_string()))?;
         for s in &v2.statements {
-            tx.execute_batch(s).map_err(|e| q(format!("creating the v2 schema: {s}"))(e.to_string()))?;
+            // Keys as unique indexes of their own: a first load drops and rebuilds them.
+            let (table, indexes) = crate::ddl::keys_as_indexes(s);
+            for stmt in std::iter::once(&table).chain(&indexes) {
+                tx.execute_batch(stmt).map_err(|e| q(format!("creating the v2 schema: {stmt}"))(e.to_string()))?;
+            }
         }
         tx.commit().map_err(|e| q("creating the v2 schema")(e.to_string()))?;
         Ok(true)
     }
     fn begin(&mut self) -> Result<(), ConnectorError> {
         // The pragma cannot change inside a transaction; commit checks every key of the load instead.
-        self.conn.execute_batch("PRAGMA foreign_keys = OFF; BEGIN IMMEDIATE").map_err(|e| q("BEGIN")(e.to_string()))?;
+        self.conn()?
+            .execute_batch("PRAGMA foreign_keys = OFF; BEGIN IMMEDIATE")
+            .map_err(|e| q("BEGIN")(e.to_string()))?;
         self.in_tx = true;
         Ok(())
     }
     fn exec_with_uuid(&mut self, sql: &str, id: Uuid) -> Result<u64, ConnectorError> {
         let sql = sql.replace("$1", "?1");
-        self.conn
+        self.conn()?
             .execute(&sql, [id.hyphenated().to_string()])
             .map(|n| n as u64)
             .map_err(|e| q(sql.clone())(e.to_string()))
     }
     fn start_table(&mut self, table: &str, columns: &[String]) -> Result<(), ConnectorError> {
+        self.flush_rows()?;
         let d = Dialect::Sqlite;
         let cols: Vec<String> = columns.iter().map(|c| d.ident(c)).collect();
-        let params: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
-        self.insert = format!("INSERT INTO {} ({}) VALUES ({})", d.ident(table), cols.join(", "), params.join(", "));
+        self.insert = (d.ident(table), cols.join(", "));
+        self.columns = columns.len();
         Ok(())
     }
     fn write_row(&mut self, row: &[Value]) -> Result<(), ConnectorError> {
-        let mut st = self
-            .conn
-            .prepare_cached(&self.insert)
-            .map_err(|e| q(format!("preparing {}", self.insert))(e.to_string()))?;
-        st.execute(rusqlite::params_from_iter(row.iter()))
-            .map_err(|e| q(format!("{} with {}", self.insert, describe_row(row)))(e.to_string()))?;
+        if row.len() != self.columns {
+            return Err(q(format!("INSERT INTO {}", self.insert.0))(format!(
+                "a row of {} values for {} columns",
+                row.len(),
+                self.columns
+            )));
+        }
+        self.batch.extend_from_slice(row);
+        if self.batch.len() >= self.batch_rows() * self.columns {
+            self.flush_rows()?;
+        }
         Ok(())
     }
     fn finish_table(&mut self) -> Result<(), ConnectorError> {
-        Ok(())
+        self.flush_rows()?;
+        self.flush_state()
     }
     fn commit(&mut self) -> Result<(), ConnectorError> {
-        for sql in std::mem::take(&mut self.deferred) {
-            self.conn.execute_batch(&sql).map_err(|e| q(sql.clone())(e.to_string()))?;
+        self.flush_state()?;
+        let deferred = std::mem::take(&mut self.deferred);
+        let conn = self.conn()?;
+        for sql in deferred {
+            let started = std::time::Instant::now();
+            conn.execute_batch(&sql).map_err(|e| q(sql.clone())(e.to_string()))?;
+            tracing::debug!(statement = %sql, ms = started.elapsed().as_millis() as u64, "rebuilt after the load");
         }
         // Every foreign key of the whole database, checked once for the load.
-        let violations: i64 = self
-            .conn
+        let started = std::time::Instant::now();
+        let violations: i64 = conn
             .query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| r.get(0))
             .map_err(|e| q("checking foreign keys")(e.to_string()))?;
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "checked every foreign key");
         if violations > 0 {
             return Err(q("commit")(format!("{violations} foreign key violations")));
         }
-        self.conn.execute_batch("COMMIT; PRAGMA foreign_keys = ON").map_err(|e| q("COMMIT")(e.to_string()))?;
+        conn.execute_batch("COMMIT; PRAGMA foreign_keys = ON").map_err(|e| q("COMMIT")(e.to_string()))?;
+        drop(conn);
         self.in_tx = false;
         Ok(())
     }
     fn defer_constraints(&mut self, tables: &[&str]) -> Result<bool, ConnectorError> {
-        let mut names: Vec<&str> = tables.to_vec();
-        names.push(STATE_TABLE);
+        let names: Vec<&str> = tables.to_vec();
         let d = Dialect::Sqlite;
         let err = |e: rusqlite::Error| q("deferring indexes")(e.to_string());
+        let conn = self.conn()?;
         for t in &names {
-            let any: bool = self
-                .conn
+            let any: bool = conn
                 .query_row(&format!("SELECT EXISTS (SELECT 1 FROM {})", d.ident(t)), [], |r| r.get(0))
                 .map_err(err)?;
             if any {
@@ -775,8 +989,7 @@ impl Target for SqliteTarget {
         // Only indexes of their own (keys declared in a table cannot be dropped in SQLite).
         let list: Vec<String> = names.iter().map(|t| format!("'{}'", t.replace('\'', "''"))).collect();
         let indexes: Vec<(String, String)> = {
-            let mut st = self
-                .conn
+            let mut st = conn
                 .prepare(&format!(
                     "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ({})",
                     list.join(", ")
@@ -784,28 +997,103 @@ impl Target for SqliteTarget {
                 .map_err(err)?;
             st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(err)?.collect::<Result<_, _>>().map_err(err)?
         };
+        let mut deferred = Vec::new();
         for (name, sql) in indexes {
-            self.conn.execute_batch(&format!("DROP INDEX {}", d.ident(&name))).map_err(err)?;
-            self.deferred.push(sql);
+            conn.execute_batch(&format!("DROP INDEX {}", d.ident(&name))).map_err(err)?;
+            deferred.push(sql);
         }
+        drop(conn);
+        self.deferred = deferred;
         Ok(!self.deferred.is_empty())
     }
     fn rollback(&mut self) -> Result<(), ConnectorError> {
         self.deferred.clear();
+        self.batch.clear();
+        self.state = state::Builder::new(self.state.generation());
+        // Whatever the writer still had failed or is moot now.
+        let _ = self.sync();
         if self.in_tx {
             self.in_tx = false;
-            self.conn.execute_batch("ROLLBACK; PRAGMA foreign_keys = ON").map_err(|e| q("ROLLBACK")(e.to_string()))?;
+            let conn = self.conn.lock().map_err(|_| q("ROLLBACK")("the connection is poisoned".into()))?;
+            conn.execute_batch("ROLLBACK; PRAGMA foreign_keys = ON").map_err(|e| q("ROLLBACK")(e.to_string()))?;
         }
         Ok(())
     }
     fn exec_sql(&mut self, sql: &str) -> Result<u64, ConnectorError> {
-        self.conn.execute(sql, []).map(|n| n as u64).map_err(|e| q(sql)(e.to_string()))
+        self.conn()?.execute(sql, []).map(|n| n as u64).map_err(|e| q(sql)(e.to_string()))
     }
-    fn write_state(&mut self, row: &[Value]) -> Result<(), ConnectorError> {
-        let sql = "INSERT INTO cutover_row_state (account_id, id, table_name, legacy_ref, v1_fp, v2_fp, loaded) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-        let mut st = self.conn.prepare_cached(sql).map_err(|e| q("preparing row state")(e.to_string()))?;
-        st.execute(rusqlite::params_from_iter(row.iter())).map_err(|e| q("writing row state")(e.to_string()))?;
+    fn ensure_state_table(&mut self) -> Result<(), ConnectorError> {
+        let conn = self.conn()?;
+        for sql in state::ddl(Dialect::Sqlite) {
+            conn.execute_batch(&sql).map_err(|e| q("creating the row-state table")(e.to_string()))?;
+        }
         Ok(())
+    }
+    fn write_state(&mut self, e: &StateEntry<'_>) -> Result<(), ConnectorError> {
+        match self.state.push(e) {
+            Some(c) => self.send(SqliteJob::State(c)),
+            None => Ok(()),
+        }
+    }
+    fn write_state_deleted(&mut self, account: Uuid, table: &str, ids: &[Uuid]) -> Result<(), ConnectorError> {
+        for c in self.state.deleted(account, table, ids) {
+            self.send(SqliteJob::State(c))?;
+        }
+        Ok(())
+    }
+    fn set_state_generation(&mut self, generation: i32) {
+        self.state.set_generation(generation);
+    }
+    fn scan_state(
+        &mut self,
+        account: Uuid,
+        table: &str,
+        entries: bool,
+        f: &mut dyn FnMut(ChunkHead) -> Result<(), ConnectorError>,
+    ) -> Result<(), ConnectorError> {
+        let sql = format!(
+            "SELECT generation, chunk, kind, xid, n{} FROM {} WHERE account_id = ?1 AND table_name = ?2 ORDER BY generation, chunk",
+            if entries { ", ids, fps" } else { "" },
+            state::STATE_TABLE
+        );
+        let err = |e: rusqlite::Error| q("reading the row state")(e.to_string());
+        self.flush_state()?;
+        let conn = self.conn()?;
+        let mut st = conn.prepare(&sql).map_err(err)?;
+        let mut rows = st.query(rusqlite::params![account.hyphenated().to_string(), table]).map_err(err)?;
+        let n = if entries { 7 } else { 5 };
+        while let Some(r) = rows.next().map_err(err)? {
+            let row: Vec<Value> =
+                (0..n).map(|i| r.get_ref(i).map(sqlite_value)).collect::<Result<_, _>>().map_err(err)?;
+            let head =
+                ChunkHead::from_row(row).ok_or_else(|| q("reading the row state")("a chunk is malformed".into()))?;
+            f(head)?;
+        }
+        Ok(())
+    }
+    fn read_state_loaded(
+        &mut self,
+        account: Uuid,
+        table: &str,
+        chunks: &[state::ChunkId],
+    ) -> Result<state::LoadedChunks, ConnectorError> {
+        let err = |e: rusqlite::Error| q("reading the row state")(e.to_string());
+        let conn = self.conn()?;
+        let mut out = Vec::new();
+        for part in chunks.chunks(200) {
+            let list: Vec<String> = part.iter().map(|(g, c)| format!("({g}, {c})")).collect();
+            let sql = format!(
+                "SELECT generation, chunk, loaded FROM {} WHERE account_id = ?1 AND table_name = ?2 AND (generation, chunk) IN (VALUES {})",
+                state::STATE_TABLE,
+                list.join(", ")
+            );
+            let mut st = conn.prepare(&sql).map_err(err)?;
+            let mut rows = st.query(rusqlite::params![account.hyphenated().to_string(), table]).map_err(err)?;
+            while let Some(r) = rows.next().map_err(err)? {
+                out.push(((r.get(0).map_err(err)?, r.get(1).map_err(err)?), r.get(2).map_err(err)?));
+            }
+        }
+        Ok(out)
     }
     fn upsert_rows(
         &mut self,
@@ -816,7 +1104,8 @@ impl Target for SqliteTarget {
     ) -> Result<(), ConnectorError> {
         let params: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
         let sql = upsert_sql(Dialect::Sqlite, table, columns, conflict, &format!("VALUES ({})", params.join(", ")));
-        let mut st = self.conn.prepare_cached(&sql).map_err(|e| q(sql.clone())(e.to_string()))?;
+        let conn = self.conn()?;
+        let mut st = conn.prepare_cached(&sql).map_err(|e| q(sql.clone())(e.to_string()))?;
         for r in rows {
             st.execute(rusqlite::params_from_iter(r.iter()))
                 .map_err(|e| q(format!("upsert into {table} with {}", describe_row(r)))(e.to_string()))?;
@@ -825,9 +1114,10 @@ impl Target for SqliteTarget {
     }
     fn delete_ids(&mut self, table: &str, ids: &[Uuid]) -> Result<u64, ConnectorError> {
         let mut n = 0;
+        let conn = self.conn()?;
         for chunk in ids.chunks(500) {
             let sql = format!("DELETE FROM {} WHERE id IN ({})", Dialect::Sqlite.ident(table), id_list(chunk));
-            n += self.conn.execute(&sql, []).map_err(|e| q(format!("delete from {table}"))(e.to_string()))? as u64;
+            n += conn.execute(&sql, []).map_err(|e| q(format!("delete from {table}"))(e.to_string()))? as u64;
         }
         Ok(n)
     }
@@ -839,9 +1129,10 @@ impl Target for SqliteTarget {
         ids: &[Uuid],
     ) -> Result<Vec<Vec<Value>>, ConnectorError> {
         let mut out = Vec::new();
+        let conn = self.conn()?;
         for chunk in ids.chunks(500) {
             let t = format!("{} WHERE id IN ({}) AND account_id", Dialect::Sqlite.ident(table), id_list(chunk));
-            out.extend(sqlite_read_where(&self.conn, table, &t, columns, account)?);
+            out.extend(sqlite_read_where(&conn, table, &t, columns, account)?);
         }
         Ok(out)
     }
@@ -853,7 +1144,8 @@ impl Target for SqliteTarget {
         f: &mut dyn FnMut(Vec<Value>) -> Result<(), ConnectorError>,
     ) -> Result<(), ConnectorError> {
         let sql = select_rows_sql(Dialect::Sqlite, table, columns, account.is_some());
-        sqlite_each(&self.conn, table, &sql, columns, account, f)
+        let conn = self.conn()?;
+        sqlite_each(&conn, table, &sql, columns, account, f)
     }
     fn read_rows(
         &mut self,
@@ -861,13 +1153,18 @@ impl Target for SqliteTarget {
         columns: &[(String, Type)],
         account: Option<Uuid>,
     ) -> Result<Vec<Vec<Value>>, ConnectorError> {
-        sqlite_read(&self.conn, table, columns, account)
+        let conn = self.conn()?;
+        sqlite_read(&conn, table, columns, account)
     }
 }
 
 impl Drop for SqliteTarget {
     fn drop(&mut self) {
         let _ = self.rollback();
+        self.jobs.take();
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
     }
 }
 
@@ -985,6 +1282,8 @@ enum PgJob {
     /// Streams a binary `COPY … TO STDOUT` back as rows of these types, in batches; the
     /// channel closes at the end.
     CopyOut(String, Vec<Type>, mpsc::SyncSender<Result<Vec<Vec<Value>>, ConnectorError>>),
+    /// Row-state chunks to compress and COPY, with the transaction id they carry.
+    CopyState(Vec<state::Chunk>, i64),
     Sync(mpsc::Sender<Result<(), ConnectorError>>),
 }
 
@@ -1001,19 +1300,38 @@ pub struct PgTarget {
     deferred_keys: bool,
     /// Tables loaded in this transaction.
     loaded: Vec<String>,
-    /// COPY data for the row-state table, sent in chunks of its own.
-    state_buf: Vec<u8>,
+    /// The row state being gathered into chunks, and full chunks not yet sent.
+    state: state::Builder,
+    state_pending: Vec<state::Chunk>,
+    /// This transaction's id (64-bit, with epoch): stored with the row state it writes.
+    xid: i64,
     /// Constraints and indexes taken off for the load, rebuilt at commit, in rebuild order.
     deferred: Vec<String>,
     /// Column types of the table being loaded when every one has a binary encoding; text COPY otherwise.
     binary: Option<Vec<PgType>>,
     /// Whether this transaction wrote row state.
     state_written: bool,
+    /// Tables emptied by this transaction (TRUNCATE): COPY loads them frozen, so nobody has to
+    /// set their rows' hint bits (and write every page again) on first read.
+    frozen: Vec<String>,
 }
 
-/// The row-state table's column types, as [`STATE_DDL`] creates them.
-const STATE_TYPES: [PgType; 7] =
-    [PgType::Uuid, PgType::Uuid, PgType::Text, PgType::Text, PgType::Int8, PgType::Int8, PgType::Text];
+/// The row-state table's column types, as [`state::ddl`] creates them.
+const STATE_TYPES: [PgType; 10] = [
+    PgType::Uuid,
+    PgType::Text,
+    PgType::Int4,
+    PgType::Int4,
+    PgType::Int2,
+    PgType::Int8,
+    PgType::Int4,
+    PgType::Bytea,
+    PgType::Bytea,
+    PgType::Bytea,
+];
+
+/// Full row-state chunks sent to the writer thread at a time.
+const STATE_SEND: usize = 8;
 
 const COPY_CHUNK: usize = 1 << 20;
 
@@ -1125,6 +1443,33 @@ impl PgTarget {
                                 }
                             });
                         }
+                        PgJob::CopyState(chunks, xid) => {
+                            // Compressing here keeps it off the engine thread.
+                            let mut data = Vec::new();
+                            let mut bad = None;
+                            for c in chunks {
+                                if let Err(e) = pgcopy::write_row(&mut data, &c.into_row(xid), &STATE_TYPES) {
+                                    bad.get_or_insert(e);
+                                }
+                            }
+                            data.extend_from_slice(pgcopy::TRAILER);
+                            let stmt = format!(
+                                "COPY {} ({}) FROM STDIN (FORMAT binary)",
+                                state::STATE_TABLE,
+                                state::COLUMNS.join(", ")
+                            );
+                            if failed.is_none() {
+                                if let Some(e) = bad {
+                                    failed = Some(q("row state")(e));
+                                } else if let Err(e) = rt.block_on(async {
+                                    let mut c = conn.copy_in_raw(&stmt).await?;
+                                    c.send(data).await?;
+                                    c.finish().await
+                                }) {
+                                    failed = Some(q(stmt)(e.to_string()));
+                                }
+                            }
+                        }
                         PgJob::Sync(reply) => {
                             let _ = reply.send(failed.take().map_or(Ok(()), Err));
                         }
@@ -1141,7 +1486,10 @@ impl PgTarget {
             in_tx: false,
             deferred_keys: false,
             loaded: Vec::new(),
-            state_buf: Vec::new(),
+            state: state::Builder::new(1),
+            state_pending: Vec::new(),
+            xid: 0,
+            frozen: Vec::new(),
             deferred: Vec::new(),
             binary: None,
             state_written: false,
@@ -1167,18 +1515,38 @@ impl PgTarget {
             let data = std::mem::replace(&mut self.buf, Vec::with_capacity(COPY_CHUNK + 4096));
             self.send(PgJob::Copy(self.copy_sql.clone(), data))?;
         }
-        self.flush_state()
+        self.flush_state(false)
     }
 
-    fn flush_state(&mut self) -> Result<(), ConnectorError> {
-        if !self.state_buf.is_empty() {
-            self.state_buf.extend_from_slice(pgcopy::TRAILER);
-            let data = std::mem::replace(&mut self.state_buf, Vec::with_capacity(COPY_CHUNK + 4096));
-            let cols: Vec<&str> = STATE_COLUMNS.iter().map(|c| c.0).collect();
-            self.send(PgJob::Copy(
-                format!("COPY {STATE_TABLE} ({}) FROM STDIN (FORMAT binary)", cols.join(", ")),
-                data,
-            ))?;
+    /// Sends the full row-state chunks; with `all`, the one being filled too.
+    fn flush_state(&mut self, all: bool) -> Result<(), ConnectorError> {
+        if all {
+            self.state_pending.extend(self.state.take());
+        }
+        if !self.state_pending.is_empty() && (all || self.state_pending.len() >= STATE_SEND) {
+            self.state_written = true;
+            let chunks = std::mem::take(&mut self.state_pending);
+            let xid = self.xid;
+            self.send(PgJob::CopyState(chunks, xid))?;
+        }
+        Ok(())
+    }
+
+    /// Streams the rows of a `SELECT` (its columns cast with [`pgcopy::cast_for`]) through a
+    /// binary `COPY … TO STDOUT`: the server sends values as bytes, which decode without parsing.
+    fn copy_out(
+        &mut self,
+        select: &str,
+        types: Vec<Type>,
+        f: &mut dyn FnMut(Vec<Value>) -> Result<(), ConnectorError>,
+    ) -> Result<(), ConnectorError> {
+        self.flush()?;
+        let (tx, rx) = mpsc::sync_channel(2);
+        self.send(PgJob::CopyOut(format!("COPY ({select}) TO STDOUT (FORMAT binary)"), types, tx))?;
+        for batch in rx {
+            for row in batch? {
+                f(row)?;
+            }
         }
         Ok(())
     }
@@ -1373,14 +1741,10 @@ impl Target for PgTarget {
         Ok(true)
     }
     fn begin(&mut self) -> Result<(), ConnectorError> {
-        // Per-row foreign-key triggers cost more than the load itself. Roles allowed to switch
-        // them off for their own session do so; commit then validates every key set-based.
-        // Other roles keep the triggers: slower, equally correct.
-        self.deferred_keys = self.exec("SET session_replication_role = replica", None).is_ok();
-        self.loaded.clear();
-        self.exec("BEGIN", None)?;
-        self.in_tx = true;
-        Ok(())
+        self.begin_with("BEGIN")
+    }
+    fn begin_consistent(&mut self) -> Result<(), ConnectorError> {
+        self.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ")
     }
     fn exec_with_uuid(&mut self, sql: &str, id: Uuid) -> Result<u64, ConnectorError> {
         self.flush()?;
@@ -1391,7 +1755,13 @@ impl Target for PgTarget {
         let d = Dialect::Postgres;
         let cols: Vec<String> = columns.iter().map(|c| d.ident(c)).collect();
         self.binary = self.binary_types(table, columns)?;
-        let format = if self.binary.is_some() { " (FORMAT binary)" } else { "" };
+        let freeze = self.frozen.iter().any(|t| t.eq_ignore_ascii_case(table));
+        let format = match (self.binary.is_some(), freeze) {
+            (true, true) => " (FORMAT binary, FREEZE)",
+            (true, false) => " (FORMAT binary)",
+            (false, true) => " (FREEZE)",
+            (false, false) => "",
+        };
         self.copy_sql = format!("COPY {} ({}) FROM STDIN{format}", d.ident(table), cols.join(", "));
         if !self.loaded.iter().any(|t| t == table) {
             self.loaded.push(table.to_owned());
@@ -1411,16 +1781,20 @@ impl Target for PgTarget {
     }
     fn finish_table(&mut self) -> Result<(), ConnectorError> {
         self.flush()?;
+        self.flush_state(true)?;
         self.sync()
     }
     fn commit(&mut self) -> Result<(), ConnectorError> {
         self.flush()?;
+        self.flush_state(true)?;
         self.sync()?;
         if !self.deferred.is_empty() {
             // Keys and indexes are built from the loaded rows; adding each foreign key validates
             // every row set-based, so the per-row triggers were never needed.
             for stmt in std::mem::take(&mut self.deferred) {
+                let started = std::time::Instant::now();
                 self.exec(&stmt, None)?;
+                tracing::debug!(statement = %stmt, ms = started.elapsed().as_millis() as u64, "rebuilt after the load");
             }
         } else if self.deferred_keys {
             // Deletes of earlier rows skipped the triggers too: check every row of the loaded tables.
@@ -1430,11 +1804,12 @@ impl Target for PgTarget {
         // for small, and the preview and final migration read rows by id with full scans.
         let mut analyze: Vec<String> = self.loaded.iter().map(|t| Dialect::Postgres.ident(t)).collect();
         if self.state_written {
-            // Only the key it is read by: its wide column would cost more to sample than the rest.
-            analyze.push(format!("{STATE_TABLE} (account_id, id)"));
+            analyze.push(state::STATE_TABLE.to_owned());
         }
         if !analyze.is_empty() {
+            let started = std::time::Instant::now();
             self.exec(&format!("ANALYZE {}", analyze.join(", ")), None)?;
+            tracing::debug!(ms = started.elapsed().as_millis() as u64, "analyzed the loaded tables");
         }
         self.state_written = false;
         self.exec("COMMIT", None)?;
@@ -1444,7 +1819,8 @@ impl Target for PgTarget {
     }
     fn rollback(&mut self) -> Result<(), ConnectorError> {
         self.buf.clear();
-        self.state_buf.clear();
+        self.state = state::Builder::new(self.state.generation());
+        self.state_pending.clear();
         self.binary = None;
         self.state_written = false;
         // The drops were part of the transaction: rolling back restores them.
@@ -1463,10 +1839,12 @@ impl Target for PgTarget {
     }
     fn defer_constraints(&mut self, tables: &[&str]) -> Result<bool, ConnectorError> {
         let mut names: Vec<String> = tables.iter().map(|t| t.to_lowercase()).collect();
-        names.push(STATE_TABLE.to_owned());
         names.sort();
         names.dedup();
         let d = Dialect::Postgres;
+        // Locked before looking: nobody can add a row between the look and what follows.
+        let all: Vec<String> = names.iter().map(|t| d.ident(t)).collect();
+        self.exec(&format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", all.join(", ")), None)?;
         // Any row left (another account's) keeps every index: the load then maintains them.
         let probe: Vec<String> = names.iter().map(|t| format!("EXISTS (SELECT 1 FROM {})", d.ident(t))).collect();
         let any =
@@ -1521,18 +1899,134 @@ impl Target for PgTarget {
         for stmt in &drops {
             self.exec(stmt, None)?;
         }
+        // Empty, locked, without keys: emptied in this transaction, they load frozen.
+        self.exec(&format!("TRUNCATE {}", all.join(", ")), None)?;
+        self.frozen = names.clone();
         // Index builds sort in memory up to this much; the server's default is small.
-        self.exec("SET LOCAL maintenance_work_mem = '256MB'", None)?;
+        self.exec("SET LOCAL maintenance_work_mem = '1GB'", None)?;
         self.deferred = keys.into_iter().chain(indexes).chain(fks).collect();
         Ok(true)
     }
-    fn write_state(&mut self, row: &[Value]) -> Result<(), ConnectorError> {
-        pgcopy::write_row(&mut self.state_buf, row, &STATE_TYPES).map_err(q("row state"))?;
-        self.state_written = true;
-        if self.state_buf.len() >= COPY_CHUNK {
-            self.flush_state()?;
+    fn ensure_state_table(&mut self) -> Result<(), ConnectorError> {
+        let exists = format!(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = '{}'",
+            state::STATE_TABLE
+        );
+        if self.exec(&exists, None)? > 0 {
+            return Ok(());
+        }
+        for sql in state::ddl(Dialect::Postgres) {
+            self.exec(&sql, None)?;
         }
         Ok(())
+    }
+    fn write_state(&mut self, e: &StateEntry<'_>) -> Result<(), ConnectorError> {
+        if let Some(c) = self.state.push(e) {
+            self.state_pending.push(c);
+            self.flush_state(false)?;
+        }
+        Ok(())
+    }
+    fn write_state_deleted(&mut self, account: Uuid, table: &str, ids: &[Uuid]) -> Result<(), ConnectorError> {
+        let chunks = self.state.deleted(account, table, ids);
+        self.state_pending.extend(chunks);
+        self.flush_state(true)
+    }
+    fn set_state_generation(&mut self, generation: i32) {
+        self.state.set_generation(generation);
+    }
+    fn scan_state(
+        &mut self,
+        account: Uuid,
+        table: &str,
+        entries: bool,
+        f: &mut dyn FnMut(ChunkHead) -> Result<(), ConnectorError>,
+    ) -> Result<(), ConnectorError> {
+        let select = format!(
+            "SELECT generation::int8, chunk::int8, kind::int8, xid, n::int8{} FROM {} WHERE account_id = '{}' AND table_name = '{}' ORDER BY generation, chunk",
+            if entries { ", ids, fps" } else { "" },
+            state::STATE_TABLE,
+            account.hyphenated(),
+            table.replace('\'', "''")
+        );
+        let types = state::head_columns(entries).into_iter().map(|c| c.1).collect();
+        self.copy_out(&select, types, &mut |row| {
+            let head =
+                ChunkHead::from_row(row).ok_or_else(|| q("reading the row state")("a chunk is malformed".into()))?;
+            f(head)
+        })
+    }
+    fn read_state_loaded(
+        &mut self,
+        account: Uuid,
+        table: &str,
+        chunks: &[state::ChunkId],
+    ) -> Result<state::LoadedChunks, ConnectorError> {
+        let cols =
+            [("generation".to_owned(), Type::Int), ("chunk".to_owned(), Type::Int), ("loaded".to_owned(), Type::Bytes)];
+        let mut out = Vec::new();
+        for part in chunks.chunks(200) {
+            let list: Vec<String> = part.iter().map(|(g, c)| format!("({g}, {c})")).collect();
+            let sql = format!(
+                "SELECT generation, chunk, loaded FROM {} WHERE account_id = $1 AND table_name = '{}' AND (generation, chunk) IN ({})",
+                state::STATE_TABLE,
+                table.replace('\'', "''"),
+                list.join(", ")
+            );
+            for r in self.query(&sql, &cols, Some(account))? {
+                if let [Value::Int(g), Value::Int(c), Value::Bytes(b)] = r.as_slice() {
+                    let key = (i32::try_from(*g).unwrap_or(-1), i32::try_from(*c).unwrap_or(-1));
+                    out.push((key, b.clone()));
+                }
+            }
+        }
+        Ok(out)
+    }
+    fn scan_written_since(
+        &mut self,
+        table: &str,
+        columns: &[(String, Type)],
+        account: Uuid,
+        xids: &[i64],
+        f: &mut dyn FnMut(Vec<Value>) -> Result<(), ConnectorError>,
+    ) -> Result<Option<u64>, ConnectorError> {
+        // Every version of a row carries the id of the transaction that wrote it (xmin): a row
+        // whose xmin is one of the runs' own was not written since. xmin has 32 bits; once the
+        // server is 2^31 transactions past a run, a later write could wear a run's xmin again,
+        // and then every row is compared instead.
+        let int = [("n".to_owned(), Type::Int)];
+        let now = self.query("SELECT txid_snapshot_xmax(txid_current_snapshot())::bigint", &int, None)?;
+        let Some(Value::Int(now)) = now.first().and_then(|r| r.first()).cloned() else { return Ok(None) };
+        if xids.is_empty() || xids.iter().any(|x| *x <= 0 || now - x >= (1i64 << 31) - 1_000_000) {
+            return Ok(None);
+        }
+        let list: Vec<String> = xids.iter().map(|x| format!("'{}'::xid", x & 0xffff_ffff)).collect();
+        let others = format!("xmin <> ALL (ARRAY[{}])", list.join(", "));
+        let d = Dialect::Postgres;
+        let counts = self.query(
+            &format!(
+                "SELECT count(*)::bigint, (count(*) FILTER (WHERE {others}))::bigint FROM {} WHERE account_id = $1",
+                d.ident(table)
+            ),
+            &[("n".to_owned(), Type::Int), ("w".to_owned(), Type::Int)],
+            Some(account),
+        )?;
+        let (total, written) = match counts.first().map(Vec::as_slice) {
+            Some([Value::Int(n), Value::Int(w)]) => (*n, *w),
+            _ => return Ok(None),
+        };
+        if written > 0 {
+            let cols: Vec<String> =
+                columns.iter().map(|(c, ty)| format!("{}::{}", d.ident(c), pgcopy::cast_for(*ty))).collect();
+            let select = format!(
+                "SELECT {} FROM {} WHERE account_id = '{}' AND {others}",
+                cols.join(", "),
+                d.ident(table),
+                account.hyphenated()
+            );
+            self.copy_out(&select, columns.iter().map(|c| c.1).collect(), f)?;
+        }
+        Ok(Some(u64::try_from(total).unwrap_or(0)))
     }
     fn upsert_rows(
         &mut self,
@@ -1607,27 +2101,15 @@ impl Target for PgTarget {
         account: Option<Uuid>,
         f: &mut dyn FnMut(Vec<Value>) -> Result<(), ConnectorError>,
     ) -> Result<(), ConnectorError> {
-        // Binary COPY out: the server sends values as bytes, which decode without parsing, and
-        // every column is cast to the one binary form its type reads.
+        // Every column is cast to the one binary form its type reads.
         let d = Dialect::Postgres;
         let cols: Vec<String> =
             columns.iter().map(|(c, ty)| format!("{}::{}", d.ident(c), pgcopy::cast_for(*ty))).collect();
         let filter = account.map_or_else(String::new, |a| format!(" WHERE account_id = '{}'", a.hyphenated()));
-        let sql = format!(
-            // No ORDER BY: in id order the server reads the heap through the index, page by
-            // random page; callers sort what they keep.
-            "COPY (SELECT {} FROM {}{filter}) TO STDOUT (FORMAT binary)",
-            cols.join(", "),
-            d.ident(table)
-        );
-        let (tx, rx) = mpsc::sync_channel(2);
-        self.send(PgJob::CopyOut(sql, columns.iter().map(|c| c.1).collect(), tx))?;
-        for batch in rx {
-            for row in batch? {
-                f(row)?;
-            }
-        }
-        Ok(())
+        // No ORDER BY: in id order the server reads the heap through the index, page by random
+        // page; callers sort what they keep.
+        let select = format!("SELECT {} FROM {}{filter}", cols.join(", "), d.ident(table));
+        self.copy_out(&select, columns.iter().map(|c| c.1).collect(), f)
     }
     fn read_rows(
         &mut self,
@@ -1643,6 +2125,23 @@ impl Target for PgTarget {
 }
 
 impl PgTarget {
+    fn begin_with(&mut self, begin: &str) -> Result<(), ConnectorError> {
+        // Per-row foreign-key triggers cost more than the load itself. Roles allowed to switch
+        // them off for their own session do so; commit then validates every key set-based.
+        // Other roles keep the triggers: slower, equally correct.
+        self.deferred_keys = self.exec("SET session_replication_role = replica", None).is_ok();
+        self.loaded.clear();
+        self.frozen.clear();
+        self.exec(begin, None)?;
+        self.in_tx = true;
+        let xid = self.query("SELECT txid_current()::bigint", &[("xid".to_owned(), Type::Int)], None)?;
+        self.xid = match xid.first().and_then(|r| r.first()) {
+            Some(Value::Int(x)) => *x,
+            _ => return Err(q("BEGIN")("no transaction id".into())),
+        };
+        Ok(())
+    }
+
     fn reset_role(&mut self) {
         if self.deferred_keys {
             self.deferred_keys = false;

@@ -116,6 +116,107 @@ pub fn parse(file: &str, text: &str) -> Result<Schema, PackError> {
     Ok(schema)
 }
 
+/// A CREATE TABLE statement with its primary key and unique constraints taken out, and the
+/// `CREATE UNIQUE INDEX` statements that enforce them instead. SQLite cannot drop a constraint
+/// declared in the table, but can drop an index and build it again from sorted data, which is
+/// what a first load into an empty database does. An `INTEGER PRIMARY KEY` (the rowid) stays.
+/// Other statements come back unchanged, without indexes.
+pub fn keys_as_indexes(stmt: &str) -> (String, Vec<String>) {
+    let upper = stmt.trim_start().to_ascii_uppercase();
+    let (Some(open), Some(close)) = (stmt.find('('), stmt.rfind(')')) else { return (stmt.to_owned(), Vec::new()) };
+    if !upper.starts_with("CREATE TABLE") || close < open {
+        return (stmt.to_owned(), Vec::new());
+    }
+    let name = stmt.trim_start()["CREATE TABLE".len()..]
+        .split('(')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_start_matches("IF NOT EXISTS")
+        .trim()
+        .trim_matches('"')
+        .to_owned();
+    let quote = |n: &str| format!("\"{}\"", n.replace('"', "\"\""));
+    let mut items = Vec::new();
+    let mut indexes = Vec::new();
+    let mut add_index = |cols: &[String], pkey: bool, own: Option<String>| {
+        let idx =
+            own.unwrap_or_else(|| if pkey { format!("{name}_pkey") } else { format!("{name}_{}_key", cols.join("_")) });
+        let list: Vec<String> = cols.iter().map(|c| quote(c)).collect();
+        indexes.push(format!("CREATE UNIQUE INDEX {} ON {} ({})", quote(&idx), quote(&name), list.join(", ")));
+    };
+    let cols_of = |text: &str| -> Vec<String> {
+        let inner = text.split_once('(').and_then(|(_, r)| r.rsplit_once(')')).map_or("", |(l, _)| l);
+        inner.split(',').map(|c| c.trim().trim_matches('"').to_owned()).filter(|c| !c.is_empty()).collect()
+    };
+    for item in split_top(&stmt[open + 1..close]) {
+        let words: Vec<&str> = item.split_whitespace().collect();
+        let up: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
+        let (own, at) = match up.first().map(String::as_str) {
+            Some("CONSTRAINT") if words.len() > 2 => (Some(words[1].trim_matches('"').to_owned()), 2),
+            _ => (None, 0),
+        };
+        match up.get(at).map(String::as_str) {
+            Some("PRIMARY") if up.get(at + 1).is_some_and(|w| w.starts_with("KEY")) => {
+                add_index(&cols_of(item), true, own);
+                continue;
+            }
+            Some(w) if w == "UNIQUE" || w.starts_with("UNIQUE(") => {
+                add_index(&cols_of(item), false, own);
+                continue;
+            }
+            Some("CHECK" | "FOREIGN") => {
+                items.push(item.trim().to_owned());
+                continue;
+            }
+            _ if own.is_some() => {
+                items.push(item.trim().to_owned());
+                continue;
+            }
+            _ => {}
+        }
+        // A column: its own PRIMARY KEY or UNIQUE, outside parentheses and quotes.
+        let (Some(col), Some(ty)) = (words.first(), up.get(1)) else {
+            items.push(item.trim().to_owned());
+            continue;
+        };
+        let col = col.trim_matches('"').to_owned();
+        let mut kept: Vec<&str> = Vec::new();
+        let (mut depth, mut pkey, mut unique) = (0i32, false, false);
+        let mut i = 0;
+        while i < words.len() {
+            let w = words[i];
+            let wu = &up[i];
+            if depth == 0 && i >= 2 && wu == "PRIMARY" && up.get(i + 1).is_some_and(|k| k == "KEY") && ty != "INTEGER" {
+                pkey = true;
+                i += 2;
+                continue;
+            }
+            if depth == 0 && i >= 2 && wu == "UNIQUE" {
+                unique = true;
+                i += 1;
+                continue;
+            }
+            depth += w.matches('(').count() as i32 - w.matches(')').count() as i32;
+            kept.push(w);
+            i += 1;
+        }
+        let mut def = kept.join(" ");
+        if pkey {
+            if !up.iter().any(|w| w == "NULL") {
+                def.push_str(" NOT NULL");
+            }
+            add_index(std::slice::from_ref(&col), true, None);
+        }
+        if unique {
+            add_index(std::slice::from_ref(&col), false, None);
+        }
+        items.push(def);
+    }
+    let head = &stmt[..open];
+    (format!("{}({})", head, items.join(", ")), indexes)
+}
+
 fn split_top(body: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let (mut depth, mut quote, mut start) = (0i32, false, 0);
@@ -152,6 +253,31 @@ mod tests {
         assert_eq!(t.column("x").unwrap().ty, Type::Float);
         assert!(!t.column("x").unwrap().not_null);
         assert_eq!(s.statements.len(), 2);
+    }
+
+    #[test]
+    fn keys_become_indexes_of_their_own() {
+        let (t, idx) = keys_as_indexes(
+            "CREATE TABLE a (\n id UUID PRIMARY KEY,\n n TEXT NOT NULL UNIQUE,\n k INTEGER NOT NULL REFERENCES b (id),\n s TEXT CHECK (s IN ('UNIQUE', 'x')),\n UNIQUE (k, n),\n CONSTRAINT own UNIQUE (s)\n)",
+        );
+        assert_eq!(
+            t,
+            "CREATE TABLE a (id UUID NOT NULL, n TEXT NOT NULL, k INTEGER NOT NULL REFERENCES b (id), s TEXT CHECK (s IN ('UNIQUE', 'x')))"
+        );
+        assert_eq!(
+            idx,
+            [
+                "CREATE UNIQUE INDEX \"a_pkey\" ON \"a\" (\"id\")",
+                "CREATE UNIQUE INDEX \"a_n_key\" ON \"a\" (\"n\")",
+                "CREATE UNIQUE INDEX \"a_k_n_key\" ON \"a\" (\"k\", \"n\")",
+                "CREATE UNIQUE INDEX \"own\" ON \"a\" (\"s\")",
+            ]
+        );
+        // The rowid stays a key; a composite key becomes an index; other statements pass.
+        let (t, idx) = keys_as_indexes("CREATE TABLE r (n INTEGER PRIMARY KEY, a TEXT, b TEXT, PRIMARY KEY (a, b))");
+        assert_eq!(t, "CREATE TABLE r (n INTEGER PRIMARY KEY, a TEXT, b TEXT)");
+        assert_eq!(idx, ["CREATE UNIQUE INDEX \"r_pkey\" ON \"r\" (\"a\", \"b\")"]);
+        assert_eq!(keys_as_indexes("CREATE INDEX i ON a (n)"), ("CREATE INDEX i ON a (n)".to_owned(), Vec::new()));
     }
 
     #[test]

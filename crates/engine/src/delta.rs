@@ -11,12 +11,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::connect::{ConnectorError, Dialect, STATE_COLUMNS, STATE_TABLE, Source, Target};
+use crate::connect::{ConnectorError, Dialect, Source, Target};
 use crate::ddl::Schema;
 use crate::ids::SortedIds;
-use crate::preview::{ChangeKind, Preview};
+use crate::preview::{ChangeKind, Preview, preview};
 use crate::run::{EngineError, LedgerRecord, RunReport, RunSpec, account_uuid, run};
-use crate::value::{Type, Value, loaded_object};
+use crate::state::{self, StateEntry};
+use crate::value::{Type, Value};
 
 /// What the final migration did, table by table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,68 +74,47 @@ impl FinalReport {
     }
 }
 
-/// A loaded row, as small as it can be (40 bytes with its id).
-struct Loaded {
-    /// Its table's index in `DeltaTarget::table_order`.
-    table: u16,
-    /// Its v1 record's fingerprint under the mapping ([`crate::run::state_v1_fp`]).
-    v1: i64,
-    /// The row's fingerprint as loaded.
-    v2: i64,
+/// A row the overwrite preview found changed, created or deleted in v2.
+struct Drift {
+    kind: ChangeKind,
+    table: String,
+    legacy_ref: String,
+    /// Its values now (changed and created rows), or as loaded (deleted rows).
+    values: serde_json::Map<String, serde_json::Value>,
 }
 
-/// Every row the last migration loaded, by id, and whether this run gave it again.
-struct LoadedRows {
-    rows: SortedIds<Loaded>,
+/// The table the run is on: the live state of its rows (v1 and v2 fingerprints by id), and
+/// which of them the run gave again.
+struct Current {
+    table: String,
+    live: SortedIds<(i64, i64)>,
     seen: Vec<bool>,
 }
 
-impl LoadedRows {
-    fn new(rows: Vec<(Uuid, Loaded)>) -> Self {
-        let rows = SortedIds::new(rows);
-        let seen = vec![false; rows.len()];
-        Self { rows, seen }
-    }
-    fn get(&self, id: &Uuid) -> Option<&Loaded> {
-        self.rows.get(id)
-    }
-    fn contains(&self, id: &Uuid) -> bool {
-        self.rows.find(id).is_some()
-    }
-    /// Marks a row as given again; its state if it was loaded.
-    fn see(&mut self, id: &Uuid) -> Option<&Loaded> {
-        let i = self.rows.find(id)?;
-        self.seen[i] = true;
-        Some(&self.rows.at(i).1)
-    }
-    /// The loaded rows this run did not give.
-    fn unseen(&self) -> impl Iterator<Item = &(Uuid, Loaded)> {
-        self.rows.iter().zip(&self.seen).filter(|(_, s)| !**s).map(|(r, _)| r)
-    }
-}
-
-/// A target in front of the real one: keeps what must change and writes it at commit,
-/// after the recovery bundle is safely on disk.
+/// A target in front of the real one: keeps what must change and writes it at commit, after
+/// the recovery bundle is safely on disk. It holds the state of one table at a time.
 struct DeltaTarget<'a> {
     inner: &'a mut dyn Target,
+    pack: &'a crate::pack::Pack,
     account: Uuid,
-    loaded: LoadedRows,
-    /// Preview: drifted ids, and the current values of changed and created rows.
-    drifted: HashMap<Uuid, (ChangeKind, String, serde_json::Map<String, serde_json::Value>)>,
+    drifted: HashMap<Uuid, Drift>,
+    current: Option<Current>,
+    /// Whether every loaded row of the table last finished was given again.
+    all_given: bool,
     /// Tables in the order their rows are written (parents first).
     order: Vec<String>,
     columns: HashMap<String, Vec<String>>,
     pending: HashMap<String, Vec<Vec<Value>>>,
-    pending_state: Vec<Vec<Value>>,
-    current: String,
+    /// Loaded rows the commit overwrites: (table, id).
+    rewritten: Vec<(String, Uuid)>,
+    /// Loaded rows v1 no longer gives: (table, id).
+    gone: Vec<(String, Uuid)>,
     last_row: Vec<Value>,
     counts: BTreeMap<String, DeltaCounts>,
     bundle_dir: PathBuf,
     preview_id: String,
     bundle: Option<BundleManifest>,
     table_order: Vec<String>,
-    /// The columns cutover writes to each table of `table_order`.
-    table_columns: Vec<Vec<String>>,
 }
 
 impl Target for DeltaTarget<'_> {
@@ -148,7 +128,8 @@ impl Target for DeltaTarget<'_> {
         self.inner.ensure_schema(v2)
     }
     fn begin(&mut self) -> Result<(), ConnectorError> {
-        self.inner.begin()
+        // `final_run` began the transaction: the preview it checked was taken inside it.
+        Ok(())
     }
     fn exec_with_uuid(&mut self, sql: &str, id: Uuid) -> Result<u64, ConnectorError> {
         self.inner.exec_with_uuid(sql, id)
@@ -157,11 +138,15 @@ impl Target for DeltaTarget<'_> {
         self.inner.exec_sql(sql)
     }
     fn start_table(&mut self, table: &str, columns: &[String]) -> Result<(), ConnectorError> {
-        self.current = table.to_owned();
         if !self.order.iter().any(|t| t == table) {
             self.order.push(table.to_owned());
         }
         self.columns.insert(table.to_owned(), columns.to_vec());
+        let live = state::read_live(self.inner, self.account, table, |_, v1, v2| (v1, v2))?;
+        let live = SortedIds::new(live);
+        let seen = vec![false; live.len()];
+        self.current = Some(Current { table: table.to_owned(), live, seen });
+        self.counts.entry(table.to_owned()).or_default();
         Ok(())
     }
     fn write_row(&mut self, row: &[Value]) -> Result<(), ConnectorError> {
@@ -169,83 +154,74 @@ impl Target for DeltaTarget<'_> {
         self.last_row.extend_from_slice(row);
         Ok(())
     }
-    fn write_state(&mut self, state: &[Value]) -> Result<(), ConnectorError> {
-        let (Some(Value::Uuid(id)), Some(Value::Int(v1_fp)), Some(Value::Int(v2_fp))) =
-            (state.get(1), state.get(4), state.get(5))
-        else {
-            return Ok(());
-        };
-        let drifted = self.drifted.contains_key(id);
-        let outcome = match self.loaded.see(id) {
-            // Unchanged only if the mapping gives exactly the row it loaded: an unchanged v1
-            // record can still map differently when a parent's outcome changed (a duplicate
-            // now merged into another survivor re-points its children).
-            Some(l) if l.v1 == *v1_fp && l.v2 == *v2_fp && !drifted => None,
-            Some(_) => Some(true),
-            None => Some(false),
-        };
-        let c = self.counts_of_current();
-        match outcome {
-            None => {
-                c.unchanged += 1;
-                return Ok(());
+    fn write_state(&mut self, e: &StateEntry<'_>) -> Result<(), ConnectorError> {
+        let drifted = self.drifted.contains_key(&e.id);
+        let Some(cur) = self.current.as_mut() else { return Ok(()) };
+        let loaded = match cur.live.find(&e.id) {
+            Some(i) => {
+                cur.seen[i] = true;
+                // Unchanged only if the mapping gives exactly the row it loaded: an unchanged v1
+                // record can still map differently when a parent's outcome changed (a duplicate
+                // now merged into another survivor re-points its children).
+                let (v1, v2) = cur.live.at(i).1;
+                if v1 == e.v1_fp && v2 == e.v2_fp && !drifted {
+                    if let Some(c) = self.counts.get_mut(&cur.table) {
+                        c.unchanged += 1;
+                    }
+                    return Ok(());
+                }
+                true
             }
-            Some(true) => c.rewritten += 1,
-            Some(false) => c.inserted += 1,
+            None => false,
+        };
+        let table = cur.table.clone();
+        let c = self.counts.entry(table.clone()).or_default();
+        if loaded {
+            c.rewritten += 1;
+            self.rewritten.push((table.clone(), e.id));
+        } else {
+            c.inserted += 1;
         }
-        self.pending.entry(self.current.clone()).or_default().push(std::mem::take(&mut self.last_row));
-        self.pending_state.push(state.to_vec());
-        Ok(())
+        self.pending.entry(table).or_default().push(std::mem::take(&mut self.last_row));
+        // The new generation of the row state: written now, in the same transaction.
+        self.inner.write_state(e)
     }
     fn keep_unchanged(&mut self, id: &Uuid, v1_fp: i64) -> bool {
-        let Some(i) = self.loaded.rows.find(id) else { return false };
-        if self.loaded.rows.at(i).1.v1 != v1_fp || (!self.drifted.is_empty() && self.drifted.contains_key(id)) {
+        let Some(cur) = self.current.as_mut() else { return false };
+        let Some(i) = cur.live.find(id) else { return false };
+        if cur.live.at(i).1.0 != v1_fp || (!self.drifted.is_empty() && self.drifted.contains_key(id)) {
             return false;
         }
-        self.loaded.seen[i] = true;
-        self.counts_of_current().unchanged += 1;
+        cur.seen[i] = true;
+        if let Some(c) = self.counts.get_mut(&cur.table) {
+            c.unchanged += 1;
+        }
         true
     }
     fn all_given_again(&mut self, table: &str) -> bool {
-        let Some(t) = self.table_order.iter().position(|x| x == table) else { return false };
-        self.loaded.rows.iter().zip(&self.loaded.seen).all(|(r, seen)| *seen || usize::from(r.1.table) != t)
+        let _ = table;
+        self.all_given
     }
     fn finish_table(&mut self) -> Result<(), ConnectorError> {
+        if let Some(cur) = self.current.take() {
+            let before = self.gone.len();
+            for ((id, _), seen) in cur.live.iter().zip(&cur.seen) {
+                if !seen {
+                    self.gone.push((cur.table.clone(), *id));
+                }
+            }
+            self.all_given = self.gone.len() == before;
+        }
         Ok(())
     }
     fn commit(&mut self) -> Result<(), ConnectorError> {
         // What goes: loaded rows v1 no longer gives, and rows created in v2.
-        let mut gone: Vec<(Uuid, String)> = self
-            .loaded
-            .unseen()
-            .map(|(id, l)| (*id, self.table_order.get(usize::from(l.table)).cloned().unwrap_or_default()))
-            .collect();
-        gone.extend(self.drifted.iter().filter(|(_, d)| d.0 == ChangeKind::Created).map(|(id, d)| (*id, d.1.clone())));
-        gone.sort();
-        // For every row the bundle names: its legacy reference, and its row as loaded (its v2
-        // values now, unless it drifted: those come from the preview).
-        let mut wanted: Vec<Uuid> = self
-            .pending_state
-            .iter()
-            .filter_map(|s| match s.get(1) {
-                Some(Value::Uuid(u)) if self.loaded.contains(u) => Some(*u),
-                _ => None,
-            })
-            .collect();
-        wanted.extend(gone.iter().map(|g| g.0));
-        wanted.sort();
-        wanted.dedup();
-        let json_cols =
-            [("id".to_owned(), Type::Uuid), ("legacy_ref".to_owned(), Type::Text), ("loaded".to_owned(), Type::Text)];
-        let mut as_loaded = HashMap::new();
-        if !wanted.is_empty() {
-            for r in self.inner.read_rows_by_id(STATE_TABLE, &json_cols, self.account, &wanted)? {
-                if let [Value::Uuid(id), Value::Text(legacy), Value::Text(json)] = r.as_slice() {
-                    as_loaded.insert(*id, (legacy.clone(), json.clone()));
-                }
-            }
-        }
-        self.bundle = Some(self.write_bundle(&gone, &as_loaded).map_err(|e| ConnectorError::Query {
+        let loaded_gone: Vec<(String, Uuid)> = self.gone.clone();
+        self.gone.extend(
+            self.drifted.iter().filter(|(_, d)| d.kind == ChangeKind::Created).map(|(id, d)| (d.table.clone(), *id)),
+        );
+        self.gone.sort();
+        self.bundle = Some(self.write_bundle().map_err(|e| ConnectorError::Query {
             what: "writing the recovery bundle".into(),
             reason: e.to_string(),
         })?);
@@ -256,16 +232,16 @@ impl Target for DeltaTarget<'_> {
                 self.inner.upsert_rows(&table, &cols, &["id"], &rows)?;
             }
         }
-        let state_cols: Vec<String> = STATE_COLUMNS.iter().map(|c| c.0.to_owned()).collect();
-        let state = std::mem::take(&mut self.pending_state);
-        self.inner.upsert_rows(STATE_TABLE, &state_cols, &["account_id", "id"], &state)?;
         // Children before parents.
-        for table in self.table_order.iter().rev() {
-            let ids: Vec<Uuid> = gone.iter().filter(|(_, t)| t == table).map(|(id, _)| *id).collect();
+        for table in self.table_order.clone().iter().rev() {
+            let ids: Vec<Uuid> = self.gone.iter().filter(|(t, _)| t == table).map(|(_, id)| *id).collect();
             if !ids.is_empty() {
                 let n = self.inner.delete_ids(table, &ids)?;
                 self.counts.entry(table.clone()).or_default().deleted += n;
-                self.inner.delete_ids(STATE_TABLE, &ids)?;
+            }
+            let tombstones: Vec<Uuid> = loaded_gone.iter().filter(|(t, _)| t == table).map(|(_, id)| *id).collect();
+            if !tombstones.is_empty() {
+                self.inner.write_state_deleted(self.account, table, &tombstones)?;
             }
         }
         self.inner.commit()
@@ -284,51 +260,17 @@ impl Target for DeltaTarget<'_> {
 }
 
 impl DeltaTarget<'_> {
-    /// The counts of the table being written (looked up per row without allocating).
-    fn counts_of_current(&mut self) -> &mut DeltaCounts {
-        if !self.counts.contains_key(&self.current) {
-            self.counts.insert(self.current.clone(), DeltaCounts::default());
-        }
-        self.counts.get_mut(&self.current).expect("inserted above")
-    }
-
-    /// Saves, before anything is written, every row the commit will overwrite or delete, as it is in v2 now.
-    fn write_bundle(
-        &self,
-        gone: &[(Uuid, String)],
-        as_loaded: &HashMap<Uuid, (String, String)>,
-    ) -> std::io::Result<BundleManifest> {
+    /// Saves, before anything is written, every row the commit will overwrite or delete, as it
+    /// is in v2 now: read from v2 by id, or taken from the preview for rows that drifted (a row
+    /// deleted in v2 is saved as it was loaded).
+    fn write_bundle(&mut self) -> Result<BundleManifest, Box<dyn std::error::Error>> {
         std::fs::create_dir_all(&self.bundle_dir)?;
         let rows_path = self.bundle_dir.join("rows.jsonl");
         let mut f = std::io::BufWriter::new(std::fs::File::create(&rows_path)?);
         let mut h = Sha256::new();
         let (mut overwritten, mut deleted) = (0u64, 0u64);
-        let mut line = |v: serde_json::Value, f: &mut std::io::BufWriter<std::fs::File>| -> std::io::Result<()> {
-            let s = v.to_string();
-            h.update(s.as_bytes());
-            h.update(b"\n");
-            writeln!(f, "{s}")
-        };
-        let now_values = |id: &Uuid| -> serde_json::Value {
-            match (self.drifted.get(id), as_loaded.get(id)) {
-                (Some((ChangeKind::Changed | ChangeKind::Created, _, row)), _) => {
-                    serde_json::Value::Object(row.clone())
-                }
-                (_, Some((legacy, json))) => {
-                    let cols = self.loaded.get(id).and_then(|l| self.table_columns.get(usize::from(l.table)));
-                    serde_json::Value::Object(loaded_object(
-                        cols.map_or(&[][..], Vec::as_slice),
-                        *id,
-                        self.account,
-                        legacy,
-                        json,
-                    ))
-                }
-                _ => serde_json::Value::Null,
-            }
-        };
-        let why = |id: &Uuid, v1_gone: bool| -> &'static str {
-            match (self.drifted.get(id).map(|d| d.0), v1_gone) {
+        let why = |drift: Option<ChangeKind>, v1_gone: bool| -> &'static str {
+            match (drift, v1_gone) {
                 (Some(ChangeKind::Created), _) => "created in v2",
                 (Some(ChangeKind::Changed), false) => "changed in v2",
                 (Some(ChangeKind::Changed), true) => "changed in v2; its v1 record is gone",
@@ -337,25 +279,56 @@ impl DeltaTarget<'_> {
                 (None, false) => "its v1 record changed",
             }
         };
-        for state in &self.pending_state {
-            let Some(Value::Uuid(id)) = state.get(1) else { continue };
-            let Some(l) = self.loaded.get(id) else { continue };
-            overwritten += 1;
-            let table = self.table_order.get(usize::from(l.table)).cloned().unwrap_or_default();
-            let legacy = as_loaded.get(id).map_or("", |x| x.0.as_str());
-            line(
-                serde_json::json!({"action": "overwritten", "reason": why(id, false), "table": table, "id": id, "legacy_ref": legacy, "values": now_values(id)}),
-                &mut f,
-            )?;
+        let mut rewritten = std::mem::take(&mut self.rewritten);
+        rewritten.sort();
+        for (action, list) in [("overwritten", &rewritten), ("deleted", &self.gone.clone())] {
+            for table in self.table_order.clone() {
+                let ids: Vec<Uuid> = list.iter().filter(|(t, _)| *t == table).map(|(_, id)| *id).collect();
+                if ids.is_empty() {
+                    continue;
+                }
+                // The rows that did not drift are in v2 as loaded: read them as they are.
+                let cols = crate::preview::target_columns(self.pack, &table);
+                let plain: Vec<Uuid> = ids.iter().filter(|id| !self.drifted.contains_key(id)).copied().collect();
+                let mut now: HashMap<Uuid, (String, serde_json::Map<String, serde_json::Value>)> = HashMap::new();
+                for part in plain.chunks(10_000) {
+                    for row in self.inner.read_rows_by_id(&table, &cols, self.account, part)? {
+                        let (Some(Value::Uuid(id)), Some(Value::Text(legacy))) = (row.first(), row.get(2)) else {
+                            continue;
+                        };
+                        let obj = cols.iter().map(|c| c.0.clone()).zip(row.iter().map(Value::to_json_exact)).collect();
+                        now.insert(*id, (legacy.clone(), obj));
+                    }
+                }
+                for id in ids {
+                    let drift = self.drifted.get(&id);
+                    let (legacy, values) = match drift {
+                        Some(d) => (d.legacy_ref.clone(), serde_json::Value::Object(d.values.clone())),
+                        None => now.remove(&id).map_or((String::new(), serde_json::Value::Null), |(l, o)| {
+                            (l, serde_json::Value::Object(o))
+                        }),
+                    };
+                    let line = serde_json::json!({
+                        "action": action,
+                        "reason": why(drift.map(|d| d.kind), action == "deleted"),
+                        "table": table,
+                        "id": id,
+                        "legacy_ref": legacy,
+                        "values": values,
+                    })
+                    .to_string();
+                    h.update(line.as_bytes());
+                    h.update(b"\n");
+                    writeln!(f, "{line}")?;
+                    if action == "deleted" {
+                        deleted += 1;
+                    } else {
+                        overwritten += 1;
+                    }
+                }
+            }
         }
-        for (id, table) in gone {
-            deleted += 1;
-            let legacy = as_loaded.get(id).map_or_else(String::new, |x| x.0.clone());
-            line(
-                serde_json::json!({"action": "deleted", "reason": why(id, true), "table": table, "id": id, "legacy_ref": legacy, "values": now_values(id)}),
-                &mut f,
-            )?;
-        }
+        self.rewritten = rewritten;
         f.flush()?;
         f.get_ref().sync_all()?;
         let manifest = BundleManifest {
@@ -372,12 +345,14 @@ impl DeltaTarget<'_> {
     }
 }
 
-/// Runs the final migration against `preview` (computed by the caller just before, and acknowledged).
+/// Runs the final migration in one transaction. The overwrite preview is taken again inside
+/// it and must be the one the operator acknowledged (`acknowledged`, its id); otherwise nothing
+/// changes and the run stops with [`EngineError::StalePreview`].
 pub fn final_run(
     spec: &RunSpec<'_>,
     source: &mut dyn Source,
     target: &mut dyn Target,
-    preview: &Preview,
+    acknowledged: &str,
     bundle_dir: &Path,
     ledger: &mut dyn FnMut(Vec<LedgerRecord>) -> Result<(), EngineError>,
 ) -> Result<FinalReport, EngineError> {
@@ -385,43 +360,59 @@ pub fn final_run(
     let mut table_order: Vec<String> =
         spec.pack.entities.iter().filter_map(|e| e.target.as_ref().map(|t| t.table.clone())).collect();
     table_order.dedup();
-    // Fingerprints only: legacy references and rows as loaded are fetched at commit for what changes.
-    let cols = [
-        ("id".to_owned(), Type::Uuid),
-        ("table_name".to_owned(), Type::Text),
-        ("v1_fp".to_owned(), Type::Int),
-        ("v2_fp".to_owned(), Type::Int),
-    ];
-    let mut loaded = Vec::new();
-    target.scan_rows(STATE_TABLE, &cols, Some(account), &mut |r| {
-        if let [Value::Uuid(id), Value::Text(t), Value::Int(v1), Value::Int(v2)] = r.as_slice() {
-            let table = table_order.iter().position(|x| x == t).unwrap_or(usize::from(u16::MAX));
-            loaded.push((*id, Loaded { table: u16::try_from(table).unwrap_or(u16::MAX), v1: *v1, v2: *v2 }));
+    target.begin_consistent()?;
+    let checked = (|| -> Result<Preview, EngineError> {
+        let p = preview(spec.pack, target, spec.account_key)?;
+        if p.id != acknowledged {
+            return Err(EngineError::StalePreview { acknowledged: acknowledged.to_owned(), current: p.id });
         }
-        Ok(())
-    })?;
-    let drifted = preview.items.iter().map(|i| (i.id, (i.kind, i.table.clone(), i.now_row.clone()))).collect();
-    let table_columns = table_order
+        Ok(p)
+    })();
+    let p = match checked {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = target.rollback();
+            return Err(e);
+        }
+    };
+    // The new generation of the row state: one above the newest.
+    let mut newest = 0;
+    for t in &table_order {
+        target.scan_state(account, t, false, &mut |h| {
+            newest = newest.max(h.generation);
+            Ok(())
+        })?;
+    }
+    target.set_state_generation(newest + 1);
+    let drifted = p
+        .items
         .iter()
-        .map(|t| crate::preview::target_columns(spec.pack, t).into_iter().map(|c| c.0).collect())
+        .map(|i| {
+            let values = match i.kind {
+                ChangeKind::Deleted => i.fields.iter().map(|f| (f.column.clone(), f.as_loaded.clone())).collect(),
+                _ => i.now_row.clone(),
+            };
+            (i.id, Drift { kind: i.kind, table: i.table.clone(), legacy_ref: i.legacy_ref.clone(), values })
+        })
         .collect();
     let mut delta = DeltaTarget {
         inner: target,
+        pack: spec.pack,
         account,
-        loaded: LoadedRows::new(loaded),
         drifted,
+        current: None,
+        all_given: false,
         order: Vec::new(),
         columns: HashMap::new(),
         pending: HashMap::new(),
-        pending_state: Vec::new(),
-        current: String::new(),
+        rewritten: Vec::new(),
+        gone: Vec::new(),
         last_row: Vec::new(),
         counts: BTreeMap::new(),
         bundle_dir: bundle_dir.to_owned(),
-        preview_id: preview.id.clone(),
+        preview_id: p.id.clone(),
         bundle: None,
         table_order,
-        table_columns,
     };
     let report = run(spec, source, Some(&mut delta), ledger)?;
     let bundle =

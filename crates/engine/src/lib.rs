@@ -11,5 +11,6 @@ mod pgcopy;
 pub mod preview;
 pub mod run;
 pub mod scope;
+pub mod state;
 pub mod value;
 pub mod verify;

@@ -476,6 +476,9 @@ fn compile_pack(
     let final_index: HashMap<&str, usize> = order.iter().enumerate().map(|(pos, &i)| (names[i], pos)).collect();
 
     let mut entities = Vec::new();
+    // One entity per v2 table: a table's row state, and what a final migration keeps or
+    // deletes in it, follow one entity's records.
+    let mut written_by: HashMap<String, String> = HashMap::new();
     for &i in &order {
         let se = &raw.entity[i];
         let e = se.get_ref();
@@ -557,6 +560,15 @@ fn compile_pack(
                     file: here(t.span().start),
                     message: format!("entity '{}': v2 table '{}' is not in v2.sql", e.name, t.get_ref()),
                 })?;
+                if let Some(other) = written_by.insert(v2t.name.to_lowercase(), e.name.clone()) {
+                    return Err(PackError {
+                        file: here(t.span().start),
+                        message: format!(
+                            "entity '{}': v2 table '{}' is already the target of entity '{other}' (one entity per table)",
+                            e.name, v2t.name
+                        ),
+                    });
+                }
                 let mut fields = Vec::new();
                 for (col, val) in &e.fields {
                     let c = v2t.column(col.get_ref()).ok_or_else(|| PackError {

@@ -8,11 +8,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::connect::{STATE_TABLE, Target};
+use crate::connect::{ConnectorError, Target};
 use crate::ids::SortedIds;
 use crate::pack::Pack;
 use crate::run::{EngineError, account_uuid};
-use crate::value::{Type, Value, fingerprint, loaded_object};
+use crate::state::{self, Loc, STATE_TABLE};
+use crate::value::{Type, Value, fingerprint};
 
 /// What happened to a row in v2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -76,9 +77,6 @@ impl Preview {
     }
 }
 
-/// A row that changed: its table, the table's columns, its values now.
-type ChangedRow = (String, Vec<(String, Type)>, Vec<Value>);
-
 /// The columns cutover writes to a v2 table, in the order it writes them.
 pub fn target_columns(pack: &Pack, table: &str) -> Vec<(String, Type)> {
     let mut v = vec![
@@ -92,132 +90,190 @@ pub fn target_columns(pack: &Pack, table: &str) -> Vec<(String, Type)> {
     v
 }
 
-/// Computes the preview for the account of `account_key`. Only fingerprints are held for the
-/// whole account; the rows as loaded are fetched for the rows that changed.
+/// Candidate rows held in memory at most; past this many rows written in v2 since the load,
+/// a table is compared row by row against its state instead.
+const MAX_CANDIDATES: u64 = 200_000;
+
+/// A changed or deleted row: its table's index, id, where its loaded values sit, and its row
+/// now (changed rows only).
+type Found = (usize, Uuid, Loc, Option<Vec<Value>>);
+
+/// Computes the preview for the account of `account_key`. On PostgreSQL only the rows written
+/// since the load (by their transaction ids) are compared; elsewhere every row is, against its
+/// fingerprint as loaded. Memory holds one table's fingerprints at most.
 pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Result<Preview, EngineError> {
     let account = account_uuid(account_key);
     let mut tables: Vec<&str> =
         pack.entities.iter().filter_map(|e| e.target.as_ref().map(|t| t.table.as_str())).collect();
     tables.dedup();
-    // (id, table index, fingerprint as loaded), sorted by id: 32 bytes a row where a hash map
-    // took three times that. Legacy references are fetched for what changed.
-    let mut loaded: Vec<(Uuid, (u16, i64))> = Vec::new();
-    let cols = [("id".to_owned(), Type::Uuid), ("table_name".to_owned(), Type::Text), ("v2_fp".to_owned(), Type::Int)];
-    target
-        .scan_rows(STATE_TABLE, &cols, Some(account), &mut |r| {
-            if let [Value::Uuid(id), Value::Text(t), Value::Int(fp)] = r.as_slice() {
-                let ti = tables.iter().position(|x| x == t).map_or(u16::MAX, |i| u16::try_from(i).unwrap_or(u16::MAX));
-                loaded.push((*id, (ti, *fp)));
+    let no_state = |e: ConnectorError| EngineError::Schema {
+        table: STATE_TABLE.into(),
+        problem: format!("no migration has loaded this account yet ({e})"),
+    };
+    let mut items = Vec::new();
+    let mut found: Vec<Found> = Vec::new();
+    let mut checked = 0u64;
+    for (ti, &table) in tables.iter().enumerate() {
+        let cols = target_columns(pack, table);
+        let mut heads = Vec::new();
+        target
+            .scan_state(account, table, false, &mut |h| {
+                heads.push(h);
+                Ok(())
+            })
+            .map_err(no_state)?;
+        let mut xids: Vec<i64> = heads.iter().map(|h| h.xid).collect();
+        xids.sort_unstable();
+        xids.dedup();
+        // Fast path: only the rows written since the runs that loaded the table.
+        let mut candidates: Vec<Vec<Value>> = Vec::new();
+        let mut too_many = false;
+        let total = target.scan_written_since(table, &cols, account, &xids, &mut |row| {
+            if candidates.len() as u64 >= MAX_CANDIDATES {
+                too_many = true;
+            } else {
+                candidates.push(row);
             }
             Ok(())
-        })
-        .map_err(|e| EngineError::Schema {
-            table: STATE_TABLE.into(),
-            problem: format!("no migration has loaded this account yet ({e})"),
         })?;
-    let loaded = SortedIds::new(loaded);
-    let mut items = Vec::new();
-    let mut changed: Vec<ChangedRow> = Vec::new();
-    let mut seen = vec![false; loaded.len()];
-    let mut checked = 0u64;
-    for &table in &tables {
-        let cols = target_columns(pack, table);
-        target.scan_rows(table, &cols, Some(account), &mut |row| {
-            checked += 1;
-            let Some(Value::Uuid(id)) = row.first().cloned() else { return Ok(()) };
-            match loaded.find(&id) {
-                None => {
-                    let legacy = match row.get(2) {
-                        Some(Value::Text(s)) => s.clone(),
-                        _ => String::new(),
-                    };
-                    items.push(PreviewItem {
-                        kind: ChangeKind::Created,
-                        table: table.to_owned(),
-                        id,
-                        legacy_ref: legacy,
-                        fields: cols
-                            .iter()
-                            .zip(&row)
-                            .map(|((c, _), v)| FieldChange {
-                                column: c.clone(),
-                                as_loaded: serde_json::Value::Null,
-                                now: v.to_json_exact(),
-                            })
-                            .collect(),
-                        now_row: cols.iter().zip(&row).map(|((c, _), v)| (c.clone(), v.to_json_exact())).collect(),
-                    });
+        match total {
+            Some(total) if !too_many => {
+                checked += total;
+                let live_count = state::live_count_without_entries(&heads);
+                if candidates.is_empty() && live_count == Some(total) {
+                    continue;
                 }
-                Some(i) => {
-                    seen[i] = true;
-                    if fingerprint(&row) as i64 != loaded.at(i).1.1 {
-                        changed.push((table.to_owned(), cols.clone(), row));
+                // The state of the candidates, and of every row if some were deleted.
+                let live = SortedIds::new(state::read_live(target, account, table, |loc, _, v2| (v2, loc))?);
+                let mut in_v2 = 0u64;
+                for row in candidates {
+                    let Some(Value::Uuid(id)) = row.first().cloned() else { continue };
+                    match live.get(&id) {
+                        None => items.push(created(table, &cols, &row, id)),
+                        Some(&(v2, loc)) => {
+                            in_v2 += 1;
+                            if fingerprint(&row) as i64 != v2 {
+                                found.push((ti, id, loc, Some(row)));
+                            }
+                        }
+                    }
+                }
+                // Rows not written since are still there as loaded; any other loaded row is gone.
+                let created = items.iter().filter(|i| i.kind == ChangeKind::Created && i.table == table).count() as u64;
+                let untouched = total.saturating_sub(in_v2 + created);
+                if in_v2 + untouched < live.len() as u64 {
+                    let mut ids: Vec<Uuid> = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+                    target.scan_rows(table, &[("id".to_owned(), Type::Uuid)], Some(account), &mut |r| {
+                        if let Some(Value::Uuid(id)) = r.first() {
+                            ids.push(*id);
+                        }
+                        Ok(())
+                    })?;
+                    ids.sort_unstable();
+                    for (id, (_, loc)) in live.iter() {
+                        if ids.binary_search(id).is_err() {
+                            found.push((ti, *id, *loc, None));
+                        }
                     }
                 }
             }
-            Ok(())
-        })?;
-    }
-    // (id, table index) of every loaded row v2 no longer has.
-    let deleted: Vec<(Uuid, u16)> = loaded.iter().zip(&seen).filter(|(_, s)| !**s).map(|(l, _)| (l.0, l.1.0)).collect();
-    drop(loaded);
-    // The rows as loaded, for the changed and deleted rows only.
-    let mut wanted: Vec<Uuid> = changed
-        .iter()
-        .filter_map(|(_, _, r)| match r.first() {
-            Some(Value::Uuid(u)) => Some(*u),
-            _ => None,
-        })
-        .collect();
-    wanted.extend(deleted.iter().map(|d| d.0));
-    let json_cols =
-        [("id".to_owned(), Type::Uuid), ("legacy_ref".to_owned(), Type::Text), ("loaded".to_owned(), Type::Text)];
-    let mut json_by_id: HashMap<Uuid, String> = HashMap::new();
-    let mut legacy_by_id: HashMap<Uuid, String> = HashMap::new();
-    if !wanted.is_empty() {
-        for r in target.read_rows_by_id(STATE_TABLE, &json_cols, account, &wanted)? {
-            if let [Value::Uuid(id), Value::Text(legacy), Value::Text(json)] = r.as_slice() {
-                json_by_id.insert(*id, json.clone());
-                legacy_by_id.insert(*id, legacy.clone());
+            _ => {
+                // Every row, against its fingerprint as loaded.
+                let live = SortedIds::new(state::read_live(target, account, table, |loc, _, v2| (v2, loc))?);
+                let mut seen = vec![false; live.len()];
+                target.scan_rows(table, &cols, Some(account), &mut |row| {
+                    checked += 1;
+                    let Some(Value::Uuid(id)) = row.first().cloned() else { return Ok(()) };
+                    match live.find(&id) {
+                        None => items.push(created(table, &cols, &row, id)),
+                        Some(i) => {
+                            seen[i] = true;
+                            let (v2, loc) = live.at(i).1;
+                            if fingerprint(&row) as i64 != v2 {
+                                found.push((ti, id, loc, Some(row)));
+                            }
+                        }
+                    }
+                    Ok(())
+                })?;
+                for ((id, (_, loc)), s) in live.iter().zip(&seen) {
+                    if !s {
+                        found.push((ti, *id, *loc, None));
+                    }
+                }
             }
         }
     }
-    let was_of = |id: &Uuid, cols: &[(String, Type)], legacy: &str| {
-        let names: Vec<String> = cols.iter().map(|c| c.0.clone()).collect();
-        json_by_id.get(id).map_or_else(serde_json::Map::new, |j| loaded_object(&names, *id, account, legacy, j))
-    };
-    for (table, cols, row) in changed {
-        let Some(Value::Uuid(id)) = row.first() else { continue };
-        let legacy = legacy_by_id.get(id).cloned().unwrap_or_default();
-        let was = was_of(id, &cols, &legacy);
-        let fields = cols
-            .iter()
-            .zip(&row)
-            .filter_map(|((c, _), v)| {
-                let now = v.to_json_exact();
-                let before = was.get(c).cloned().unwrap_or(serde_json::Value::Null);
-                (now != before).then(|| FieldChange { column: c.clone(), as_loaded: before, now })
-            })
-            .collect();
-        let now_row = cols.iter().zip(&row).map(|((c, _), v)| (c.clone(), v.to_json_exact())).collect();
-        items.push(PreviewItem { kind: ChangeKind::Changed, table, id: *id, legacy_ref: legacy, fields, now_row });
-    }
-    for (id, ti) in deleted {
-        let table = tables.get(usize::from(ti)).map_or_else(String::new, |t| (*t).to_owned());
-        let legacy = legacy_by_id.get(&id).cloned().unwrap_or_default();
-        let was = was_of(&id, &target_columns(pack, &table), &legacy);
-        let fields = was
-            .into_iter()
-            .map(|(c, v)| FieldChange { column: c, as_loaded: v, now: serde_json::Value::Null })
-            .collect();
-        items.push(PreviewItem {
-            kind: ChangeKind::Deleted,
-            table,
-            id,
-            legacy_ref: legacy,
-            fields,
-            now_row: serde_json::Map::new(),
-        });
+    // The rows as loaded, for the changed and deleted rows only, chunk by chunk.
+    found.sort_by_key(|f| (f.0, f.2));
+    let mut at = 0;
+    while at < found.len() {
+        let ti = found[at].0;
+        let end = found[at..].iter().position(|f| f.0 != ti).map_or(found.len(), |p| at + p);
+        let table = tables[ti];
+        let cols = target_columns(pack, table);
+        let mut chunks: Vec<(i32, i32)> = found[at..end].iter().map(|f| (f.2.generation, f.2.chunk)).collect();
+        chunks.dedup();
+        let mut decoded: HashMap<state::ChunkId, Vec<state::LoadedRow>> = HashMap::new();
+        for (key, bytes) in target.read_state_loaded(account, table, &chunks)? {
+            let entries = state::decode_loaded(&bytes)
+                .map_err(|e| EngineError::Schema { table: STATE_TABLE.into(), problem: e })?;
+            decoded.insert(key, entries);
+        }
+        for (_, id, loc, now) in found[at..end].iter_mut() {
+            let entry = decoded.get(&(loc.generation, loc.chunk)).and_then(|e| e.get(loc.idx as usize));
+            let legacy = entry.map_or_else(String::new, |e| e.0.clone());
+            let was: serde_json::Map<String, serde_json::Value> = match entry {
+                Some((legacy, values)) => cols
+                    .iter()
+                    .map(|c| c.0.clone())
+                    .zip(
+                        [Value::Uuid(*id), Value::Uuid(account), Value::Text(legacy.clone())]
+                            .iter()
+                            .chain(values)
+                            .map(Value::to_json_exact),
+                    )
+                    .collect(),
+                None => serde_json::Map::new(),
+            };
+            match now.take() {
+                Some(row) => {
+                    let fields = cols
+                        .iter()
+                        .zip(&row)
+                        .filter_map(|((c, _), v)| {
+                            let now = v.to_json_exact();
+                            let before = was.get(c).cloned().unwrap_or(serde_json::Value::Null);
+                            (now != before).then(|| FieldChange { column: c.clone(), as_loaded: before, now })
+                        })
+                        .collect();
+                    let now_row = cols.iter().zip(&row).map(|((c, _), v)| (c.clone(), v.to_json_exact())).collect();
+                    items.push(PreviewItem {
+                        kind: ChangeKind::Changed,
+                        table: table.to_owned(),
+                        id: *id,
+                        legacy_ref: legacy,
+                        fields,
+                        now_row,
+                    });
+                }
+                None => {
+                    let fields = was
+                        .into_iter()
+                        .map(|(c, v)| FieldChange { column: c, as_loaded: v, now: serde_json::Value::Null })
+                        .collect();
+                    items.push(PreviewItem {
+                        kind: ChangeKind::Deleted,
+                        table: table.to_owned(),
+                        id: *id,
+                        legacy_ref: legacy,
+                        fields,
+                        now_row: serde_json::Map::new(),
+                    });
+                }
+            }
+        }
+        at = end;
     }
     items.sort_by(|a, b| (&a.table, &a.legacy_ref, a.id, a.kind).cmp(&(&b.table, &b.legacy_ref, b.id, b.kind)));
     let mut h = Sha256::new();
@@ -228,4 +284,28 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
     }
     let id = h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
     Ok(Preview { id, rows_checked: checked, items })
+}
+
+/// A row created in v2: every field is new.
+fn created(table: &str, cols: &[(String, Type)], row: &[Value], id: Uuid) -> PreviewItem {
+    let legacy = match row.get(2) {
+        Some(Value::Text(s)) => s.clone(),
+        _ => String::new(),
+    };
+    PreviewItem {
+        kind: ChangeKind::Created,
+        table: table.to_owned(),
+        id,
+        legacy_ref: legacy,
+        fields: cols
+            .iter()
+            .zip(row)
+            .map(|((c, _), v)| FieldChange {
+                column: c.clone(),
+                as_loaded: serde_json::Value::Null,
+                now: v.to_json_exact(),
+            })
+            .collect(),
+        now_row: cols.iter().zip(row).map(|((c, _), v)| (c.clone(), v.to_json_exact())).collect(),
+    }
 }

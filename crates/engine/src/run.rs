@@ -32,6 +32,14 @@ pub enum EngineError {
     /// The ledger could not be stored.
     #[error("could not store the ledger: {0}")]
     Ledger(String),
+    /// v2 changed since the overwrite preview the final migration was told to go ahead with.
+    #[error("v2 changed since preview {acknowledged}: the preview is now {current}; look at it again")]
+    StalePreview {
+        /// The preview acknowledged.
+        acknowledged: String,
+        /// The preview now.
+        current: String,
+    },
 }
 
 /// The four buckets every v1 record ends in.
@@ -189,7 +197,18 @@ pub fn account_uuid(account_key: &str) -> Uuid {
 
 /// The v2 id of a v1 record: UUIDv5(account, entity + key).
 pub fn row_uuid(account: &Uuid, entity: &str, key: &str) -> Uuid {
-    Uuid::new_v5(account, format!("{entity}:{key}").as_bytes())
+    // `Uuid::new_v5` exactly, with a SHA-1 that uses the CPU's SHA instructions where it has
+    // them: one id a record, so it was a visible part of a run.
+    use sha1::Digest as _;
+    let mut h = sha1::Sha1::new();
+    h.update(account.as_bytes());
+    h.update(entity.as_bytes());
+    h.update(b":");
+    h.update(key.as_bytes());
+    let digest = h.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_sha1_bytes(bytes).into_uuid()
 }
 
 /// Hash of everything besides a record's own values that decides what it maps to: the pack,
@@ -333,6 +352,7 @@ pub fn run_tapped(
         t.begin()?;
     } else if let Some(t) = target.as_deref_mut() {
         t.ensure_schema(&pack.v2)?;
+        t.ensure_state_table()?;
         t.begin()?;
         // Re-running replaces the account's rows: same v2, no duplicates.
         let mut tables: Vec<&str> =
@@ -342,9 +362,8 @@ pub fn run_tapped(
             t.exec_with_uuid(&format!("DELETE FROM {} WHERE account_id = $1", t.dialect().ident(table)), account)?;
         }
         t.exec_with_uuid("DELETE FROM account WHERE id = $1", account)?;
-        t.exec_sql(crate::connect::STATE_DDL)?;
-        t.exec_sql(crate::connect::STATE_KEY_DDL)?;
-        t.exec_with_uuid(&format!("DELETE FROM {} WHERE account_id = $1", crate::connect::STATE_TABLE), account)?;
+        t.exec_with_uuid(&format!("DELETE FROM {} WHERE account_id = $1", crate::state::STATE_TABLE), account)?;
+        t.set_state_generation(1);
         t.defer_constraints(&tables)?;
         t.start_table("account", &["id".into(), "name".into(), "legacy_ref".into()])?;
         t.write_row(&[
@@ -477,17 +496,15 @@ pub fn run_tapped(
                             } else {
                                 &out_row
                             };
-                            let mut loaded = String::with_capacity(256);
-                            crate::value::write_json_values(&mut loaded, &stored[crate::value::KEY_COLUMNS..]);
-                            t.write_state(&[
-                                Value::Uuid(account),
-                                Value::Uuid(id),
-                                Value::Text(table_name.clone()),
-                                Value::Text(legacy_ref.clone()),
-                                Value::Int(state_v1_fp(context, &row.values, !warnings.is_empty())),
-                                Value::Int(crate::value::fingerprint(stored) as i64),
-                                Value::Text(loaded),
-                            ])?;
+                            t.write_state(&crate::state::StateEntry {
+                                account,
+                                table: &table_name,
+                                id,
+                                legacy_ref: &legacy_ref,
+                                v1_fp: state_v1_fp(context, &row.values, !warnings.is_empty()),
+                                v2_fp: crate::value::fingerprint(stored) as i64,
+                                values: &stored[crate::value::KEY_COLUMNS..],
+                            })?;
                         }
                         tap(ei, &row.values, id);
                         rep.migrated += 1;
@@ -716,4 +733,17 @@ fn check_source(pack: &Pack, source: &mut dyn Source) -> Result<(), EngineError>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_ids_are_uuid_v5() {
+        let account = account_uuid("acme");
+        for (entity, key) in [("customer", "1"), ("order_line", "12/3"), ("x", ""), ("ø", "ключ")] {
+            assert_eq!(row_uuid(&account, entity, key), Uuid::new_v5(&account, format!("{entity}:{key}").as_bytes()));
+        }
+    }
 }

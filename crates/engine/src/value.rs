@@ -194,47 +194,9 @@ pub fn write_json_row<'a>(out: &mut String, columns: impl Iterator<Item = &'a st
     out.push('}');
 }
 
-/// Appends `[value, …]`: a row as loaded in the row state, whose columns the table gives.
-/// Names and the id, account and legacy reference (columns of the row state itself) are left
-/// out: they were most of its bytes. [`loaded_object`] reads it back.
-pub fn write_json_values(out: &mut String, values: &[Value]) {
-    out.push('[');
-    for (i, v) in values.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_json_value(out, v, true);
-    }
-    out.push(']');
-}
-
-/// Number of leading columns every v2 row has and the row state keeps in columns of its own:
-/// `id`, `account_id`, `legacy_ref`.
+/// Number of leading columns every v2 row has and the row state keeps apart from the row's
+/// values: `id`, `account_id`, `legacy_ref`.
 pub const KEY_COLUMNS: usize = 3;
-
-/// A row as loaded, from the row state, as `{"col": value}` over `columns` (the table's columns
-/// as cutover writes them, `id`, `account_id` and `legacy_ref` first). Reads both the compact
-/// array [`write_json_values`] writes and the object form older runs stored.
-pub fn loaded_object(
-    columns: &[String],
-    id: Uuid,
-    account: Uuid,
-    legacy_ref: &str,
-    json: &str,
-) -> serde_json::Map<String, serde_json::Value> {
-    match serde_json::from_str(json) {
-        Ok(serde_json::Value::Object(m)) => m,
-        Ok(serde_json::Value::Array(values)) => {
-            let keys = [
-                serde_json::Value::String(id.to_string()),
-                serde_json::Value::String(account.to_string()),
-                serde_json::Value::String(legacy_ref.to_owned()),
-            ];
-            columns.iter().cloned().zip(keys.into_iter().chain(values)).collect()
-        }
-        _ => serde_json::Map::new(),
-    }
-}
 
 fn write_json_value(out: &mut String, v: &Value, exact: bool) {
     use std::fmt::Write;

@@ -241,7 +241,7 @@ impl Target for Capture<'_> {
     fn exec_sql(&mut self, _: &str) -> Result<u64, ConnectorError> {
         Ok(0)
     }
-    fn write_state(&mut self, _: &[Value]) -> Result<(), ConnectorError> {
+    fn write_state(&mut self, _: &crate::state::StateEntry<'_>) -> Result<(), ConnectorError> {
         Ok(())
     }
 }

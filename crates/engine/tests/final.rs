@@ -97,7 +97,7 @@ fn final_migration_restores_v1_and_keeps_what_it_overwrites(v2: &str, fresh: &st
     assert_eq!(p.items.len(), 3);
     let bundle_dir = dir.path().join("recovery/run-2");
     let mut src = SourceConfig::Sqlite { path: v1.clone() }.build().unwrap();
-    let r = final_run(&spec, src.as_mut(), tgt.as_mut(), &p, &bundle_dir, &mut |_| Ok(())).unwrap();
+    let r = final_run(&spec, src.as_mut(), tgt.as_mut(), &p.id, &bundle_dir, &mut |_| Ok(())).unwrap();
     drop(tgt);
 
     // v2 is exactly what a fresh migration of today's v1 gives.
@@ -186,7 +186,7 @@ fn a_merge_in_v1_repoints_unchanged_children(v2: &str, fresh: &str) {
     assert!(p.items.is_empty(), "{:?}", p.items);
     let bundle_dir = dir.path().join("recovery/run-2");
     let mut src = SourceConfig::Sqlite { path: v1.clone() }.build().unwrap();
-    let r = final_run(&spec, src.as_mut(), tgt.as_mut(), &p, &bundle_dir, &mut |_| Ok(()))
+    let r = final_run(&spec, src.as_mut(), tgt.as_mut(), &p.id, &bundle_dir, &mut |_| Ok(()))
         .unwrap_or_else(|e| panic!("final migration failed: {e}"));
     drop(tgt);
     first(fresh);
@@ -225,7 +225,7 @@ fn what_the_final_migration_keeps_and_what_it_maps_again(v2: &str, fresh: &str) 
         let p = preview(&pack, tgt.as_mut(), "acme").unwrap();
         let mut src = SourceConfig::Sqlite { path: v1.clone() }.build().unwrap();
         let bundle = dir.path().join(format!("recovery/run-{run_no}"));
-        final_run(spec, src.as_mut(), tgt.as_mut(), &p, &bundle, &mut |_| Ok(())).unwrap()
+        final_run(spec, src.as_mut(), tgt.as_mut(), &p.id, &bundle, &mut |_| Ok(())).unwrap()
     };
 
     // Nothing changed: every row is kept, and every warning is reported again.

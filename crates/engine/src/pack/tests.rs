@@ -96,3 +96,15 @@ fn unknown_tables_columns_and_cycles_are_refused() {
     let e = with_mapping(|t| t.replace("reason = \"deleted_in_v1\"", "reason = \"Deleted!\"")).unwrap_err();
     assert!(e.message.contains("snake_case"), "{}", e.message);
 }
+
+#[test]
+fn a_v2_table_has_one_entity() {
+    // The supplier entity is pointed at the customer table as well.
+    let src = |t: &str| t.replace("target = \"supplier\"", "target = \"customer\"");
+    let e = with_mapping(src).unwrap_err();
+    let text = src(&PackSource::Builtin.read("omikai", "mapping.toml").unwrap().1);
+    let second = text.match_indices("target = \"customer\"").nth(1).unwrap().0;
+    let (line, _) = line_col(&text, second);
+    assert!(e.file.starts_with(&format!("mapping.toml:{line}:")), "{} vs line {line}", e.file);
+    assert!(e.message.contains("v2 table 'customer' is already the target of entity 'customer'"), "{}", e.message);
+}
