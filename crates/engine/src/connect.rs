@@ -207,11 +207,12 @@ pub trait Source: Send {
     fn table_columns(&mut self, table: &str) -> Result<Vec<String>, ConnectorError>;
     /// Number of rows of a table (for progress).
     fn count(&mut self, table: &str) -> Result<u64, ConnectorError>;
-    /// Streams the rows of a scan, in key order.
+    /// Streams the rows of a scan, in key order. A row is lent to `f`: a source may reuse its
+    /// buffers for the rows after it.
     fn scan(
         &mut self,
         scan: &Scan<'_>,
-        f: &mut dyn FnMut(SourceRow) -> Result<(), ConnectorError>,
+        f: &mut dyn FnMut(&SourceRow) -> Result<(), ConnectorError>,
     ) -> Result<(), ConnectorError>;
 }
 
@@ -280,6 +281,11 @@ pub trait Target: Send {
     }
     /// Adds a row to the row state, in the run's transaction.
     fn write_state(&mut self, e: &StateEntry<'_>) -> Result<(), ConnectorError>;
+    /// Whether the target keeps row state at all (verification's does not): the run then does
+    /// not fingerprint what it writes.
+    fn wants_state(&self) -> bool {
+        true
+    }
     /// Records in the row state that these rows of `table` were deleted.
     fn write_state_deleted(&mut self, account: Uuid, table: &str, ids: &[Uuid]) -> Result<(), ConnectorError> {
         let _ = (account, ids);
@@ -549,13 +555,16 @@ impl Source for SqliteSource {
     fn scan(
         &mut self,
         s: &Scan<'_>,
-        f: &mut dyn FnMut(SourceRow) -> Result<(), ConnectorError>,
+        f: &mut dyn FnMut(&SourceRow) -> Result<(), ConnectorError>,
     ) -> Result<(), ConnectorError> {
         // A reader thread with its own connection decodes rows while this thread maps them;
-        // the bounded channel keeps memory bounded whatever the table's size.
+        // the bounded channel keeps memory bounded whatever the table's size. Batches come
+        // back once mapped, and the reader fills the same rows again: their strings keep their
+        // buffers, so a row costs no allocation and no free on the other thread.
         let sql = select_sql(Dialect::Sqlite, s);
         let path = self.path.clone();
         let (tx, rx) = mpsc::sync_channel::<Result<Vec<SourceRow>, ConnectorError>>(4);
+        let (back_tx, back_rx) = mpsc::channel::<Vec<SourceRow>>();
         std::thread::scope(|scope| {
             let reader = scope.spawn(move || {
                 let read = || -> Result<(), ConnectorError> {
@@ -564,21 +573,32 @@ impl Source for SqliteSource {
                     let mut st = conn.prepare(&sql).map_err(err)?;
                     let n = s.columns.len();
                     let mut rows = st.query([]).map_err(err)?;
-                    let mut batch = Vec::with_capacity(READ_BATCH);
+                    let fresh = || back_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(READ_BATCH));
+                    let mut batch = fresh();
+                    let mut used = 0;
                     while let Some(r) = rows.next().map_err(err)? {
-                        let mut raw = Vec::with_capacity(n);
-                        for i in 0..n {
-                            raw.push(sqlite_value(r.get_ref(i).map_err(err)?));
+                        if used == batch.len() {
+                            batch.push(SourceRow { values: Vec::with_capacity(n), bad: None });
                         }
-                        batch.push(finish_row(raw, s.columns));
-                        if batch.len() == READ_BATCH
-                            && tx.send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(READ_BATCH)))).is_err()
-                        {
-                            // The mapping side stopped; its error is the one reported.
-                            return Ok(());
+                        let row = &mut batch[used];
+                        row.values.resize(n, Value::Null);
+                        row.bad = None;
+                        for i in 0..n {
+                            fill_value(&mut row.values[i], r.get_ref(i).map_err(err)?);
+                        }
+                        coerce_row(row, s.columns);
+                        used += 1;
+                        if used == READ_BATCH {
+                            batch.truncate(used);
+                            if tx.send(Ok(std::mem::replace(&mut batch, fresh()))).is_err() {
+                                // The mapping side stopped; its error is the one reported.
+                                return Ok(());
+                            }
+                            used = 0;
                         }
                     }
-                    if !batch.is_empty() {
+                    if used > 0 {
+                        batch.truncate(used);
                         let _ = tx.send(Ok(batch));
                     }
                     Ok(())
@@ -589,7 +609,11 @@ impl Source for SqliteSource {
             });
             let mut result = Ok(());
             for batch in rx.iter() {
-                let step = batch.and_then(|rows| rows.into_iter().try_for_each(&mut *f));
+                let step = batch.and_then(|rows| {
+                    rows.iter().try_for_each(&mut *f)?;
+                    let _ = back_tx.send(rows);
+                    Ok(())
+                });
                 if let Err(e) = step {
                     result = Err(e);
                     break;
@@ -599,6 +623,49 @@ impl Source for SqliteSource {
             let _ = reader.join();
             result
         })
+    }
+}
+
+/// Sets `slot` to a value as SQLite gives it, reusing the string `slot` holds.
+fn fill_value(slot: &mut Value, v: ValueRef<'_>) {
+    match v {
+        ValueRef::Null => *slot = Value::Null,
+        ValueRef::Integer(i) => *slot = Value::Int(i),
+        ValueRef::Real(f) => *slot = Value::Float(f),
+        ValueRef::Text(t) => match (std::str::from_utf8(t), slot) {
+            // A buffer a very long value grew is not kept for the short ones after it.
+            (Ok(text), Value::Text(buf)) if buf.capacity() <= (1 << 20).max(text.len() * 2) => {
+                buf.clear();
+                buf.push_str(text);
+            }
+            (Ok(text), slot) => *slot = Value::Text(text.to_owned()),
+            (Err(_), slot) => *slot = Value::Bytes(t.to_vec()),
+        },
+        ValueRef::Blob(b) => *slot = Value::Bytes(b.to_vec()),
+    }
+}
+
+/// Coerces a row's values in place to the declared types; the first that does not fit is
+/// `Null`, with what was wrong in `bad`.
+fn coerce_row(row: &mut SourceRow, cols: &[(String, Type)]) {
+    for (i, (slot, (name, ty))) in row.values.iter_mut().zip(cols).enumerate() {
+        let fits = matches!(
+            (&*slot, ty),
+            (Value::Null, _)
+                | (Value::Int(_), Type::Int)
+                | (Value::Float(_), Type::Float)
+                | (Value::Text(_), Type::Text)
+                | (Value::Bytes(_), Type::Bytes)
+        );
+        if fits {
+            continue;
+        }
+        match coerce(std::mem::replace(slot, Value::Null), *ty) {
+            Ok(v) => *slot = v,
+            Err(why) => {
+                row.bad.get_or_insert((i, format!("column {name} {why}")));
+            }
+        }
     }
 }
 
@@ -707,7 +774,7 @@ impl SqliteTarget {
             .map_err(|e| ConnectorError::Open { what: path.display().to_string(), reason: e.to_string() })?;
         // A rollback journal, not WAL: a run is one large transaction, and with WAL every page
         // read during it searches a write-ahead log that has grown to the size of the load.
-        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA journal_mode = DELETE; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536; PRAGMA threads = 2;")
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA journal_mode = DELETE; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;")
             .map_err(|e| ConnectorError::Open { what: path.display().to_string(), reason: e.to_string() })?;
         conn.set_prepared_statement_cache_capacity(64);
         let conn = Arc::new(Mutex::new(conn));
@@ -1239,7 +1306,7 @@ impl Source for PgSource {
     fn scan(
         &mut self,
         s: &Scan<'_>,
-        f: &mut dyn FnMut(SourceRow) -> Result<(), ConnectorError>,
+        f: &mut dyn FnMut(&SourceRow) -> Result<(), ConnectorError>,
     ) -> Result<(), ConnectorError> {
         // Rows are fetched in batches inside the runtime and handed to `f` outside it, so that
         // `f` may block (the ledger channel does).
@@ -1268,7 +1335,7 @@ impl Source for PgSource {
                 return Ok(());
             }
             for raw in batch {
-                f(finish_row(raw, s.columns))?;
+                f(&finish_row(raw, s.columns))?;
             }
         }
     }
@@ -1416,17 +1483,22 @@ impl PgTarget {
                                 };
                                 let mut decoder = pgcopy::Decoder::new(types);
                                 let mut batch = Vec::with_capacity(1024);
+                                // Batches of 1,024 rows or about 1 MiB, whichever comes first:
+                                // row-state chunks are tens of kilobytes a row.
+                                let mut bytes_in_batch = 0usize;
                                 loop {
                                     match stream.try_next().await {
                                         Ok(Some(bytes)) => {
+                                            bytes_in_batch += bytes.len();
                                             if let Err(e) = decoder.feed(&bytes, &mut batch) {
                                                 let _ = reply.send(Err(q(sql.clone())(e)));
                                                 return;
                                             }
-                                            if batch.len() >= 1024
-                                                && reply.send(Ok(std::mem::take(&mut batch))).is_err()
-                                            {
-                                                return;
+                                            if (batch.len() >= 1024 || bytes_in_batch >= 1 << 20) && !batch.is_empty() {
+                                                bytes_in_batch = 0;
+                                                if reply.send(Ok(std::mem::take(&mut batch))).is_err() {
+                                                    return;
+                                                }
                                             }
                                         }
                                         Ok(None) => {
@@ -1804,7 +1876,8 @@ impl Target for PgTarget {
         // for small, and the preview and final migration read rows by id with full scans.
         let mut analyze: Vec<String> = self.loaded.iter().map(|t| Dialect::Postgres.ident(t)).collect();
         if self.state_written {
-            analyze.push(state::STATE_TABLE.to_owned());
+            // Its key only: sampling the byte columns would read every chunk.
+            analyze.push(format!("{} (account_id, table_name, generation, chunk)", state::STATE_TABLE));
         }
         if !analyze.is_empty() {
             let started = std::time::Instant::now();
@@ -2174,8 +2247,8 @@ pub fn copy_tables(schema: &Schema, source: &mut dyn Source, target: &mut dyn Ta
         let scan = Scan { table: &t.name, columns: &cols, extra: &[], order_by: &order };
         let mut bad = None;
         source.scan(&scan, &mut |row| {
-            if let Some((_, why)) = row.bad {
-                bad.get_or_insert(why);
+            if let Some((_, why)) = &row.bad {
+                bad.get_or_insert_with(|| why.clone());
             }
             n += 1;
             target.write_row(&row.values)

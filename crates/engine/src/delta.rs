@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::connect::{ConnectorError, Dialect, Source, Target};
 use crate::ddl::Schema;
-use crate::ids::SortedIds;
+use crate::ids::OrderedIds;
 use crate::preview::{ChangeKind, Preview, preview};
 use crate::run::{EngineError, LedgerRecord, RunReport, RunSpec, account_uuid, run};
 use crate::state::{self, StateEntry};
@@ -83,11 +83,11 @@ struct Drift {
     values: serde_json::Map<String, serde_json::Value>,
 }
 
-/// The table the run is on: the live state of its rows (v1 and v2 fingerprints by id), and
-/// which of them the run gave again.
+/// The table the run is on: the live state of its rows (v1 and v2 fingerprints by id) in the
+/// order the last runs met their records, and which of them the run gave again.
 struct Current {
     table: String,
-    live: SortedIds<(i64, i64)>,
+    live: OrderedIds<(i64, i64)>,
     seen: Vec<bool>,
 }
 
@@ -143,9 +143,8 @@ impl Target for DeltaTarget<'_> {
         }
         self.columns.insert(table.to_owned(), columns.to_vec());
         let live = state::read_live(self.inner, self.account, table, |_, v1, v2| (v1, v2))?;
-        let live = SortedIds::new(live);
         let seen = vec![false; live.len()];
-        self.current = Some(Current { table: table.to_owned(), live, seen });
+        self.current = Some(Current { table: table.to_owned(), live: OrderedIds::new(live), seen });
         self.counts.entry(table.to_owned()).or_default();
         Ok(())
     }
@@ -221,10 +220,13 @@ impl Target for DeltaTarget<'_> {
             self.drifted.iter().filter(|(_, d)| d.kind == ChangeKind::Created).map(|(id, d)| (d.table.clone(), *id)),
         );
         self.gone.sort();
+        let started = std::time::Instant::now();
         self.bundle = Some(self.write_bundle().map_err(|e| ConnectorError::Query {
             what: "writing the recovery bundle".into(),
             reason: e.to_string(),
         })?);
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "recovery bundle written");
+        let started = std::time::Instant::now();
         for table in self.order.clone() {
             let rows = self.pending.remove(&table).unwrap_or_default();
             if !rows.is_empty() {
@@ -244,7 +246,11 @@ impl Target for DeltaTarget<'_> {
                 self.inner.write_state_deleted(self.account, table, &tombstones)?;
             }
         }
-        self.inner.commit()
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "rows written and deleted");
+        let started = std::time::Instant::now();
+        self.inner.commit()?;
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "committed");
+        Ok(())
     }
     fn rollback(&mut self) -> Result<(), ConnectorError> {
         self.inner.rollback()

@@ -430,20 +430,21 @@ pub fn run_tapped(
         let scan = Scan { table: &ent.source, columns: &ent.columns, extra: &ent.extra, order_by: &key_names };
         let mut merge_groups: HashMap<String, (String, Uuid)> = HashMap::new();
         let mut out_row: Vec<Value> = Vec::new();
+        let mut key_buf = String::new();
         let mut ledger_err: Option<EngineError> = None;
         {
             let parents = Parents { pack, maps: &maps };
             let cx = EvalCtx { cutoff: spec.cutoff, options: &options, maps: &pack.maps, lookup: &parents };
             let target_ref = &mut target;
-            let mut on_row = |row: SourceRow| -> Result<(), ConnectorError> {
+            let mut on_row = |row: &SourceRow| -> Result<(), ConnectorError> {
                 rep.read += 1;
                 if let Some(b) = &bar
                     && rep.read.is_multiple_of(4096)
                 {
                     b.set_position(rep.read);
                 }
-                let key = key_string(ent, &row.values);
-                let id = row_uuid(&account, &ent.name, &key);
+                write_key(&mut key_buf, ent, &row.values);
+                let id = row_uuid(&account, &ent.name, &key_buf);
                 if keepable
                     && row.bad.is_none()
                     && let Some(t) = target_ref.as_deref_mut()
@@ -458,6 +459,7 @@ pub fn run_tapped(
                     rep.migrated += 1;
                     return Ok(());
                 }
+                let key = key_buf.clone();
                 let legacy_ref = format!("{}:{key}", ent.source);
                 let decision = if let Some((_, why)) = &row.bad {
                     Decision::Rejected("invalid_value".into(), why.clone())
@@ -485,26 +487,28 @@ pub fn run_tapped(
                             out_row.push(Value::Text(legacy_ref.clone()));
                             out_row.extend(values);
                             t.write_row(&out_row)?;
-                            // The row as loaded: what the overwrite preview compares v2 against later.
-                            // The row as the columns store it: only float columns change an integer,
-                            // so tables without one skip the copy.
-                            let converted: Vec<Value>;
-                            let stored: &[Value] = if has_float {
-                                converted =
-                                    out_row.iter().zip(&out_cols).map(|(v, (_, ty))| v.stored_as(*ty)).collect();
-                                &converted
-                            } else {
-                                &out_row
-                            };
-                            t.write_state(&crate::state::StateEntry {
-                                account,
-                                table: &table_name,
-                                id,
-                                legacy_ref: &legacy_ref,
-                                v1_fp: state_v1_fp(context, &row.values, !warnings.is_empty()),
-                                v2_fp: crate::value::fingerprint(stored) as i64,
-                                values: &stored[crate::value::KEY_COLUMNS..],
-                            })?;
+                            if t.wants_state() {
+                                // The row as loaded: what the overwrite preview compares v2 against later.
+                                // The row as the columns store it: only float columns change an integer,
+                                // so tables without one skip the copy.
+                                let converted: Vec<Value>;
+                                let stored: &[Value] = if has_float {
+                                    converted =
+                                        out_row.iter().zip(&out_cols).map(|(v, (_, ty))| v.stored_as(*ty)).collect();
+                                    &converted
+                                } else {
+                                    &out_row
+                                };
+                                t.write_state(&crate::state::StateEntry {
+                                    account,
+                                    table: &table_name,
+                                    id,
+                                    legacy_ref: &legacy_ref,
+                                    v1_fp: state_v1_fp(context, &row.values, !warnings.is_empty()),
+                                    v2_fp: crate::value::fingerprint(stored) as i64,
+                                    values: &stored[crate::value::KEY_COLUMNS..],
+                                })?;
+                            }
                         }
                         tap(ei, &row.values, id);
                         rep.migrated += 1;
@@ -684,9 +688,23 @@ impl WhenEval for crate::expr::Node {
 }
 
 fn key_string(ent: &Entity, row: &[Value]) -> String {
-    let parts: Vec<String> =
-        ent.key.iter().map(|&k| row.get(k).map_or_else(String::new, ToString::to_string)).collect();
-    parts.join("/")
+    let mut s = String::new();
+    write_key(&mut s, ent, row);
+    s
+}
+
+/// A record's v1 key (composite keys joined with `/`) into `out`, without allocating per row.
+fn write_key(out: &mut String, ent: &Entity, row: &[Value]) {
+    use std::fmt::Write as _;
+    out.clear();
+    for (i, &k) in ent.key.iter().enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        if let Some(v) = row.get(k) {
+            let _ = write!(out, "{v}");
+        }
+    }
 }
 
 fn map_key(ent: &Entity, row: &[Value]) -> Option<KeyVal> {

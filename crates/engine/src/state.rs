@@ -301,7 +301,8 @@ pub struct Loc {
 }
 
 /// The live entries of a table from its chunks: for each id, the newest generation that names
-/// it, unless that one deleted it. `keep` projects an entry to what the caller holds.
+/// it, unless that one deleted it, in the order the runs met their records (which is v1's key
+/// order, the order the next run meets them in again). `keep` projects an entry.
 pub fn live<T>(heads: &[ChunkHead], keep: impl Fn(Loc, i64, i64) -> T) -> Vec<(Uuid, T)> {
     if live_count_without_entries(heads).is_some() {
         // One generation (no final migration yet): every entry is live.
@@ -315,7 +316,8 @@ pub fn live<T>(heads: &[ChunkHead], keep: impl Fn(Loc, i64, i64) -> T) -> Vec<(U
         }
         return out;
     }
-    // (id, generation, deleted, loc, fps): sorted, the last per id wins.
+    // (id, generation, deleted, loc, fps), sorted: per id, the newest entry gives the values
+    // unless it deleted the row, and the oldest gives the place (the order records were met).
     let mut all: Vec<(Uuid, i32, bool, Loc, i64, i64)> = Vec::new();
     for h in heads {
         for i in 0..h.n.max(0) as usize {
@@ -332,13 +334,18 @@ pub fn live<T>(heads: &[ChunkHead], keep: impl Fn(Loc, i64, i64) -> T) -> Vec<(U
     }
     all.sort_unstable_by_key(|e| (e.0, e.1, e.2));
     let mut out = Vec::new();
+    let mut first = 0;
     for (i, e) in all.iter().enumerate() {
+        if i > 0 && all[i - 1].0 != e.0 {
+            first = i;
+        }
         let newest = all.get(i + 1).is_none_or(|next| next.0 != e.0);
         if newest && !e.2 {
-            out.push((e.0, keep(e.3, e.4, e.5)));
+            out.push((all[first].3, e.0, keep(e.3, e.4, e.5)));
         }
     }
-    out
+    out.sort_unstable_by_key(|e| e.0);
+    out.into_iter().map(|(_, id, t)| (id, t)).collect()
 }
 
 /// The live entries of an account's table, read from `target` and projected by `keep`: one

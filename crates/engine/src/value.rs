@@ -118,36 +118,36 @@ impl Value {
         }
     }
 
-    /// Feeds the value into a fingerprint, with a tag so that `1` and `"1"` differ.
-    pub fn hash_into(&self, h: &mut xxhash_rust::xxh3::Xxh3) {
+    /// Appends the value's bytes for a fingerprint, with a tag so that `1` and `"1"` differ.
+    pub fn hash_bytes(&self, out: &mut Vec<u8>) {
         match self {
-            Value::Null => h.update(&[0]),
-            Value::Bool(b) => h.update(&[1, u8::from(*b)]),
+            Value::Null => out.push(0),
+            Value::Bool(b) => out.extend_from_slice(&[1, u8::from(*b)]),
             Value::Int(i) => {
-                h.update(&[2]);
-                h.update(&i.to_le_bytes());
+                out.push(2);
+                out.extend_from_slice(&i.to_le_bytes());
             }
             Value::Float(f) => {
-                h.update(&[3]);
-                h.update(&f.to_bits().to_le_bytes());
+                out.push(3);
+                out.extend_from_slice(&f.to_bits().to_le_bytes());
             }
             Value::Text(s) => {
-                h.update(&[4]);
-                h.update(&(s.len() as u64).to_le_bytes());
-                h.update(s.as_bytes());
+                out.push(4);
+                out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+                out.extend_from_slice(s.as_bytes());
             }
             Value::Date(d) => {
-                h.update(&[5]);
-                h.update(&d.to_julian_day().to_le_bytes());
+                out.push(5);
+                out.extend_from_slice(&d.to_julian_day().to_le_bytes());
             }
             Value::Bytes(b) => {
-                h.update(&[6]);
-                h.update(&(b.len() as u64).to_le_bytes());
-                h.update(b);
+                out.push(6);
+                out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+                out.extend_from_slice(b);
             }
             Value::Uuid(u) => {
-                h.update(&[7]);
-                h.update(u.as_bytes());
+                out.push(7);
+                out.extend_from_slice(u.as_bytes());
             }
         }
     }
@@ -258,13 +258,25 @@ fn json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// A row's fingerprint (xxh3 over tagged values).
+/// A row's fingerprint: xxh3 over its tagged values, laid out in a buffer each thread reuses
+/// (one hash call a row; feeding a streaming hasher value by value cost several times that).
 pub fn fingerprint(row: &[Value]) -> u64 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for v in row {
-        v.hash_into(&mut h);
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    h.digest()
+    BUF.with(|b| {
+        let mut b = b.borrow_mut();
+        b.clear();
+        for v in row {
+            v.hash_bytes(&mut b);
+        }
+        let h = xxhash_rust::xxh3::xxh3_64(&b);
+        if b.capacity() > 1 << 20 {
+            // A row with a large value: do not keep its buffer for every row after it.
+            *b = Vec::new();
+        }
+        h
+    })
 }
 
 /// Rounds a float amount to minor units (hundredths), half away from zero, tolerating

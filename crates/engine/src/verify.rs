@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::connect::{ConnectorError, Dialect, Source, Target};
 use crate::ddl::Schema;
-use crate::ids::SortedIds;
+use crate::ids::OrderedIds;
 use crate::pack::Pack;
 use crate::run::{EngineError, RunSpec, account_uuid, run_tapped};
 use crate::value::{Type, Value};
@@ -153,31 +153,177 @@ pub const MAX_LISTED: usize = 1000;
 
 pub use crate::value::fingerprint;
 
-/// What v2 holds for one table, read before v1 is mapped: (id, fingerprint) sorted by id (24
-/// bytes a row), and whether the mapping gave each row.
-#[derive(Default)]
+/// What v2 holds for the table being verified, read when the mapping reaches it: (id,
+/// fingerprint) in the order the table stores them (24 bytes a row), which is the order its
+/// rows were loaded in and the mapping gives them again, and whether the mapping gave each.
 struct Actual {
+    table: String,
     columns: Vec<(String, Type)>,
-    rows: SortedIds<u64>,
+    /// Whether a float column makes expected integers read back as floats.
+    has_float: bool,
+    rows: OrderedIds<u64>,
     seen: Vec<bool>,
 }
 
 /// A row the mapping gives differently: table, id, legacy reference, the expected values.
 type ChangedRow = (String, Uuid, String, Vec<Value>);
 
-/// A target that compares every row the mapping gives with v2's fingerprints as it goes, so
-/// that nothing but v2's fingerprints is held and v1 is mapped once.
+/// The pack's reconciliation totals, compiled once: for each, its table, the positions of its
+/// group and sum columns, and the sums per group so far.
+struct Totals {
+    plans: Vec<TotalPlan>,
+    sums: Vec<FastMap<String, Vec<f64>>>,
+    key: String,
+}
+
+struct TotalPlan {
+    table: String,
+    group: Vec<(String, Option<usize>)>,
+    sum: Vec<Option<usize>>,
+}
+
+impl Totals {
+    fn new(pack: &Pack) -> Self {
+        let plans: Vec<TotalPlan> = pack
+            .aggregates
+            .iter()
+            .map(|a| {
+                let cols = crate::preview::target_columns(pack, &a.table);
+                let pos = |c: &str| cols.iter().position(|(n, _)| n.eq_ignore_ascii_case(c));
+                TotalPlan {
+                    table: a.table.clone(),
+                    group: a.group_by.iter().map(|g| (g.clone(), pos(g))).collect(),
+                    sum: a.sum.iter().map(|c| pos(c)).collect(),
+                }
+            })
+            .collect();
+        let sums = plans.iter().map(|_| FastMap::default()).collect();
+        Self { plans, sums, key: String::new() }
+    }
+
+    fn add(&mut self, table: &str, row: &[Value]) {
+        use std::fmt::Write as _;
+        for (i, plan) in self.plans.iter().enumerate() {
+            if plan.table != table {
+                continue;
+            }
+            self.key.clear();
+            for (k, (g, at)) in plan.group.iter().enumerate() {
+                if k > 0 {
+                    self.key.push_str(", ");
+                }
+                let _ = match at.and_then(|p| row.get(p)) {
+                    Some(v) => write!(self.key, "{g}={v}"),
+                    None => write!(self.key, "{g}=null"),
+                };
+            }
+            if !self.sums[i].contains_key(self.key.as_str()) {
+                self.sums[i].insert(self.key.clone(), vec![0.0; plan.sum.len() + 1]);
+            }
+            let Some(acc) = self.sums[i].get_mut(self.key.as_str()) else { continue };
+            acc[0] += 1.0;
+            for (k, at) in plan.sum.iter().enumerate() {
+                acc[k + 1] += match at.and_then(|p| row.get(p)) {
+                    Some(Value::Int(i)) => *i as f64,
+                    Some(Value::Float(f)) => *f,
+                    _ => 0.0,
+                };
+            }
+        }
+    }
+
+    fn into_map(self, pack: &Pack) -> BTreeMap<AggKey, Vec<f64>> {
+        let mut out = BTreeMap::new();
+        for (a, sums) in pack.aggregates.iter().zip(self.sums) {
+            for (group, v) in sums {
+                out.insert((a.name.clone(), group), v);
+            }
+        }
+        out
+    }
+}
+
+/// A target that compares every row the mapping gives with v2 as it goes. It reads v2's
+/// fingerprints of a table when the mapping starts it and lets them go when it finishes, so
+/// that one table's fingerprints are held at a time and v1 is mapped once.
 struct Capture<'a> {
     pack: &'a Pack,
-    aggs: BTreeMap<AggKey, Vec<f64>>,
-    actual: &'a mut BTreeMap<String, Actual>,
-    current: String,
+    v2: &'a mut dyn Target,
+    account: Uuid,
+    only_table: Option<String>,
+    expected_totals: Totals,
+    actual_totals: Totals,
+    /// v2 rows per "table|legacy prefix" (the v1 table a row came from).
+    per_ref: FastMap<String, u64>,
+    compared: u64,
+    current: Option<Actual>,
+    /// Tables read, with the columns they were read with.
+    read: BTreeMap<String, Vec<(String, Type)>>,
     /// Changed rows, the first [`MAX_LISTED`] with their expected values.
     changed: Vec<ChangedRow>,
     /// Rows v2 lacks: table, id, legacy reference.
     missing: Vec<(String, Uuid, String)>,
-    /// All changed and missing rows.
+    /// Rows v2 has that the mapping did not give: table, id (the first [`MAX_LISTED`]).
+    extra: Vec<(String, Uuid)>,
+    /// All changed, missing and extra rows.
     total: u64,
+}
+
+impl Capture<'_> {
+    fn listed(&self) -> usize {
+        self.changed.len() + self.missing.len() + self.extra.len()
+    }
+
+    /// Reads v2's side of a table: fingerprints, counts per legacy prefix, totals.
+    fn read_table(&mut self, table: &str) -> Result<Actual, ConnectorError> {
+        let schema = self.pack.v2.table(table);
+        let columns: Vec<(String, Type)> = crate::preview::target_columns(self.pack, table)
+            .into_iter()
+            .map(|(c, ty)| {
+                let ty = schema.and_then(|t| t.column(&c)).map_or(ty, |x| x.ty);
+                (c, ty)
+            })
+            .collect();
+        let mut rows = Vec::new();
+        let (per_ref, totals, compared) = (&mut self.per_ref, &mut self.actual_totals, &mut self.compared);
+        let mut prefix = String::new();
+        self.v2.scan_rows(table, &columns, Some(self.account), &mut |row| {
+            let Some(Value::Uuid(id)) = row.first() else { return Ok(()) };
+            if let Some(Value::Text(legacy)) = row.get(2) {
+                prefix.clear();
+                prefix.push_str(table);
+                prefix.push('|');
+                prefix.push_str(legacy.split(':').next().unwrap_or(""));
+                match per_ref.get_mut(prefix.as_str()) {
+                    Some(n) => *n += 1,
+                    None => {
+                        per_ref.insert(prefix.clone(), 1);
+                    }
+                }
+            }
+            totals.add(table, &row);
+            *compared += 1;
+            rows.push((*id, fingerprint(&row)));
+            Ok(())
+        })?;
+        let rows = OrderedIds::new(rows);
+        let seen = vec![false; rows.len()];
+        let has_float = columns.iter().any(|c| c.1 == Type::Float);
+        self.read.insert(table.to_owned(), columns.clone());
+        Ok(Actual { table: table.to_owned(), columns, has_float, rows, seen })
+    }
+
+    /// What the mapping did not give of the table just finished.
+    fn finish(&mut self, a: Actual) {
+        for ((id, _), seen) in a.rows.iter().zip(&a.seen) {
+            if !seen {
+                self.total += 1;
+                if self.listed() < MAX_LISTED {
+                    self.extra.push((a.table.clone(), *id));
+                }
+            }
+        }
+    }
 }
 
 impl Target for Capture<'_> {
@@ -194,15 +340,25 @@ impl Target for Capture<'_> {
         Ok(0)
     }
     fn start_table(&mut self, table: &str, _: &[String]) -> Result<(), ConnectorError> {
-        table.clone_into(&mut self.current);
+        // The account row and tables not being verified have no entry.
+        let verified = self.pack.entities.iter().any(|e| e.target.as_ref().is_some_and(|t| t.table == table))
+            && self.only_table.as_ref().is_none_or(|o| o == table);
+        self.current = if verified && !self.read.contains_key(table) { Some(self.read_table(table)?) } else { None };
         Ok(())
     }
     fn write_row(&mut self, row: &[Value]) -> Result<(), ConnectorError> {
-        // Tables not being verified (and the account row) have no entry.
-        let Some(a) = self.actual.get_mut(&self.current) else { return Ok(()) };
+        let listed = self.listed();
+        let Some(a) = self.current.as_mut() else { return Ok(()) };
         let Some(Value::Uuid(id)) = row.first() else { return Ok(()) };
-        let norm: Vec<Value> = row.iter().zip(&a.columns).map(|(v, (_, ty))| v.stored_as(*ty)).collect();
-        aggregate_into(self.pack, &self.current, &a.columns, &norm, &mut self.aggs);
+        // The row as the columns store it: only a float column changes an integer.
+        let converted: Vec<Value>;
+        let norm: &[Value] = if a.has_float {
+            converted = row.iter().zip(&a.columns).map(|(v, (_, ty))| v.stored_as(*ty)).collect();
+            &converted
+        } else {
+            row
+        };
+        self.expected_totals.add(&a.table, norm);
         let legacy = || match norm.get(2) {
             Some(Value::Text(s)) => s.clone(),
             _ => String::new(),
@@ -210,23 +366,26 @@ impl Target for Capture<'_> {
         match a.rows.find(id) {
             Some(i) => {
                 a.seen[i] = true;
-                if a.rows.at(i).1 != fingerprint(&norm) {
+                if a.rows.at(i).1 != fingerprint(norm) {
                     self.total += 1;
-                    if self.changed.len() + self.missing.len() < MAX_LISTED {
-                        self.changed.push((self.current.clone(), *id, legacy(), norm.clone()));
+                    if listed < MAX_LISTED {
+                        self.changed.push((a.table.clone(), *id, legacy(), norm.to_vec()));
                     }
                 }
             }
             None => {
                 self.total += 1;
-                if self.changed.len() + self.missing.len() < MAX_LISTED {
-                    self.missing.push((self.current.clone(), *id, legacy()));
+                if listed < MAX_LISTED {
+                    self.missing.push((a.table.clone(), *id, legacy()));
                 }
             }
         }
         Ok(())
     }
     fn finish_table(&mut self) -> Result<(), ConnectorError> {
+        if let Some(a) = self.current.take() {
+            self.finish(a);
+        }
         Ok(())
     }
     fn commit(&mut self) -> Result<(), ConnectorError> {
@@ -241,6 +400,9 @@ impl Target for Capture<'_> {
     fn exec_sql(&mut self, _: &str) -> Result<u64, ConnectorError> {
         Ok(0)
     }
+    fn wants_state(&self) -> bool {
+        false
+    }
     fn write_state(&mut self, _: &crate::state::StateEntry<'_>) -> Result<(), ConnectorError> {
         Ok(())
     }
@@ -248,42 +410,17 @@ impl Target for Capture<'_> {
 
 type AggKey = (String, String);
 
-fn aggregate_into(
-    pack: &Pack,
-    table: &str,
-    cols: &[(String, Type)],
-    row: &[Value],
-    out: &mut BTreeMap<AggKey, Vec<f64>>,
-) {
-    for a in pack.aggregates.iter().filter(|a| a.table == table) {
-        let pos = |c: &str| cols.iter().position(|(n, _)| n.eq_ignore_ascii_case(c));
-        let group: Vec<String> = a
-            .group_by
-            .iter()
-            .map(|g| {
-                format!("{g}={}", pos(g).and_then(|i| row.get(i)).map_or_else(|| "null".into(), ToString::to_string))
-            })
-            .collect();
-        let acc = out.entry((a.name.clone(), group.join(", "))).or_insert_with(|| vec![0.0; a.sum.len() + 1]);
-        acc[0] += 1.0;
-        for (k, c) in a.sum.iter().enumerate() {
-            if let Some(v) = pos(c).and_then(|i| row.get(i)) {
-                acc[k + 1] += match v {
-                    Value::Int(i) => *i as f64,
-                    Value::Float(f) => *f,
-                    _ => 0.0,
-                };
-            }
-        }
-    }
-}
+/// A map looked up once a row: the customer's data are its keys, but verification is not a
+/// service under attack.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 fn render_sums(v: &[f64]) -> Vec<String> {
     v.iter().enumerate().map(|(i, x)| if i == 0 { format!("{x} rows") } else { format!("{x}") }).collect()
 }
 
-/// Verifies the v2 account of `spec` against v1: v2 is read first (fingerprints, counts,
-/// totals), then v1 is mapped once and every row compared as the mapping gives it.
+/// Verifies the v2 account of `spec` against v1: v1 is mapped once, and each table's rows
+/// are compared with what v2 holds as the mapping gives them (v2's side of a table is read
+/// when the mapping reaches it: fingerprints, counts, totals).
 pub fn verify(
     spec: &RunSpec<'_>,
     source: &mut dyn Source,
@@ -300,50 +437,20 @@ pub fn verify(
     let only_entity = only_entity.transpose()?;
     let only_table = only_entity.and_then(|i| pack.entities[i].target.as_ref().map(|t| t.table.clone()));
 
-    // v2 first: every row's fingerprint, the counts per v1 table and the totals.
-    let mut actual: BTreeMap<String, Actual> = BTreeMap::new();
-    let mut actual_per_ref: HashMap<String, u64> = HashMap::new();
-    let mut actual_aggs: BTreeMap<AggKey, Vec<f64>> = BTreeMap::new();
-    let mut compared = 0u64;
-    for ent in &pack.entities {
-        let Some(tg) = &ent.target else { continue };
-        let table = &tg.table;
-        if actual.contains_key(table) || only_table.as_ref().is_some_and(|o| o != table) {
-            continue;
-        }
-        let schema = pack.v2.table(table);
-        let columns: Vec<(String, Type)> = crate::preview::target_columns(pack, table)
-            .into_iter()
-            .map(|(c, ty)| {
-                let ty = schema.and_then(|t| t.column(&c)).map_or(ty, |x| x.ty);
-                (c, ty)
-            })
-            .collect();
-        let mut rows = Vec::new();
-        target.scan_rows(table, &columns, Some(account), &mut |row| {
-            let Some(Value::Uuid(id)) = row.first() else { return Ok(()) };
-            if let Some(Value::Text(legacy)) = row.get(2) {
-                let prefix = legacy.split(':').next().unwrap_or("");
-                *actual_per_ref.entry(format!("{table}|{prefix}")).or_default() += 1;
-            }
-            aggregate_into(pack, table, &columns, &row, &mut actual_aggs);
-            compared += 1;
-            rows.push((*id, fingerprint(&row)));
-            Ok(())
-        })?;
-        let rows = SortedIds::new(rows);
-        let seen = vec![false; rows.len()];
-        actual.insert(table.clone(), Actual { columns, rows, seen });
-    }
-
-    // Then v1 through the mapping, compared row by row as it comes.
     let mut cap = Capture {
         pack,
-        aggs: BTreeMap::new(),
-        actual: &mut actual,
-        current: String::new(),
+        v2: target,
+        account,
+        only_table: only_table.clone(),
+        expected_totals: Totals::new(pack),
+        actual_totals: Totals::new(pack),
+        per_ref: FastMap::default(),
+        compared: 0,
+        current: None,
+        read: BTreeMap::new(),
         changed: Vec::new(),
         missing: Vec::new(),
+        extra: Vec::new(),
         total: 0,
     };
     let sample = opts.sample;
@@ -369,8 +476,30 @@ pub fn verify(
             }
         }
     })?;
-    let Capture { aggs: expected_aggs, changed, missing, total, .. } = cap;
-    let mut total = total;
+    // Tables the mapping did not reach (an entity out of scope) are all extra, if v2 has rows.
+    let mut tables: Vec<&str> =
+        pack.entities.iter().filter_map(|e| e.target.as_ref().map(|t| t.table.as_str())).collect();
+    tables.dedup();
+    for table in tables {
+        if !cap.read.contains_key(table) && only_table.as_deref().is_none_or(|o| o == table) {
+            let a = cap.read_table(table)?;
+            cap.finish(a);
+        }
+    }
+    let Capture {
+        v2: target,
+        expected_totals,
+        actual_totals,
+        per_ref,
+        compared,
+        read,
+        changed,
+        missing,
+        extra,
+        total,
+        ..
+    } = cap;
+    let (expected_aggs, actual_aggs) = (expected_totals.into_map(pack), actual_totals.into_map(pack));
 
     let mut differences = Vec::new();
     // The v2 side of the listed changed rows, field by field.
@@ -380,7 +509,7 @@ pub fn verify(
     }
     let mut actual_rows: HashMap<Uuid, Vec<Value>> = HashMap::new();
     for (table, ids) in &by_table {
-        for r in target.read_rows_by_id(table, &actual[*table].columns, account, ids)? {
+        for r in target.read_rows_by_id(table, &read[*table], account, ids)? {
             if let Some(Value::Uuid(u)) = r.first() {
                 actual_rows.insert(*u, r);
             }
@@ -388,8 +517,7 @@ pub fn verify(
     }
     for (table, id, legacy, expected) in changed {
         let fields = match actual_rows.get(&id) {
-            Some(a) => actual[&table]
-                .columns
+            Some(a) => read[&table]
                 .iter()
                 .zip(expected.iter().zip(a))
                 .filter(|(_, (x, y))| x != y)
@@ -404,14 +532,12 @@ pub fn verify(
     }
     // Rows v2 has that the mapping did not give, with their legacy references.
     let key_cols = [("id".to_owned(), Type::Uuid), ("legacy_ref".to_owned(), Type::Text)];
-    for (table, a) in &actual {
-        let extra: Vec<Uuid> = a.rows.iter().zip(&a.seen).filter(|(_, s)| !**s).map(|(r, _)| r.0).collect();
-        total += extra.len() as u64;
-        let room = MAX_LISTED.saturating_sub(differences.len());
-        if extra.is_empty() || room == 0 {
-            continue;
-        }
-        for r in target.read_rows_by_id(table, &key_cols, account, &extra[..extra.len().min(room)])? {
+    let mut extra_by_table: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
+    for (table, id) in extra {
+        extra_by_table.entry(table).or_default().push(id);
+    }
+    for (table, ids) in &extra_by_table {
+        for r in target.read_rows_by_id(table, &key_cols, account, ids)? {
             if let [Value::Uuid(id), legacy] = r.as_slice() {
                 let legacy_ref = match legacy {
                     Value::Text(s) => s.clone(),
@@ -452,7 +578,7 @@ pub fn verify(
             let ent = &pack.entities[i];
             let table = ent.target.as_ref().map(|t| t.table.clone());
             let actual =
-                table.as_ref().map_or(0, |t| actual_per_ref.get(&format!("{t}|{}", ent.source)).copied().unwrap_or(0));
+                table.as_ref().map_or(0, |t| per_ref.get(&format!("{t}|{}", ent.source)).copied().unwrap_or(0));
             EntityCheck {
                 entity: r.entity.clone(),
                 table,
@@ -469,8 +595,8 @@ pub fn verify(
     // The sampled records' v2 rows, read by id.
     let mut sampled_v2: HashMap<Uuid, serde_json::Map<String, serde_json::Value>> = HashMap::new();
     for (i, s) in samples.iter().enumerate() {
-        let Some((table, a)) =
-            pack.entities[i].target.as_ref().and_then(|t| actual.get(&t.table).map(|a| (&t.table, a)))
+        let Some((table, columns)) =
+            pack.entities[i].target.as_ref().and_then(|t| read.get(&t.table).map(|c| (&t.table, c)))
         else {
             continue;
         };
@@ -478,10 +604,9 @@ pub fn verify(
         if ids.is_empty() {
             continue;
         }
-        for row in target.read_rows_by_id(table, &a.columns, account, &ids)? {
+        for row in target.read_rows_by_id(table, columns, account, &ids)? {
             if let Some(Value::Uuid(id)) = row.first() {
-                sampled_v2
-                    .insert(*id, a.columns.iter().zip(&row).map(|((c, _), v)| (c.clone(), v.to_json())).collect());
+                sampled_v2.insert(*id, columns.iter().zip(&row).map(|((c, _), v)| (c.clone(), v.to_json())).collect());
             }
         }
     }

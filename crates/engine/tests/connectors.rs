@@ -115,8 +115,8 @@ fn sqlite_source_reports_values_that_do_not_fit_their_type() {
         let ty = if col == "QTY" { Type::Int } else { Type::Text };
         let columns = vec![(key.to_owned(), Type::Int), (col.to_owned(), ty)];
         s.scan(&Scan { table, columns: &columns, extra: &[], order_by: &[key.to_owned()] }, &mut |r| {
-            if let Some((_, why)) = r.bad {
-                bad.push(why);
+            if let Some((_, why)) = &r.bad {
+                bad.push(why.clone());
             }
             Ok(())
         })
