@@ -557,7 +557,7 @@ pub fn run_tapped(
                     bucket,
                     reason,
                     message,
-                    original: original_json(ent, &row),
+                    original: original_json(ent, row),
                 });
                 if pending.len() >= LEDGER_BATCH
                     && let Err(e) = ledger(std::mem::take(&mut pending))
