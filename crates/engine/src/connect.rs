@@ -1642,11 +1642,12 @@ impl PgTarget {
     }
 
     /// Every single-column foreign key of the loaded tables, checked in one query each.
-    fn validate_keys(&mut self, account: Option<Uuid>) -> Result<(), ConnectorError> {
-        let names: Vec<String> =
-            self.loaded.iter().map(|t| format!("'{}'", t.to_lowercase().replace('\'', ""))).collect();
+    /// Single-column foreign keys (child table, column, parent table, column) whose child (or,
+    /// with `parents`, whose parent) is one of `tables`.
+    fn foreign_keys(&self, tables: &[String], parents: bool) -> Result<Vec<[String; 4]>, ConnectorError> {
+        let names: Vec<String> = tables.iter().map(|t| format!("'{}'", t.to_lowercase().replace('\'', ""))).collect();
         if names.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let sql = format!(
             "SELECT cl.relname::text, a.attname::text, pl.relname::text, pa.attname::text \
@@ -1655,7 +1656,8 @@ impl PgTarget {
              JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] \
              JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = c.confkey[1] \
              WHERE c.contype = 'f' AND cardinality(c.conkey) = 1 AND cl.relnamespace = current_schema()::regnamespace \
-             AND cl.relname IN ({})",
+             AND {}.relname IN ({})",
+            if parents { "pl" } else { "cl" },
             names.join(", ")
         );
         let cols = [
@@ -1664,10 +1666,35 @@ impl PgTarget {
             ("p".to_owned(), Type::Text),
             ("pc".to_owned(), Type::Text),
         ];
-        let fks = self.query(&sql, &cols, None)?;
+        Ok(self
+            .query(&sql, &cols, None)?
+            .into_iter()
+            .filter_map(|r| match r.as_slice() {
+                [Value::Text(t), Value::Text(c), Value::Text(p), Value::Text(pc)] => {
+                    Some([t.clone(), c.clone(), p.clone(), pc.clone()])
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Fails when `sql` (a count) finds rows: they break the foreign key named.
+    fn expect_none(&self, sql: &str, fk: &[String; 4], id: Option<Uuid>, what: &str) -> Result<(), ConnectorError> {
+        let n = self.query(sql, &[("n".to_owned(), Type::Int)], id)?;
+        if let Some(Value::Int(k)) = n.first().and_then(|r| r.first())
+            && *k > 0
+        {
+            let [t, c, p, pc] = fk;
+            return Err(q(format!("foreign key {t}.{c} → {p}.{pc}"))(format!("{k} rows {what}")));
+        }
+        Ok(())
+    }
+
+    fn validate_keys(&mut self, account: Option<Uuid>) -> Result<(), ConnectorError> {
+        let fks = self.foreign_keys(&self.loaded.clone(), false)?;
         let d = Dialect::Postgres;
         for fk in fks {
-            let [Value::Text(t), Value::Text(c), Value::Text(p), Value::Text(pc)] = fk.as_slice() else { continue };
+            let [t, c, p, pc] = &fk;
             let scope = if account.is_some() { "x.account_id = $1 AND " } else { "" };
             let check = format!(
                 "SELECT COUNT(*)::bigint FROM {} x WHERE {scope}x.{} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {} y WHERE y.{} = x.{})",
@@ -1677,12 +1704,7 @@ impl PgTarget {
                 d.ident(pc),
                 d.ident(c)
             );
-            let n = self.query(&check, &[("n".to_owned(), Type::Int)], account)?;
-            if let Some(Value::Int(k)) = n.first().and_then(|r| r.first())
-                && *k > 0
-            {
-                return Err(q(format!("foreign key {t}.{c} → {p}.{pc}"))(format!("{k} rows point at no {p}")));
-            }
+            self.expect_none(&check, &fk, account, &format!("point at no {p}"))?;
         }
         Ok(())
     }
@@ -2130,17 +2152,49 @@ impl Target for PgTarget {
         }
         self.send(PgJob::Copy(format!("COPY {tmp} ({}) FROM STDIN", cols.join(", ")), buf))?;
         self.sync()?;
+        if self.deferred_keys {
+            // The per-row key checks are off for this session: the rows about to be written are
+            // checked here, set-based (their parents were written before them).
+            for fk in self.foreign_keys(&[table.to_owned()], false)? {
+                let [_, c, p, pc] = &fk;
+                if !columns.iter().any(|x| x.eq_ignore_ascii_case(c)) {
+                    continue;
+                }
+                let check = format!(
+                    "SELECT COUNT(*)::bigint FROM {tmp} x WHERE x.{} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {} y WHERE y.{} = x.{})",
+                    d.ident(c),
+                    d.ident(p),
+                    d.ident(pc),
+                    d.ident(c)
+                );
+                self.expect_none(&check, &fk, None, &format!("would point at no {p}"))?;
+            }
+        }
         self.exec(&upsert_sql(d, table, columns, conflict, &format!("SELECT {} FROM {tmp}", cols.join(", "))), None)?;
         Ok(())
     }
     fn delete_ids(&mut self, table: &str, ids: &[Uuid]) -> Result<u64, ConnectorError> {
         self.flush()?;
+        let d = Dialect::Postgres;
         let mut n = 0;
+        let referencing = if self.deferred_keys { self.foreign_keys(&[table.to_owned()], true)? } else { Vec::new() };
         for chunk in ids.chunks(1000) {
-            n += self.exec(
-                &format!("DELETE FROM {} WHERE id IN ({})", Dialect::Postgres.ident(table), id_list(chunk)),
-                None,
-            )?;
+            n += self.exec(&format!("DELETE FROM {} WHERE id IN ({})", d.ident(table), id_list(chunk)), None)?;
+        }
+        // With the per-row key checks off, nothing would stop a row still pointing at them.
+        for chunk in ids.chunks(10_000) {
+            for fk in &referencing {
+                let [t, c, _, pc] = fk;
+                let check = format!(
+                    "SELECT COUNT(*)::bigint FROM {} x WHERE x.{} IN (SELECT y.{} FROM (VALUES {}) AS y ({}))",
+                    d.ident(t),
+                    d.ident(c),
+                    d.ident(pc),
+                    chunk.iter().map(|u| format!("('{}'::uuid)", u.hyphenated())).collect::<Vec<_>>().join(", "),
+                    d.ident(pc)
+                );
+                self.expect_none(&check, fk, None, &format!("still point at deleted rows of {table}"))?;
+            }
         }
         Ok(n)
     }

@@ -258,3 +258,113 @@ fn targets_refuse_a_load_whose_foreign_keys_do_not_hold() {
         );
     }
 }
+
+/// The final migration's writes (upserts and deletes by id) keep every key too: a row pointing
+/// at no parent, or a parent deleted under its children, never commits.
+#[test]
+fn targets_refuse_upserts_and_deletes_that_break_a_key() {
+    let schema = probe_schema();
+    let account = Uuid::from_u128(6);
+    let parent = Uuid::from_u128(200);
+    for (name, _db, url) in targets() {
+        let mut t = TargetConfig::from_url(&url).unwrap().build().unwrap();
+        t.ensure_schema(&schema).unwrap();
+        t.begin().unwrap();
+        t.start_table("parent", &["id".into(), "account_id".into()]).unwrap();
+        t.write_row(&[Value::Uuid(parent), Value::Uuid(account)]).unwrap();
+        t.finish_table().unwrap();
+        t.start_table("probe", &COLS.map(String::from)).unwrap();
+        t.write_row(&probe_rows(parent, account).remove(0)).unwrap();
+        t.finish_table().unwrap();
+        t.commit().unwrap();
+        let cols: Vec<String> = COLS.map(String::from).to_vec();
+        let before = t.read_rows("probe", &cols_typed(&schema, "probe"), None).unwrap();
+
+        // An upsert pointing at no parent.
+        t.begin().unwrap();
+        let mut dangling = probe_rows(parent, account).remove(0);
+        dangling[2] = Value::Uuid(Uuid::from_u128(404));
+        let r = t.upsert_rows("probe", &cols, &["id"], &[dangling]).and_then(|()| t.commit());
+        let err = r.expect_err("an upsert to a missing parent must not commit").to_string();
+        assert!(err.contains("foreign key") || err.contains("FOREIGN KEY"), "{name}: {err}");
+        t.rollback().unwrap();
+
+        // Deleting the parent its child still points at.
+        t.begin().unwrap();
+        let r = t.delete_ids("parent", &[parent]).and_then(|_| t.commit());
+        let err = r.expect_err("deleting a referenced parent must not commit").to_string();
+        assert!(err.contains("foreign key") || err.contains("FOREIGN KEY"), "{name}: {err}");
+        t.rollback().unwrap();
+        drop(t);
+        let mut t = TargetConfig::from_url(&url).unwrap().build().unwrap();
+        assert_eq!(t.read_rows("probe", &cols_typed(&schema, "probe"), None).unwrap(), before, "{name}: unchanged");
+        assert_eq!(t.read_rows("parent", &cols_typed(&schema, "parent"), None).unwrap().len(), 1, "{name}");
+    }
+}
+
+/// PostgreSQL tells which of an account's rows were written since the runs that wrote the
+/// row state (the overwrite preview compares only those); SQLite cannot, and says so.
+#[test]
+fn targets_tell_rows_written_since_a_run_or_say_they_cannot() {
+    let schema = probe_schema();
+    let account = Uuid::from_u128(8);
+    let parent = Uuid::from_u128(300);
+    for (name, _db, url) in targets() {
+        let mut t = TargetConfig::from_url(&url).unwrap().build().unwrap();
+        t.ensure_schema(&schema).unwrap();
+        t.ensure_state_table().unwrap();
+        t.begin().unwrap();
+        t.start_table("parent", &["id".into(), "account_id".into()]).unwrap();
+        t.write_row(&[Value::Uuid(parent), Value::Uuid(account)]).unwrap();
+        t.finish_table().unwrap();
+        t.start_table("probe", &COLS.map(String::from)).unwrap();
+        let rows = probe_rows(parent, account);
+        for r in &rows {
+            t.write_row(r).unwrap();
+            let Value::Uuid(id) = r[0] else { unreachable!() };
+            let entry = cutover_engine::state::StateEntry {
+                account,
+                table: "probe",
+                id,
+                legacy_ref: "P:1",
+                v1_fp: 1,
+                v2_fp: 2,
+                values: &r[3..],
+            };
+            t.write_state(&entry).unwrap();
+        }
+        t.finish_table().unwrap();
+        t.commit().unwrap();
+        let mut heads = Vec::new();
+        t.scan_state(account, "probe", true, &mut |h| {
+            heads.push(h);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(heads.iter().map(|h| h.n as usize).sum::<usize>(), rows.len(), "{name}");
+        let xids: Vec<i64> = heads.iter().map(|h| h.xid).collect();
+        let cols = cols_typed(&schema, "probe");
+        let written = |t: &mut Box<dyn cutover_engine::connect::Target>| {
+            let mut seen = Vec::new();
+            let total = t
+                .scan_written_since("probe", &cols, account, &xids, &mut |r| {
+                    seen.push(r[0].clone());
+                    Ok(())
+                })
+                .unwrap();
+            (total, seen)
+        };
+        if name == "sqlite" {
+            assert_eq!(written(&mut t).0, None, "SQLite cannot tell");
+            continue;
+        }
+        assert_eq!(written(&mut t), (Some(rows.len() as u64), Vec::new()), "{name}: nothing written since");
+        cutover_testkit::exec(&url, "UPDATE probe SET t = 'edited' WHERE id = '00000000-0000-0000-0000-000000000001'")
+            .unwrap();
+        assert_eq!(
+            written(&mut t),
+            (Some(rows.len() as u64), vec![Value::Uuid(Uuid::from_u128(1))]),
+            "{name}: the edit"
+        );
+    }
+}
