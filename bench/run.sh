@@ -102,9 +102,9 @@ sqlite_copy() {
   } | sqlite3 "$WORK/copy.db"
 }
 
-# The floor for this v2 schema: PostgreSQL alone loading the rows cutover maps (exported once
+# PostgreSQL's own tools producing the same v2: the rows cutover maps (exported once
 # as CSV) with `psql \copy` into the v2 tables without keys, then building the v2 schema's
-# keys, unique constraints and foreign keys, which is what any tool producing this v2 must do.
+# keys, unique constraints and foreign keys (pg_dump's post-data), as any tool producing this v2 must.
 V2TABLES=(region nation supplier part part_supplier customer sales_order order_line)
 cp "$V1" "$WORK/v1-run.db"
 fresh_db cutover_bench_v2
