@@ -56,6 +56,14 @@ pub enum AppError {
         /// The preview now.
         current: String,
     },
+    /// Another run holds the project: who, since when.
+    #[error("project is being migrated by {holder} since {since}; try again when it has finished")]
+    Locked {
+        /// User, process and host of the run.
+        holder: String,
+        /// When it took the project (RFC 3339).
+        since: String,
+    },
     /// A verification could not complete.
     #[error("the verification did not complete")]
     Verify(#[source] cutover_engine::run::EngineError),
@@ -82,6 +90,7 @@ impl AppError {
             AppError::Engine(_) => "run_failed",
             AppError::Verify(_) => "verify_failed",
             AppError::StalePreview { .. } => "stale_preview",
+            AppError::Locked { .. } => "locked",
             AppError::Password(_) => "invalid_password",
         }
     }

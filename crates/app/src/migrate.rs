@@ -2,14 +2,37 @@
 //! ledger into the store, record the outcome in the lifecycle.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use cutover_core::{Command, ProjectKey, RunKind, RunOutcome, User};
 use cutover_engine::connect::{SourceConfig, Target, TargetConfig};
 use cutover_engine::run::{EngineError, LedgerRecord, RunReport, RunSpec, run};
-use cutover_store::{LedgerRow, StoredRun};
+use cutover_store::{LedgerRow, StoreError, StoredRun, Taken};
 use time::format_description::well_known::Rfc3339;
 
 use crate::{App, AppError, Result};
+
+/// How long a run's lease on its project holds without a renewal (seconds); the heartbeat
+/// renews it six times as often. `CUTOVER_LEASE_SECONDS` sets another (tests use a short one).
+fn lease_seconds() -> i64 {
+    std::env::var("CUTOVER_LEASE_SECONDS").ok().and_then(|s| s.parse().ok()).filter(|s| *s >= 1).unwrap_or(60)
+}
+
+/// Who holds a lease: the user, and the process and host the run is in.
+fn holder(actor: &User) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "this host".into(), |h| h.trim().to_owned());
+    format!("{} (pid {} on {host})", actor.email, std::process::id())
+}
+
+/// A run's hold on its project: renewed by a heartbeat task until released. When a renewal
+/// finds the lease gone (it expired and another run took it over), `cancel` stops the run
+/// before it commits anything.
+struct RunLease {
+    token: String,
+    cancel: Arc<AtomicBool>,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
 
 /// What the engine thread gives back: the run's buckets and, for a final migration, its delta.
 type Done = (RunReport, Option<cutover_engine::delta::FinalReport>);
@@ -94,6 +117,87 @@ impl App {
             None
         };
 
+        // One run of a project at a time, across processes and machines.
+        let lease = self.take_lease(actor, key).await?;
+        let result = self.run_leased(actor, key, &req, (source, target, pack, ack), Arc::clone(&lease.cancel)).await;
+        lease.heartbeat.abort();
+        if let Err(e) = self.store().release_lease(key.as_str(), &lease.token).await {
+            // It expires by itself.
+            tracing::warn!(key = %key, error = %e, "could not give the run lease back");
+        }
+        result
+    }
+
+    /// Takes the project's run lease: refused while another run holds it; a lease its holder
+    /// stopped renewing (the process died) is taken over, and the run it guarded is failed.
+    async fn take_lease(&self, actor: &User, key: &ProjectKey) -> Result<RunLease> {
+        let secs = lease_seconds();
+        let token = crate::random_token();
+        let now = self.now();
+        let since = now.format(&Rfc3339).unwrap_or_default();
+        let (t0, until) = (now.unix_timestamp(), now.unix_timestamp() + secs);
+        match self.store().take_lease(key.as_str(), &token, &holder(actor), &since, t0, until).await {
+            Ok(Taken::Free) => {}
+            Ok(Taken::Expired(old)) => {
+                let project = self.project(actor, key).await?.project;
+                if let Some(run) = project.running().map(|r| r.id) {
+                    let held = format!("{} since {}", old.holder, old.since);
+                    tracing::warn!(key = %key, run, holder = %held, "taking over: a run's process stopped and its lease expired");
+                    let failed = async {
+                        self.execute(actor, key, Command::ExpireRun { run, holder: held.clone() }).await?;
+                        let at = self.now().format(&Rfc3339).unwrap_or_default();
+                        let why = format!("its process stopped: the lease of {held} expired");
+                        self.store().finish_run(key.as_str(), i64::from(run), "failed", &at, None, Some(&why)).await?;
+                        Ok::<(), AppError>(())
+                    };
+                    if let Err(e) = failed.await {
+                        let _ = self.store().release_lease(key.as_str(), &token).await;
+                        return Err(e);
+                    }
+                }
+            }
+            Err(StoreError::Leased(l)) => return Err(AppError::Locked { holder: l.holder, since: l.since }),
+            Err(e) => return Err(e.into()),
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        let heartbeat = {
+            let (store, key, token, cancel) =
+                (self.store().clone(), key.to_string(), token.clone(), Arc::clone(&cancel));
+            tokio::spawn(async move {
+                let every = std::time::Duration::from_millis(u64::try_from(secs * 1000 / 6).unwrap_or(10_000).max(200));
+                loop {
+                    tokio::time::sleep(every).await;
+                    let until = time::OffsetDateTime::now_utc().unix_timestamp() + secs;
+                    match store.renew_lease(&key, &token, until).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::error!(key = %key, "the run lease was taken over: stopping the run");
+                            cancel.store(true, Ordering::Relaxed);
+                            return;
+                        }
+                        Err(e) => tracing::warn!(key = %key, error = %e, "could not renew the run lease"),
+                    }
+                }
+            })
+        };
+        Ok(RunLease { token, cancel, heartbeat })
+    }
+
+    /// The run itself, while its lease is held.
+    async fn run_leased(
+        &self,
+        actor: &User,
+        key: &ProjectKey,
+        req: &MigrateRequest,
+        prepared: (
+            SourceConfig,
+            Option<TargetConfig>,
+            Arc<cutover_engine::pack::Pack>,
+            Option<cutover_engine::preview::Preview>,
+        ),
+        cancel: Arc<AtomicBool>,
+    ) -> Result<MigrateOutcome> {
+        let (source, target, pack, ack) = prepared;
         let d = self
             .execute(actor, key, Command::StartRun { kind: req.kind, reason: req.reason.clone(), dry_run: req.dry_run })
             .await?;
@@ -141,6 +245,7 @@ impl App {
                     cutoff: scope.cutoff,
                     options: &scope.options,
                     progress,
+                    cancel: Some(&cancel),
                 };
                 let mut ledger = |batch| {
                     tx.blocking_send(batch)

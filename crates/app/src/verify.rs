@@ -73,6 +73,7 @@ impl App {
                 cutoff: scope.cutoff,
                 options: &scope.options,
                 progress: false,
+                cancel: None,
             };
             verify(&spec, src.as_mut(), tgt.as_mut(), &opts)
         })

@@ -49,6 +49,7 @@ fn main() -> Result<()> {
         cutoff: cutover_demo::DEFAULT_CUTOFF,
         options: &opts,
         progress: false,
+        cancel: None,
     };
     let mut src = SourceConfig::from_url(v1)?.build()?;
     let mut tgt = v2.map(|u| TargetConfig::from_url(u).and_then(|c| c.build())).transpose()?;

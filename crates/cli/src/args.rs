@@ -183,12 +183,20 @@ pub struct DemoDataArgs {
     /// Seed: the same seed gives the same data.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// The SQLite file to write (replaced if it exists).
+    /// Where to write: a SQLite file (replaced if it exists), or a postgres://, mysql:// or
+    /// mariadb:// URL of a database whose Omikai 1 tables are replaced.
     #[arg(long)]
-    pub out: std::path::PathBuf,
+    pub out: String,
     /// Cut-off the manifest's expected counts are computed for (YYYY-MM-DD).
     #[arg(long)]
     pub cutoff: Option<String>,
+    /// Where to write the manifest (default: beside a SQLite file, `omikai1.manifest.json` for a URL).
+    #[arg(long)]
+    pub manifest: Option<std::path::PathBuf>,
+    /// A hostile legacy database instead: lost keys, invalid UTF-8, NULLs, a 10 MB text,
+    /// extreme numbers, zero dates, control characters, injection strings (SQLite only).
+    #[arg(long)]
+    pub hostile: bool,
 }
 
 #[derive(Debug, Args)]

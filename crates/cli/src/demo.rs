@@ -16,17 +16,78 @@ use crate::out;
 
 pub fn demo_data(a: DemoDataArgs, json: bool) -> Result<u8> {
     let cutoff = a.cutoff.as_deref().map(|c| date(c, "cutoff")).transpose()?.unwrap_or(DEFAULT_CUTOFF);
-    let m = cutover_demo::generate(&a.out, Spec { customers: a.customers, seed: a.seed, cutoff })?;
-    let manifest_path = manifest_path(&a.out);
+    let spec = Spec { customers: a.customers, seed: a.seed, cutoff };
+    let server = a.out.contains("://") && !a.out.starts_with("sqlite:");
+    if a.hostile {
+        if server {
+            anyhow::bail!(cutover_core::DomainError::Invalid {
+                field: "out",
+                reason: "the hostile corpus is a SQLite file: it holds bytes other databases refuse".into(),
+            });
+        }
+        let path = PathBuf::from(a.out.strip_prefix("sqlite://").unwrap_or(&a.out));
+        let planted = cutover_demo::hostile(&path, spec)?;
+        if json {
+            out::json(&planted)?;
+        } else {
+            println!("wrote a hostile legacy database: {}", path.display());
+            let rows: Vec<Vec<String>> = planted
+                .iter()
+                .map(|p| vec![format!("{}:{}", p.table, p.key), p.what.to_owned(), p.outcome.to_owned()])
+                .collect();
+            out::table(&["record", "what is wrong", "must end"], &rows);
+        }
+        return Ok(0);
+    }
+    let (file, temp) = if server {
+        let t = std::env::temp_dir().join(format!("cutover-demo-{}.db", std::process::id()));
+        (t.clone(), Some(t))
+    } else {
+        (PathBuf::from(a.out.strip_prefix("sqlite://").unwrap_or(&a.out)), None)
+    };
+    let m = cutover_demo::generate(&file, spec)?;
+    if server {
+        // The connectors block on a runtime of their own: not on this one's thread.
+        let copied = std::thread::scope(|s| s.spawn(|| copy_v1(&file, &a.out)).join())
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("copying the demo data stopped unexpectedly")));
+        if let Some(t) = &temp {
+            let _ = std::fs::remove_file(t);
+        }
+        copied?;
+    }
+    let manifest_path = a
+        .manifest
+        .clone()
+        .unwrap_or_else(|| if server { PathBuf::from("omikai1.manifest.json") } else { manifest_path(&file) });
     std::fs::write(&manifest_path, serde_json::to_string_pretty(&m)?)
         .with_context(|| format!("writing {}", manifest_path.display()))?;
     if json {
         out::json(&m)?;
     } else {
-        println!("wrote {} ({} rows, {} customers, seed {})", a.out.display(), m.rows(), m.customers, m.seed);
+        println!(
+            "wrote {} ({} rows, {} customers, seed {})",
+            cutover_core::mask_url(&a.out),
+            m.rows(),
+            m.customers,
+            m.seed
+        );
         println!("expected outcomes for cut-off {}: {}", m.cutoff, manifest_path.display());
     }
     Ok(0)
+}
+
+/// Puts the Omikai 1 tables of a SQLite file into a PostgreSQL or MariaDB database.
+fn copy_v1(file: &std::path::Path, url: &str) -> Result<u64> {
+    let schema = cutover_engine::ddl::parse("v1.sql", cutover_demo::V1_SQL)?;
+    let mut src = cutover_engine::connect::SourceConfig::Sqlite { path: file.to_owned() }.build()?;
+    if cutover_engine::mysql::is_mysql_url(url) {
+        return Ok(cutover_engine::mysql::load_tables(&schema, src.as_mut(), url)?);
+    }
+    let mut tgt = cutover_engine::connect::TargetConfig::from_url(url)?.build()?;
+    // Replaced, as a SQLite file is: drop what is there first.
+    let tables: Vec<String> = schema.tables.iter().map(|t| tgt.dialect().ident(&t.name)).collect();
+    tgt.exec_sql(&format!("DROP TABLE IF EXISTS {}", tables.join(", ")))?;
+    Ok(cutover_engine::connect::copy_tables(&schema, src.as_mut(), tgt.as_mut())?)
 }
 
 fn manifest_path(db: &std::path::Path) -> PathBuf {

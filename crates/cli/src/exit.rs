@@ -31,7 +31,7 @@ pub fn classify(err: &anyhow::Error) -> (u8, String) {
         Some(AppError::NoActor | AppError::UnknownUser(_)) => FORBIDDEN,
         Some(AppError::Pack(_) | AppError::Password(_) | AppError::Config(_)) => USAGE,
         Some(AppError::Engine(_) | AppError::Verify(_)) => FAILURE,
-        Some(AppError::StalePreview { .. }) => REFUSED,
+        Some(AppError::StalePreview { .. } | AppError::Locked { .. }) => REFUSED,
         Some(AppError::Store(cutover_store::StoreError::Exists(_))) => USAGE,
         Some(AppError::Store(_)) => FAILURE,
         None => match err.downcast_ref::<DomainError>() {

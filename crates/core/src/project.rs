@@ -341,6 +341,14 @@ pub enum Command {
         /// Why.
         reason: Text,
     },
+    /// Marks as failed a run whose lease expired: its process stopped renewing it (it died),
+    /// and another run is taking the project over. Nothing of such a run was committed to v2.
+    ExpireRun {
+        /// Run number.
+        run: u32,
+        /// Who held the lease, and since when.
+        holder: String,
+    },
     /// Goes live: v1 becomes the archive, read-only and sealed.
     GoLive {
         /// The seal of v1, taken after it was made read-only.
@@ -369,6 +377,7 @@ impl Command {
             Command::StartRun { .. } => "start_run",
             Command::FinishRun { .. } => "finish_run",
             Command::AbandonRun { .. } => "abandon_run",
+            Command::ExpireRun { .. } => "expire_run",
             Command::RecordVerification { .. } => "record_verification",
             Command::GoLive { .. } => "go_live",
             Command::Cancel { .. } => "cancel",
@@ -846,18 +855,14 @@ impl Project {
             }
             Command::AbandonRun { run, reason } => {
                 require(actor, Some(PartyKind::Vendor), true, "abandon a run")?;
-                let r = p
-                    .runs
-                    .iter_mut()
-                    .find(|r| r.id == run)
-                    .ok_or_else(|| DomainError::NotFound(format!("run {run}")))?;
-                if r.outcome != RunOutcome::Running {
-                    return Err(DomainError::Invalid { field: "run", reason: format!("run {run} is not running") });
-                }
-                r.outcome = RunOutcome::Failed;
-                r.finished_at = Some(ctx.now);
-                r.summary = Some(format!("abandoned: {reason}"));
+                p.fail_running(run, format!("abandoned: {reason}"), ctx)?;
                 events.push(Event::new("run_abandoned", json!({"run": run, "reason": reason})));
+            }
+            Command::ExpireRun { run, holder } => {
+                // Whoever may start the run that takes over: the vendor.
+                require(actor, Some(PartyKind::Vendor), false, "take over a project whose run died")?;
+                p.fail_running(run, format!("its process stopped (lease of {holder} expired)"), ctx)?;
+                events.push(Event::new("run_expired", json!({"run": run, "holder": holder})));
             }
             Command::GoLive { seal } => {
                 require(actor, Some(PartyKind::Vendor), true, "put a project live")?;
@@ -887,6 +892,19 @@ impl Project {
             }
         }
         Ok(Decision { project: p, events })
+    }
+
+    /// Marks a run that can no longer finish as failed: nothing of it was committed to v2.
+    fn fail_running(&mut self, run: u32, summary: String, ctx: Ctx<'_>) -> Result<(), DomainError> {
+        let r =
+            self.runs.iter_mut().find(|r| r.id == run).ok_or_else(|| DomainError::NotFound(format!("run {run}")))?;
+        if r.outcome != RunOutcome::Running {
+            return Err(DomainError::Invalid { field: "run", reason: format!("run {run} is not running") });
+        }
+        r.outcome = RunOutcome::Failed;
+        r.finished_at = Some(ctx.now);
+        r.summary = Some(summary);
+        Ok(())
     }
 
     fn start_run(

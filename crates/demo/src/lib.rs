@@ -758,3 +758,127 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// A record of the hostile corpus that must end in a particular bucket and reason. For a
+/// duplicate key, exactly one of the records with that key ends so (which one is first is up
+/// to the database: they are planted so that either order gives the same buckets).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Planted {
+    /// v1 table.
+    pub table: &'static str,
+    /// Its key, as the ledger shows it.
+    pub key: String,
+    /// What is wrong with it.
+    pub what: &'static str,
+    /// `bucket:reason` it must end in, or `migrated`.
+    pub outcome: &'static str,
+}
+
+/// The injection strings the hostile corpus plants in names and notes.
+pub const INJECTIONS: [&str; 4] = [
+    "Robert'); DROP TABLE CUST;--",
+    "<script>alert('cutover')</script>",
+    "\"><img src=x onerror=alert(1)>",
+    "{{7*7}} ${7*7} %s%n",
+];
+
+/// Generates demo data at `path` as a legacy database that has lost its primary keys and
+/// holds what twenty years of a real one do: invalid UTF-8, NULLs where v1 has no constraint,
+/// a 10 MB text, negative and huge numbers, duplicate and empty keys, `0000-00-00` dates,
+/// control characters, and SQL, HTML and template injection strings in names. Returns the
+/// records whose outcome is known.
+pub fn hostile(path: &Path, spec: Spec) -> Result<Vec<Planted>, DemoError> {
+    generate(path, spec)?;
+    let werr = |e: rusqlite::Error| DemoError::Write { path: path.display().to_string(), reason: e.to_string() };
+    let mut conn = Connection::open(path).map_err(werr)?;
+    let tx = conn.transaction().map_err(werr)?;
+    // The same tables, without their keys.
+    let sql: String = V1_SQL.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
+    for stmt in sql.split(';').map(str::trim).filter(|s| s.starts_with("CREATE TABLE")) {
+        let Some(name) = stmt["CREATE TABLE".len()..].split('(').next().map(str::trim) else { continue };
+        let mut keyless = stmt.replace(" PRIMARY KEY", "");
+        if let Some(at) = keyless.find(", (") {
+            // What was `, PRIMARY KEY (A, B)` is now `, (A, B)`.
+            if let Some(end) = keyless[at..].find(')') {
+                keyless.replace_range(at..=at + end, "");
+            }
+        }
+        tx.execute_batch(&format!(
+            "ALTER TABLE {name} RENAME TO {name}_keyed; {keyless}; INSERT INTO {name} SELECT * FROM {name}_keyed; DROP TABLE {name}_keyed;"
+        ))
+        .map_err(werr)?;
+    }
+    let max = |t: &str, k: &str| -> Result<i64, DemoError> {
+        tx.query_row(&format!("SELECT COALESCE(MAX({k}), 0) FROM {t}"), [], |r| r.get(0)).map_err(werr)
+    };
+    let (cust, job, contact) = (max("CUST", "CUSTNO")?, max("JOB", "JOBNO")?, max("CONTACT", "CONTNO")?);
+    let first: i64 = tx.query_row("SELECT MIN(CUSTNO) FROM CUST", [], |r| r.get(0)).map_err(werr)?;
+    let mut planted = Vec::new();
+    let mut plant = |table, key: Option<i64>, what, outcome| {
+        let key = key.map_or_else(|| "null".to_owned(), |k| k.to_string());
+        planted.push(Planted { table, key, what, outcome });
+    };
+    let cust_row = "INSERT INTO CUST (CUSTNO, NAME, COUNTRY, PAYTERMS, CURRENCY, STATUS, CREATED, NOTE, CREDITLIMIT) \
+                    VALUES (?1, ?2, 'Norway', '30D', 'NOK', 'A', '2024-01-02', ?3, ?4)";
+    let ins = |key: Option<i64>, name: Option<&str>, note: Option<&str>, limit: Option<f64>| {
+        tx.execute(cust_row, rusqlite::params![key, name, note, limit]).map(|_| ()).map_err(werr)
+    };
+    // A second customer with the first one's number.
+    ins(Some(first), Some("Second With The Same Number AS"), None, None)?;
+    plant("CUST", Some(first), "the same key as another customer", "rejected:duplicate_key");
+    ins(None, Some(INJECTIONS[1]), None, None)?;
+    plant("CUST", None, "no key", "rejected:missing_key");
+    ins(Some(cust + 1), None, None, None)?;
+    plant("CUST", Some(cust + 1), "no name (NULL where v1 has no constraint)", "rejected:missing_value");
+    tx.execute("INSERT INTO CUST (CUSTNO, NAME, PAYTERMS, CURRENCY, STATUS) VALUES (?1, CAST(X'4fc328e2' AS TEXT), '30D', 'NOK', 'A')", [cust + 2])
+        .map_err(werr)?;
+    plant("CUST", Some(cust + 2), "a name that is not UTF-8", "rejected:invalid_value");
+    let big = "x".repeat(10 << 20);
+    ins(Some(cust + 3), Some("Ten Megabytes AS"), Some(&big), Some(50_000.0))?;
+    plant("CUST", Some(cust + 3), "a 10 MB note", "migrated");
+    for (i, name) in INJECTIONS.iter().enumerate() {
+        let key = cust + 4 + i as i64;
+        ins(Some(key), Some(name), Some(name), Some(-1.0))?;
+        plant("CUST", Some(key), "an injection string for a name", "migrated");
+    }
+    ins(Some(cust + 10), Some("Ctrl\u{1}\u{7}\u{1b}[31mred\u{7f} AS"), None, Some(1.0e300))?;
+    plant(
+        "CUST",
+        Some(cust + 10),
+        "control characters in the name, a credit limit of 1e300",
+        "rejected:invalid_number",
+    );
+    ins(Some(cust + 11), Some("Nul\0byte AS"), None, None)?;
+    plant("CUST", Some(cust + 11), "a NUL character in the name", "rejected:invalid_value");
+    ins(Some(i64::MAX), Some("Largest Key AS"), None, Some(-5_000.0))?;
+    plant("CUST", Some(i64::MAX), "the largest key and a negative credit limit", "migrated");
+    tx.execute(
+        "INSERT INTO CUST (CUSTNO, NAME, PAYTERMS, CURRENCY, STATUS, CREATED) VALUES (?1, 'Zero Date AS', '30D', 'NOK', 'A', '0000-00-00')",
+        [cust + 12],
+    )
+    .map_err(werr)?;
+    plant("CUST", Some(cust + 12), "a 0000-00-00 creation date", "warned:invalid_date");
+    // Orders and contacts with the same kinds of trouble.
+    let job_row = "INSERT INTO JOB (JOBNO, CUSTNO, TITLE, ORDERDATE, DUEDATE, STATUS, QTY, PAGES, FORMAT, COLORS, PRICE) \
+                   VALUES (?1, ?2, ?3, ?4, '2026-12-01', '20', ?5, 8, 'A4', '4+4', ?6)";
+    tx.execute(job_row, rusqlite::params![job + 4, first, "zero order date", "0000-00-00", 100, 10.0]).map_err(werr)?;
+    plant("JOB", Some(job + 4), "a 0000-00-00 order date", "rejected:invalid_date");
+    tx.execute(job_row, rusqlite::params![job + 1, first, "an order", "2026-01-05", 1, 1.0]).map_err(werr)?;
+    tx.execute(job_row, rusqlite::params![job + 2, Option::<i64>::None, INJECTIONS[2], "2026-01-05", 100, 10.0])
+        .map_err(werr)?;
+    plant("JOB", Some(job + 2), "no customer (NULL)", "rejected:orphan");
+    tx.execute(job_row, rusqlite::params![job + 3, first, INJECTIONS[0], "2026-01-05", i64::MAX, -5.0e9])
+        .map_err(werr)?;
+    plant("JOB", Some(job + 3), "the largest quantity and a negative price", "migrated");
+    tx.execute(job_row, rusqlite::params![job + 1, first, "the same number again", "2026-01-05", 1, 1.0])
+        .map_err(werr)?;
+    plant("JOB", Some(job + 1), "the same key as another order", "rejected:duplicate_key");
+    tx.execute(
+        "INSERT INTO CONTACT (CONTNO, CUSTNO, NAME, EMAIL, PHONE, PRIMARY_YN) VALUES (?1, ?2, ?3, ?4, NULL, 'N')",
+        rusqlite::params![contact + 1, 999_999_999, INJECTIONS[3], "<b>@x"],
+    )
+    .map_err(werr)?;
+    plant("CONTACT", Some(contact + 1), "a customer that does not exist", "rejected:orphan");
+    tx.commit().map_err(werr)?;
+    Ok(planted)
+}

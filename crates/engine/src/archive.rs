@@ -122,5 +122,6 @@ pub fn freeze(config: &SourceConfig) -> Result<String, ConnectorError> {
                 ))
             })
         }
+        SourceConfig::Mysql { url } => crate::mysql::freeze(url),
     }
 }

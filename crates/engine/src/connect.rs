@@ -41,11 +41,13 @@ pub enum ConnectorError {
         reason: String,
     },
     /// The URL names no connector.
-    #[error("unsupported URL '{0}': use a SQLite file path, sqlite://PATH or postgres://…")]
+    #[error(
+        "unsupported URL '{0}': use a SQLite file path, sqlite://PATH, postgres://… or (v1 only) mysql://… or mariadb://…"
+    )]
     Url(String),
 }
 
-fn q(what: impl Into<String>) -> impl FnOnce(String) -> ConnectorError {
+pub(crate) fn q(what: impl Into<String>) -> impl FnOnce(String) -> ConnectorError {
     let what = what.into();
     move |reason| ConnectorError::Query { what, reason }
 }
@@ -57,6 +59,8 @@ pub enum Dialect {
     Sqlite,
     /// PostgreSQL: unquoted identifiers are folded to lower case, so quoted ones are too.
     Postgres,
+    /// MariaDB and MySQL (v1 sources only): identifiers as written, in backticks.
+    Mysql,
 }
 
 impl Dialect {
@@ -65,13 +69,14 @@ impl Dialect {
         match self {
             Dialect::Sqlite => format!("\"{}\"", name.replace('"', "\"\"")),
             Dialect::Postgres => format!("\"{}\"", name.to_lowercase().replace('"', "\"\"")),
+            Dialect::Mysql => format!("`{}`", name.replace('`', "``")),
         }
     }
 
     /// Rewrites a schema statement written in the portable subset for this dialect.
     pub fn ddl(self, stmt: &str) -> String {
         match self {
-            Dialect::Sqlite => stmt.to_owned(),
+            Dialect::Sqlite | Dialect::Mysql => stmt.to_owned(),
             Dialect::Postgres => {
                 let mut out = String::with_capacity(stmt.len());
                 for (i, word) in stmt.split(' ').enumerate() {
@@ -93,7 +98,7 @@ impl Dialect {
 }
 
 /// A connection URL with its password masked, for messages.
-fn masked(url: &str) -> String {
+pub(crate) fn masked(url: &str) -> String {
     cutover_core::mask_url(url)
 }
 
@@ -111,6 +116,11 @@ pub enum SourceConfig {
     /// A PostgreSQL database.
     Postgres {
         /// Connection URL.
+        url: String,
+    },
+    /// A MariaDB or MySQL database.
+    Mysql {
+        /// Connection URL (`mysql://` or `mariadb://`).
         url: String,
     },
 }
@@ -145,6 +155,9 @@ impl SourceConfig {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Ok(SourceConfig::Postgres { url: url.to_owned() });
         }
+        if crate::mysql::is_mysql_url(url) {
+            return Ok(SourceConfig::Mysql { url: url.to_owned() });
+        }
         sqlite_path(url).map(|path| SourceConfig::Sqlite { path }).ok_or_else(|| ConnectorError::Url(masked(url)))
     }
 
@@ -153,6 +166,7 @@ impl SourceConfig {
         match self {
             SourceConfig::Sqlite { path } => Ok(Box::new(SqliteSource::open(path)?)),
             SourceConfig::Postgres { url } => Ok(Box::new(PgSource::open(url)?)),
+            SourceConfig::Mysql { url } => Ok(Box::new(crate::mysql::MysqlSource::open(url)?)),
         }
     }
 }
@@ -470,7 +484,7 @@ pub(crate) fn type_of(v: &Value) -> &'static str {
     }
 }
 
-fn finish_row(raw: Vec<Value>, cols: &[(String, Type)]) -> SourceRow {
+pub(crate) fn finish_row(raw: Vec<Value>, cols: &[(String, Type)]) -> SourceRow {
     let mut bad = None;
     let values = raw
         .into_iter()
@@ -487,7 +501,7 @@ fn finish_row(raw: Vec<Value>, cols: &[(String, Type)]) -> SourceRow {
     SourceRow { values, bad }
 }
 
-fn select_sql(d: Dialect, s: &Scan<'_>) -> String {
+pub(crate) fn select_sql(d: Dialect, s: &Scan<'_>) -> String {
     let plain = s.columns.len() - s.extra.len();
     let mut cols: Vec<String> = s.columns[..plain].iter().map(|(c, _)| format!("t.{}", d.ident(c))).collect();
     cols.extend(s.extra.iter().map(|(name, sql)| format!("{sql} AS {}", d.ident(name))));
@@ -505,7 +519,7 @@ pub struct SqliteSource {
 }
 
 /// Rows handed from the reader thread to the mapping thread at a time.
-const READ_BATCH: usize = 1024;
+pub(crate) const READ_BATCH: usize = 1024;
 
 impl SqliteSource {
     /// Opens the file read-only; a missing file is an error, not a new database.
@@ -1237,7 +1251,7 @@ impl Drop for SqliteTarget {
 
 // ---------------------------------------------------------------- PostgreSQL
 
-fn runtime() -> Result<tokio::runtime::Runtime, ConnectorError> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ConnectorError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1308,35 +1322,44 @@ impl Source for PgSource {
         s: &Scan<'_>,
         f: &mut dyn FnMut(&SourceRow) -> Result<(), ConnectorError>,
     ) -> Result<(), ConnectorError> {
-        // Rows are fetched in batches inside the runtime and handed to `f` outside it, so that
-        // `f` may block (the ledger channel does).
         let sql = select_sql(Dialect::Postgres, s);
-        let n = s.columns.len();
-        let what = || format!("reading {}", s.table);
-        let (rt, conn) = (&self.rt, &mut self.conn);
-        let mut stream = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(conn);
-        loop {
-            let batch: Vec<Vec<Value>> = rt.block_on(async {
-                let mut batch = Vec::with_capacity(READ_BATCH);
-                while batch.len() < READ_BATCH {
-                    match stream.try_next().await.map_err(|e| q(what())(e.to_string()))? {
-                        Some(r) => batch.push(
-                            (0..n)
-                                .map(|i| pg_value(&r, i))
-                                .collect::<Result<Vec<_>, _>>()
-                                .map_err(|e| q(what())(e.to_string()))?,
-                        ),
-                        None => break,
-                    }
+        let stream = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut self.conn);
+        stream_rows(&self.rt, stream, s, pg_value, f)
+    }
+}
+
+/// Hands the rows of a server's query to `f`: fetched in batches inside the runtime and handed
+/// over outside it, so that `f` may block (the ledger channel does). `decode` reads column `i`.
+pub(crate) fn stream_rows<R>(
+    rt: &tokio::runtime::Runtime,
+    mut stream: impl futures_util::Stream<Item = Result<R, sqlx::Error>> + Unpin,
+    s: &Scan<'_>,
+    decode: fn(&R, usize) -> Result<Value, sqlx::Error>,
+    f: &mut dyn FnMut(&SourceRow) -> Result<(), ConnectorError>,
+) -> Result<(), ConnectorError> {
+    let n = s.columns.len();
+    let what = || format!("reading {}", s.table);
+    loop {
+        let batch: Vec<Vec<Value>> = rt.block_on(async {
+            let mut batch = Vec::with_capacity(READ_BATCH);
+            while batch.len() < READ_BATCH {
+                match stream.try_next().await.map_err(|e| q(what())(e.to_string()))? {
+                    Some(r) => batch.push(
+                        (0..n)
+                            .map(|i| decode(&r, i))
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(|e| q(what())(e.to_string()))?,
+                    ),
+                    None => break,
                 }
-                Ok::<_, ConnectorError>(batch)
-            })?;
-            if batch.is_empty() {
-                return Ok(());
             }
-            for raw in batch {
-                f(&finish_row(raw, s.columns))?;
-            }
+            Ok::<_, ConnectorError>(batch)
+        })?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for raw in batch {
+            f(&finish_row(raw, s.columns))?;
         }
     }
 }
@@ -2345,7 +2368,12 @@ mod tests {
             SourceConfig::Sqlite { path: "/tmp/v1.db".into() }
         );
         assert!(matches!(TargetConfig::from_url("postgres://u:pw@h/db").unwrap(), TargetConfig::Postgres { .. }));
-        let e = SourceConfig::from_url("mysql://u:secret@h/db").unwrap_err().to_string();
+        assert!(matches!(SourceConfig::from_url("mariadb://u:pw@h/db").unwrap(), SourceConfig::Mysql { .. }));
+        assert!(matches!(SourceConfig::from_url("mysql://u:pw@h/db").unwrap(), SourceConfig::Mysql { .. }));
+        // MariaDB is a v1 source only.
+        let e = TargetConfig::from_url("mysql://u:secret@h/db").unwrap_err().to_string();
+        assert!(e.contains("u:***@h") && !e.contains("secret"), "{e}");
+        let e = SourceConfig::from_url("oracle://u:secret@h/db").unwrap_err().to_string();
         assert!(e.contains("u:***@h") && !e.contains("secret"), "{e}");
     }
 

@@ -226,6 +226,7 @@ impl Target for DeltaTarget<'_> {
             reason: e.to_string(),
         })?);
         tracing::debug!(ms = started.elapsed().as_millis() as u64, "recovery bundle written");
+        crate::failpoint::reached("final:after-bundle");
         let started = std::time::Instant::now();
         for table in self.order.clone() {
             let rows = self.pending.remove(&table).unwrap_or_default();
@@ -247,6 +248,7 @@ impl Target for DeltaTarget<'_> {
             }
         }
         tracing::debug!(ms = started.elapsed().as_millis() as u64, "rows written and deleted");
+        crate::failpoint::reached("final:before-commit");
         let started = std::time::Instant::now();
         self.inner.commit()?;
         tracing::debug!(ms = started.elapsed().as_millis() as u64, "committed");

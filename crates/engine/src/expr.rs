@@ -329,13 +329,25 @@ struct Parser<'e, 'a> {
     toks: Vec<(Tok, usize)>,
     pos: usize,
     env: &'e Env<'a>,
+    /// Parentheses, arguments and prefix operators open around the current token.
+    depth: u32,
 }
+
+/// The longest expression accepted, in bytes. Rules are a line or two; a limit keeps the tree
+/// that evaluating and dropping walk recursively shallow enough for any thread's stack.
+pub const MAX_EXPR_LEN: usize = 2000;
+
+/// How deeply parentheses, arguments and prefix operators may nest.
+pub const MAX_EXPR_DEPTH: u32 = 32;
 
 type Typed = (Node, Type, usize);
 
 /// Compiles an expression; `expected` is checked when given.
 pub fn compile(src: &str, env: &Env<'_>, expected: Option<Type>) -> Result<(Node, Type), ExprError> {
-    let mut p = Parser { toks: lex(src)?, pos: 0, env };
+    if src.len() > MAX_EXPR_LEN {
+        return err(MAX_EXPR_LEN, format!("the expression is longer than {MAX_EXPR_LEN} characters; split the rule"));
+    }
+    let mut p = Parser { toks: lex(src)?, pos: 0, env, depth: 0 };
     let (node, ty, at) = p.or()?;
     let (tok, off) = p.peek();
     if *tok != Tok::End {
@@ -370,7 +382,21 @@ impl Parser<'_, '_> {
         if t == want { Ok(off) } else { err(off, format!("expected {what}")) }
     }
 
+    /// Runs a step one level deeper, refusing past [`MAX_EXPR_DEPTH`].
+    fn nested(&mut self, at: usize, f: impl FnOnce(&mut Self) -> Result<Typed, ExprError>) -> Result<Typed, ExprError> {
+        if self.depth >= MAX_EXPR_DEPTH {
+            return err(at, format!("the expression nests deeper than {MAX_EXPR_DEPTH} levels"));
+        }
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
+    }
     fn or(&mut self) -> Result<Typed, ExprError> {
+        let at = self.peek().1;
+        self.nested(at, Self::or_chain)
+    }
+    fn or_chain(&mut self) -> Result<Typed, ExprError> {
         let mut l = self.and()?;
         while self.is_kw("or") {
             self.next();
@@ -395,7 +421,7 @@ impl Parser<'_, '_> {
     fn not(&mut self) -> Result<Typed, ExprError> {
         if self.is_kw("not") {
             let (_, at) = self.next();
-            let e = self.not()?;
+            let e = self.nested(at, Self::not)?;
             bool_operand(&e)?;
             return Ok((n(Kind::Not(Box::new(e.0))), Type::Bool, at));
         }
@@ -499,7 +525,7 @@ impl Parser<'_, '_> {
     fn unary(&mut self) -> Result<Typed, ExprError> {
         if self.peek().0 == Tok::Op("-") {
             let (_, at) = self.next();
-            let e = self.unary()?;
+            let e = self.nested(at, Self::unary)?;
             if !matches!(e.1, Type::Int | Type::Float | Type::Null) {
                 return err(at, format!("cannot negate {}", e.1));
             }

@@ -96,6 +96,15 @@ impl PackSource {
         Ok(t)
     }
 
+    /// Compiles `mapping` (the text of a `mapping.toml`) against the project template and the
+    /// schemas of `pack`: a mapping being written, checked before it is saved.
+    pub fn load_with_mapping(&self, pack: &str, mapping: &str) -> Result<Pack, PackError> {
+        let template = self.template(pack)?;
+        let (f1, t1) = self.read(pack, "v1.sql")?;
+        let (f2, t2) = self.read(pack, "v2.sql")?;
+        compile_pack(pack, template, ddl::parse(&f1, &t1)?, ddl::parse(&f2, &t2)?, "mapping.toml", mapping)
+    }
+
     /// Loads, checks and compiles a whole pack.
     pub fn load(&self, pack: &str) -> Result<Pack, PackError> {
         let template = self.template(pack)?;
@@ -118,7 +127,11 @@ impl PackSource {
 
 /// 1-based line and column of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    let mut at = offset.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = &text[..at];
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)

@@ -32,6 +32,9 @@ pub enum EngineError {
     /// The ledger could not be stored.
     #[error("could not store the ledger: {0}")]
     Ledger(String),
+    /// The run was told to stop (its lease on the project was lost): nothing was committed.
+    #[error("the run stopped: {0}")]
+    Cancelled(String),
     /// v2 changed since the overwrite preview the final migration was told to go ahead with.
     #[error("v2 changed since preview {acknowledged}: the preview is now {current}; look at it again")]
     StalePreview {
@@ -185,6 +188,14 @@ pub struct RunSpec<'a> {
     pub options: &'a BTreeMap<String, String>,
     /// Show progress bars (only on a terminal).
     pub progress: bool,
+    /// Set by the caller when the run must stop: it then commits nothing.
+    pub cancel: Option<&'a std::sync::atomic::AtomicBool>,
+}
+
+impl RunSpec<'_> {
+    fn cancelled(&self) -> bool {
+        self.cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 /// The namespace of every cutover UUID.
@@ -431,6 +442,9 @@ pub fn run_tapped(
         let mut merge_groups: HashMap<String, (String, Uuid)> = HashMap::new();
         let mut out_row: Vec<Value> = Vec::new();
         let mut key_buf = String::new();
+        // The key of the record before: a scan runs in key order, so a record with the same key
+        // as another comes right after it.
+        let mut prev_key: Option<String> = None;
         let mut ledger_err: Option<EngineError> = None;
         {
             let parents = Parents { pack, maps: &maps };
@@ -438,14 +452,47 @@ pub fn run_tapped(
             let target_ref = &mut target;
             let mut on_row = |row: &SourceRow| -> Result<(), ConnectorError> {
                 rep.read += 1;
-                if let Some(b) = &bar
-                    && rep.read.is_multiple_of(4096)
-                {
-                    b.set_position(rep.read);
+                if rep.read.is_multiple_of(4096) {
+                    if let Some(b) = &bar {
+                        b.set_position(rep.read);
+                    }
+                    if spec.cancelled() {
+                        return Err(ConnectorError::Query { what: "run".into(), reason: "cancelled".into() });
+                    }
+                }
+                if rep.read == 100 {
+                    crate::failpoint::reached(&format!("in-entity:{}", ent.name));
                 }
                 write_key(&mut key_buf, ent, &row.values);
+                // A record without a key, or with the key of the record before it (a legacy
+                // table that lost its primary key), would give a v2 row another has.
+                let key_problem = if row.bad.is_some() {
+                    None
+                } else if ent.key.iter().any(|&k| row.values.get(k).is_none_or(Value::is_null)) {
+                    let empty: Vec<&str> = ent
+                        .key
+                        .iter()
+                        .filter(|&&k| row.values.get(k).is_none_or(Value::is_null))
+                        .map(|&k| ent.columns[k].0.as_str())
+                        .collect();
+                    Some(("missing_key", format!("the record has no key: {} is empty", empty.join(", "))))
+                } else if prev_key.as_deref() == Some(key_buf.as_str()) {
+                    Some((
+                        "duplicate_key",
+                        format!("another record has the same key {key_buf}; the first of them is the one migrated"),
+                    ))
+                } else {
+                    None
+                };
+                if key_problem.is_none() {
+                    match &mut prev_key {
+                        Some(p) => p.clone_from(&key_buf),
+                        None => prev_key = Some(key_buf.clone()),
+                    }
+                }
                 let id = row_uuid(&account, &ent.name, &key_buf);
-                if keepable
+                if key_problem.is_none()
+                    && keepable
                     && row.bad.is_none()
                     && let Some(t) = target_ref.as_deref_mut()
                     && t.keep_unchanged(&id, state_v1_fp(context, &row.values, false))
@@ -463,6 +510,8 @@ pub fn run_tapped(
                 let legacy_ref = format!("{}:{key}", ent.source);
                 let decision = if let Some((_, why)) = &row.bad {
                     Decision::Rejected("invalid_value".into(), why.clone())
+                } else if let Some((reason, why)) = &key_problem {
+                    Decision::Rejected((*reason).to_owned(), why.clone())
                 } else if let Some(why) = &ent.not_migrated {
                     Decision::Excluded("not_supported_in_v2".into(), why.clone())
                 } else if !in_scope {
@@ -541,7 +590,9 @@ pub fn run_tapped(
                     }
                     Decision::Rejected(reason, message) => {
                         rep.rejected += 1;
-                        if let Some(m) = map.as_mut()
+                        // A second record with a key leaves the first one's outcome alone.
+                        if key_problem.is_none()
+                            && let Some(m) = map.as_mut()
                             && let Some(k) = map_key(ent, &row.values)
                         {
                             m.insert(k, Outcome::Rejected(Arc::from(reason.as_str())));
@@ -574,6 +625,9 @@ pub fn run_tapped(
             if let Some(e) = ledger_err {
                 return Err(e);
             }
+            if spec.cancelled() {
+                return Err(EngineError::Cancelled("told to stop while reading".into()));
+            }
             scanned?;
         }
         if writing && let Some(t) = target.as_deref_mut() {
@@ -585,11 +639,16 @@ pub fn run_tapped(
             b.finish_and_clear();
         }
         tracing::info!(entity = %ent.name, read = rep.read, migrated = rep.migrated, excluded = rep.excluded, rejected = rep.rejected, "entity done");
+        crate::failpoint::reached(&format!("after-entity:{}", ent.name));
         maps[ei] = map;
         reports.push(rep);
     }
     if !pending.is_empty() {
         ledger(std::mem::take(&mut pending))?;
+    }
+    crate::failpoint::reached("before-commit");
+    if spec.cancelled() {
+        return Err(EngineError::Cancelled("told to stop before committing".into()));
     }
     if let Some(t) = target.as_deref_mut() {
         t.commit()?;
@@ -660,6 +719,15 @@ fn classify(
             return Decision::Rejected(
                 "missing_value".into(),
                 format!("{} is required in v2 but empty in v1", f.column),
+            );
+        }
+        // SQLite keeps a NUL character in text; PostgreSQL cannot, and v2 is the same on both.
+        if let Value::Text(t) = &v
+            && t.as_bytes().contains(&0)
+        {
+            return Decision::Rejected(
+                "invalid_value".into(),
+                format!("{} holds a NUL character (U+0000), which text in v2 cannot hold", f.column),
             );
         }
         values.push(v);

@@ -42,7 +42,7 @@ pub enum ChunkKind {
 /// compress, and the server would spend its time trying.
 pub fn ddl(d: Dialect) -> Vec<String> {
     let (uuid, bytes) = match d {
-        Dialect::Sqlite => ("TEXT", "BLOB"),
+        Dialect::Sqlite | Dialect::Mysql => ("TEXT", "BLOB"),
         Dialect::Postgres => ("UUID", "BYTEA"),
     };
     let mut v = vec![format!(

@@ -153,6 +153,27 @@ pub const MAX_LISTED: usize = 1000;
 
 pub use crate::value::fingerprint;
 
+/// Every row of the schema's tables (of one account, when given; tables without an
+/// `account_id` are then left out), fingerprinted and sorted, per table: two databases that
+/// agree on this hold the same rows.
+pub fn table_fingerprints(
+    target: &mut dyn Target,
+    schema: &Schema,
+    account: Option<Uuid>,
+) -> Result<Vec<(String, Vec<u64>)>, ConnectorError> {
+    let mut out = Vec::new();
+    for table in &schema.tables {
+        if account.is_some() && table.column("account_id").is_none() {
+            continue;
+        }
+        let cols: Vec<(String, Type)> = table.columns.iter().map(|c| (c.name.clone(), c.ty)).collect();
+        let mut fps: Vec<u64> = target.read_rows(&table.name, &cols, account)?.iter().map(|r| fingerprint(r)).collect();
+        fps.sort_unstable();
+        out.push((table.name.clone(), fps));
+    }
+    Ok(out)
+}
+
 /// What v2 holds for the table being verified, read when the mapping reaches it: (id,
 /// fingerprint) in the order the table stores them (24 bytes a row), which is the order its
 /// rows were loaded in and the mapping gives them again, and whether the mapping gave each.

@@ -19,10 +19,11 @@ struct Fixture {
     _dir: tempfile::TempDir,
     v1_sqlite: std::path::PathBuf,
     _pg: Option<TestDb>,
+    _mysql: Option<TestDb>,
     sources: Vec<(&'static str, String)>,
 }
 
-/// Demo data in SQLite, and the same data copied into PostgreSQL when it is there.
+/// Demo data in SQLite, and the same data copied into PostgreSQL and MariaDB when they are there.
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let v1 = dir.path().join("v1.db");
@@ -36,7 +37,14 @@ fn fixture() -> Fixture {
         copy_tables(&schema, src.as_mut(), tgt.as_mut()).unwrap();
         sources.push(("postgres", db.url.clone()));
     }
-    Fixture { _dir: dir, v1_sqlite: v1, _pg: pg, sources }
+    let my = TestDb::mysql();
+    if let Some(db) = &my {
+        let schema = ddl::parse("v1.sql", cutover_demo::V1_SQL).unwrap();
+        let mut src = SourceConfig::from_url(&sources[0].1).unwrap().build().unwrap();
+        cutover_engine::mysql::load_tables(&schema, src.as_mut(), &db.url).unwrap();
+        sources.push(("mysql", db.url.clone()));
+    }
+    Fixture { _dir: dir, v1_sqlite: v1, _pg: pg, _mysql: my, sources }
 }
 
 fn targets() -> Vec<(&'static str, TestDb, String)> {
@@ -142,17 +150,23 @@ fn every_source_gives_the_same_migration() {
         cutoff: DEFAULT_CUTOFF,
         options: &opts,
         progress: false,
+        cancel: None,
     };
     let mut reports = Vec::new();
+    let v2_dir = tempfile::tempdir().unwrap();
     for (name, url) in &f.sources {
         let mut s = SourceConfig::from_url(url).unwrap().build().unwrap();
         let mut ledger = Vec::new();
-        let r = run(&spec, s.as_mut(), None, &mut |b| {
+        let v2 = v2_dir.path().join(format!("{name}.db")).display().to_string();
+        let mut t = TargetConfig::from_url(&v2).unwrap().build().unwrap();
+        let r = run(&spec, s.as_mut(), Some(t.as_mut()), &mut |b| {
             ledger.extend(b);
             Ok(())
         })
         .unwrap_or_else(|e| panic!("{name}: {e}"));
-        reports.push((name, r.entities, ledger.len()));
+        // The same v2, row for row.
+        let rows = cutover_engine::verify::table_fingerprints(t.as_mut(), &pack.v2, None).unwrap();
+        reports.push((name, (r.entities, rows), ledger.len()));
     }
     for w in reports.windows(2) {
         assert_eq!(w[0].1, w[1].1, "{} and {} differ", w[0].0, w[1].0);

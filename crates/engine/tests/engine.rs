@@ -31,6 +31,7 @@ fn migrate(p: &Pack, v1: &Path, v2: Option<&str>, included: &[String]) -> (RunRe
         cutoff: DEFAULT_CUTOFF,
         options: &opts,
         progress: false,
+        cancel: None,
     };
     let mut ledger = Vec::new();
     let report = run(&spec, source.as_mut(), target.as_deref_mut().map(|t| t as &mut dyn Target), &mut |batch| {
@@ -207,6 +208,7 @@ fn migrate_account(p: &Pack, v1: &Path, v2: &str, account: &str) -> RunReport {
         cutoff: DEFAULT_CUTOFF,
         options: &opts,
         progress: false,
+        cancel: None,
     };
     run(&spec, source.as_mut(), Some(target.as_mut()), &mut |_| Ok(())).unwrap_or_else(|e| panic!("run failed: {e}"))
 }
@@ -282,6 +284,7 @@ fn the_tpch_pack_maps_a_small_tpch_database() {
         cutoff: time::macros::date!(1992 - 01 - 01),
         options: &opts,
         progress: false,
+        cancel: None,
     };
     let mut ledger = Vec::new();
     let report = run(&spec, source.as_mut(), Some(target.as_mut()), &mut |b| {
@@ -328,4 +331,78 @@ fn the_tpch_pack_maps_a_small_tpch_database() {
     );
     let cost = target.read_rows("part_supplier", &[("supply_cost_minor".to_owned(), Type::Int)], None).unwrap();
     assert_eq!(cost, vec![vec![Value::Int(268)]], "2.675 rounds half away from zero");
+}
+
+/// A hostile legacy database (lost keys, invalid UTF-8, NULLs, a 10 MB text, extreme numbers,
+/// zero dates, control characters, injection strings): the run completes, every record ends
+/// in a bucket with a reason, counts add up against the v1 tables, the planted records end as
+/// they must, text reaches v2 verbatim, and both targets agree.
+#[test]
+fn a_hostile_legacy_database_ends_every_record_in_a_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("hostile.db");
+    let planted = cutover_demo::hostile(&v1, Spec { customers: 60, seed: 11, cutoff: DEFAULT_CUTOFF }).unwrap();
+    let p = pack();
+    let lite = rusqlite::Connection::open(&v1).unwrap();
+    let mut targets = vec![dir.path().join("v2.db").display().to_string()];
+    let pg = TestDb::postgres();
+    targets.extend(pg.as_ref().map(|d| d.url.clone()));
+    let mut reports = Vec::new();
+    for v2 in &targets {
+        let (report, ledger) = migrate(&p, &v1, Some(v2), &all_scope(&p));
+        for e in &report.entities {
+            assert!(e.adds_up(), "{v2} {}: {e:?}", e.entity);
+            let rows: u64 = lite.query_row(&format!("SELECT COUNT(*) FROM {}", e.source), [], |r| r.get(0)).unwrap();
+            assert_eq!(e.read, rows, "{v2}: every {} record is read", e.source);
+        }
+        assert!(
+            ledger.iter().all(|l| !l.reason.is_empty() && !l.message.is_empty()),
+            "{v2}: a reason for every record"
+        );
+        for want in &planted {
+            let legacy = format!("{}:{}", want.table, want.key);
+            let got: Vec<String> = ledger
+                .iter()
+                .filter(|l| l.legacy_ref == legacy)
+                .map(|l| format!("{}:{}", l.bucket.as_str(), l.reason))
+                .collect();
+            if want.outcome == "migrated" {
+                assert!(got.is_empty(), "{v2} {legacy} ({}): {got:?}", want.what);
+            } else {
+                assert_eq!(
+                    got.iter().filter(|g| *g == want.outcome).count(),
+                    1,
+                    "{v2} {legacy} ({}): {got:?}",
+                    want.what
+                );
+            }
+        }
+        // Text reaches v2 as v1 holds it: injection strings, control characters, 10 MB.
+        let mut t = TargetConfig::from_url(v2).unwrap().build().unwrap();
+        let names: Vec<String> = t
+            .read_rows("customer", &[("name".into(), cutover_engine::value::Type::Text)], None)
+            .unwrap()
+            .into_iter()
+            .filter_map(|r| match r.into_iter().next() {
+                Some(cutover_engine::value::Value::Text(s)) => Some(s),
+                _ => None,
+            })
+            .collect();
+        for s in
+            [cutover_demo::INJECTIONS[0], cutover_demo::INJECTIONS[2], cutover_demo::INJECTIONS[3], "Ten Megabytes AS"]
+        {
+            assert!(names.iter().any(|n| n == s), "{v2}: {s} in v2");
+        }
+        let notes = t.read_rows("customer", &[("note".into(), cutover_engine::value::Type::Text)], None).unwrap();
+        assert!(
+            notes
+                .iter()
+                .any(|r| matches!(r.first(), Some(cutover_engine::value::Value::Text(n)) if n.len() == 10 << 20)),
+            "{v2}: the 10 MB note"
+        );
+        reports.push(report.entities);
+    }
+    if reports.len() == 2 {
+        assert_eq!(reports[0], reports[1], "SQLite and PostgreSQL targets agree");
+    }
 }

@@ -44,6 +44,7 @@ fn acme<'a>(pack: &'a Pack, included: &'a [String], opts: &'a BTreeMap<String, S
         cutoff: DEFAULT_CUTOFF,
         options: opts,
         progress: false,
+        cancel: None,
     }
 }
 
@@ -282,4 +283,87 @@ fn keep_or_map_again_sqlite_target() {
 fn keep_or_map_again_postgres_target() {
     let (Some(a), Some(b)) = (TestDb::postgres(), TestDb::postgres()) else { return };
     what_the_final_migration_keeps_and_what_it_maps_again(&a.url, &b.url);
+}
+
+/// Fingerprints of rows, per table.
+type TableRows = Vec<(String, Vec<u64>)>;
+/// Row-state chunks: table, generation, chunk, transaction.
+type Chunks = Vec<(String, i32, i32, i64)>;
+
+/// Every v2 row of an account, fingerprinted, per table; and its row-state chunks.
+fn account_rows(pack: &Pack, url: &str, key: &str) -> (TableRows, Chunks) {
+    let id = cutover_engine::run::account_uuid(key);
+    let mut t = TargetConfig::from_url(url).unwrap().build().unwrap();
+    let rows = cutover_engine::verify::table_fingerprints(t.as_mut(), &pack.v2, Some(id)).unwrap();
+    let mut chunks = Vec::new();
+    for table in pack.entities.iter().filter_map(|e| e.target.as_ref()) {
+        t.scan_state(id, &table.table, true, &mut |h| {
+            chunks.push((table.table.clone(), h.generation, h.chunk, h.xid));
+            Ok(())
+        })
+        .unwrap();
+    }
+    (rows, chunks)
+}
+
+/// Two accounts in one PostgreSQL database: migrating, verifying, previewing and the final
+/// migration of one never show or change the other's rows, nor its row state.
+#[test]
+fn tenants_sharing_a_database_never_touch_each_other() {
+    let Some(pg) = TestDb::postgres() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (v1_acme, v1_nord) = (dir.path().join("acme.db"), dir.path().join("nordlys.db"));
+    cutover_demo::generate(&v1_acme, Spec { customers: 60, seed: 21, cutoff: DEFAULT_CUTOFF }).unwrap();
+    cutover_demo::generate(&v1_nord, Spec { customers: 50, seed: 22, cutoff: DEFAULT_CUTOFF }).unwrap();
+    let pack = PackSource::Builtin.load("omikai").unwrap();
+    let (included, opts) = scope(&pack);
+    let acme_spec = acme(&pack, &included, &opts);
+    let nord_spec = RunSpec { account_key: "nordlys", account_name: "Nordlys", ..acme_spec.clone() };
+    first_migration(&acme_spec, &v1_acme, &pg.url);
+    let nord_first = first_migration(&nord_spec, &v1_nord, &pg.url);
+    // Each has drifted in v2; acme's drift stays acme's business.
+    exec_v2(
+        &pg.url,
+        &format!(
+            "UPDATE customer SET name = 'acme edit' WHERE account_id = '{}' AND legacy_ref = 'CUST:1'",
+            cutover_engine::run::account_uuid("acme")
+        ),
+    );
+    let acme_before = account_rows(&pack, &pg.url, "acme");
+    exec_v2(
+        &pg.url,
+        &format!(
+            "UPDATE customer SET name = 'nordlys edit' WHERE account_id = '{}' AND legacy_ref = 'CUST:2'",
+            cutover_engine::run::account_uuid("nordlys")
+        ),
+    );
+
+    let mut tgt = TargetConfig::from_url(&pg.url).unwrap().build().unwrap();
+    let mut src = SourceConfig::Sqlite { path: v1_nord.clone() }.build().unwrap();
+    let v = cutover_engine::verify::verify(&nord_spec, src.as_mut(), tgt.as_mut(), &Default::default()).unwrap();
+    let nord_rows: u64 = nord_first.entities.iter().map(|e| e.migrated).sum();
+    assert_eq!(v.rows_compared, nord_rows, "only nordlys's rows are compared");
+    assert_eq!(v.differences_total, 1, "{:?}", v.differences);
+    assert!(v.differences.iter().all(|d| d.legacy_ref == "CUST:2"));
+    let p = preview(&pack, tgt.as_mut(), "nordlys").unwrap();
+    assert_eq!(p.items.len(), 1, "{:?}", p.items);
+    assert_eq!((p.items[0].legacy_ref.as_str(), p.items[0].now_row["name"].as_str()), ("CUST:2", Some("nordlys edit")));
+
+    // nordlys's v1 changes, and its final migration runs.
+    let c = rusqlite::Connection::open(&v1_nord).unwrap();
+    c.execute("UPDATE JOB SET TITLE = TITLE || ' (rev)' WHERE JOBNO % 5 = 0", []).unwrap();
+    c.execute("DELETE FROM CONTACT WHERE CONTNO = (SELECT MAX(CONTNO) FROM CONTACT)", []).unwrap();
+    drop(c);
+    let bundle = dir.path().join("recovery/nordlys");
+    let r = final_run(&nord_spec, src.as_mut(), tgt.as_mut(), &p.id, &bundle, &mut |_| Ok(())).unwrap();
+    assert!(r.totals().rewritten > 0);
+    drop(tgt);
+    assert_eq!(account_rows(&pack, &pg.url, "acme"), acme_before, "acme's rows and row state are as they were");
+    let rows = std::fs::read_to_string(bundle.join("rows.jsonl")).unwrap();
+    assert!(!rows.contains("acme edit") && rows.contains("nordlys edit"), "{rows}");
+    // And acme's own preview still shows its own drift, and only that.
+    let mut tgt = TargetConfig::from_url(&pg.url).unwrap().build().unwrap();
+    let p = preview(&pack, tgt.as_mut(), "acme").unwrap();
+    assert_eq!(p.items.len(), 1, "{:?}", p.items);
+    assert_eq!(p.items[0].now_row["name"].as_str(), Some("acme edit"));
 }

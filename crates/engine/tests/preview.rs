@@ -30,6 +30,7 @@ fn edits_creations_and_deletions_appear_exactly(v2: &str) {
         cutoff: DEFAULT_CUTOFF,
         options: &opts,
         progress: false,
+        cancel: None,
     };
     let migrate = || {
         let mut src = SourceConfig::Sqlite { path: v1.clone() }.build().unwrap();

@@ -20,6 +20,7 @@ fn spec<'a>(pack: &'a Pack, included: &'a [String], opts: &'a BTreeMap<String, S
         cutoff: DEFAULT_CUTOFF,
         options: opts,
         progress: false,
+        cancel: None,
     }
 }
 

@@ -5,6 +5,7 @@
 //! events to the project's hash-chained audit log in the same transaction, so state and
 //! audit never disagree.
 
+mod leases;
 mod migrations;
 mod runs;
 mod url;
@@ -16,6 +17,7 @@ use sqlx::{AnyPool, Row};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+pub use leases::{Lease, Taken};
 pub use runs::{LedgerFilter, LedgerRow, StoredRun};
 pub use url::{Backend, DbUrl};
 
@@ -68,6 +70,9 @@ pub enum StoreError {
         /// Why it failed.
         reason: String,
     },
+    /// Another run holds the project's lease.
+    #[error("project '{}' is being migrated by {} since {}", .0.project, .0.holder, .0.since)]
+    Leased(Box<Lease>),
 }
 
 /// One project as listed, with its state.

@@ -99,6 +99,17 @@ const MIGRATIONS: &[(i64, &str, &[&str])] = &[
             expires_at BIGINT NOT NULL
         )"],
     ),
+    (
+        5,
+        "run leases",
+        &["CREATE TABLE run_leases (
+            project TEXT PRIMARY KEY,
+            token TEXT NOT NULL,
+            holder TEXT NOT NULL,
+            since TEXT NOT NULL,
+            expires_at BIGINT NOT NULL
+        )"],
+    ),
 ];
 
 /// Applies the migrations the store does not have yet, each in its own transaction.

@@ -1,8 +1,10 @@
-//! Fresh databases for tests: a SQLite file in a temporary folder, or a new PostgreSQL database dropped afterwards.
+//! Fresh databases for tests: a SQLite file in a temporary folder, or a new PostgreSQL or
+//! MariaDB database dropped afterwards.
 //!
-//! PostgreSQL is found at `CUTOVER_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/postgres`).
-//! When it cannot be reached, tests skip with a printed reason, except under CI (`CI` set), where
-//! a missing PostgreSQL is a failure: CI must test both backends.
+//! PostgreSQL is found at `CUTOVER_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/postgres`),
+//! MariaDB at `CUTOVER_TEST_MYSQL` (default `mysql://root@127.0.0.1:3306/mysql`). When one cannot
+//! be reached, tests skip with a printed reason, except under CI (`CI` set), where a missing
+//! server is a failure: CI must test every backend.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -20,6 +22,19 @@ fn unique_name(prefix: &str) -> String {
     format!("{prefix}_{}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), nanos)
 }
 
+/// The MariaDB server URL used to create and drop test databases.
+pub fn mysql_admin_url() -> String {
+    std::env::var("CUTOVER_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/mysql".into())
+}
+
+/// `admin`'s URL with another database name.
+fn with_database(admin: &str, name: &str) -> String {
+    match admin.rfind('/') {
+        Some(i) if admin[..i].ends_with(|c: char| c != '/') => format!("{}/{name}", &admin[..i]),
+        _ => format!("{admin}/{name}"),
+    }
+}
+
 /// Whether tests run under CI, where skipping is not allowed.
 pub fn in_ci() -> bool {
     std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
@@ -33,6 +48,7 @@ pub struct TestDb {
     /// For SQLite, the folder holding the file.
     pub dir: Option<tempfile::TempDir>,
     pg_name: Option<String>,
+    mysql_name: Option<String>,
 }
 
 impl TestDb {
@@ -40,7 +56,7 @@ impl TestDb {
     pub fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("temporary folder");
         let url = dir.path().join("cutover.db").display().to_string();
-        TestDb { url, dir: Some(dir), pg_name: None }
+        TestDb { url, dir: Some(dir), pg_name: None, mysql_name: None }
     }
 
     /// A new PostgreSQL database, or `None` (with the reason printed) when PostgreSQL is not
@@ -56,15 +72,36 @@ impl TestDb {
         });
         match created {
             Ok(()) => {
-                let url = match admin.rfind('/') {
-                    Some(i) if admin[..i].ends_with(|c: char| c != '/') => format!("{}/{name}", &admin[..i]),
-                    _ => format!("{admin}/{name}"),
-                };
-                Some(TestDb { url, dir: None, pg_name: Some(name) })
+                Some(TestDb { url: with_database(&admin, &name), dir: None, pg_name: Some(name), mysql_name: None })
             }
             Err(e) if in_ci() => panic!("PostgreSQL at {admin} is required under CI: {e}"),
             Err(e) => {
                 eprintln!("skipping PostgreSQL test: cannot reach {admin}: {e}");
+                None
+            }
+        }
+    }
+
+    /// A new MariaDB (or MySQL) database, or `None` (with the reason printed) when the server is
+    /// not reachable outside CI. Under CI an unreachable server panics.
+    pub fn mysql() -> Option<TestDb> {
+        let admin = mysql_admin_url();
+        let name = unique_name("cutover_t");
+        let (a, n) = (admin.clone(), name.clone());
+        let created = block_on(async move {
+            let mut c = sqlx::MySqlConnection::connect(&a).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {n} CHARACTER SET utf8mb4")))
+                .execute(&mut c)
+                .await?;
+            c.close().await
+        });
+        match created {
+            Ok(()) => {
+                Some(TestDb { url: with_database(&admin, &name), dir: None, pg_name: None, mysql_name: Some(name) })
+            }
+            Err(e) if in_ci() => panic!("MariaDB at {admin} is required under CI: {e}"),
+            Err(e) => {
+                eprintln!("skipping MariaDB test: cannot reach {admin}: {e}");
                 None
             }
         }
@@ -77,9 +114,13 @@ impl TestDb {
         v
     }
 
-    /// `sqlite` or `postgres`, for messages.
+    /// `sqlite`, `postgres` or `mysql`, for messages.
     pub fn backend(&self) -> &'static str {
-        if self.pg_name.is_some() { "postgres" } else { "sqlite" }
+        match (&self.pg_name, &self.mysql_name) {
+            (Some(_), _) => "postgres",
+            (_, Some(_)) => "mysql",
+            _ => "sqlite",
+        }
     }
 }
 
@@ -92,6 +133,14 @@ impl Drop for TestDb {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
                     .execute(&mut c)
                     .await?;
+                c.close().await
+            });
+        }
+        if let Some(name) = self.mysql_name.take() {
+            let admin = mysql_admin_url();
+            let _ = block_on(async move {
+                let mut c = sqlx::MySqlConnection::connect(&admin).await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).execute(&mut c).await?;
                 c.close().await
             });
         }
@@ -111,13 +160,14 @@ where
     .expect("test database thread")
 }
 
-/// Runs SQL on a database of a test, a SQLite file path or a PostgreSQL URL. On PostgreSQL the
-/// statements (separated by `;`) run one after the other on one connection.
+/// Runs SQL on a database of a test, a SQLite file path, a PostgreSQL or a MariaDB URL. On a
+/// server the statements (separated by `;`) run one after the other on one connection.
 pub fn exec(url: &str, sql: &str) -> Result<u64, String> {
-    if url.starts_with("postgres") {
+    if url.starts_with("postgres") || url.starts_with("mysql") {
         let (url, sql) = (url.to_owned(), sql.to_owned());
         block_on(async move {
-            let mut c = sqlx::PgConnection::connect(&url).await.map_err(|e| e.to_string())?;
+            sqlx::any::install_default_drivers();
+            let mut c = sqlx::AnyConnection::connect(&url).await.map_err(|e| e.to_string())?;
             let mut n = 0;
             for stmt in sql.split(';').filter(|s| !s.trim().is_empty()) {
                 n += sqlx::raw_sql(sqlx::AssertSqlSafe(stmt.to_owned()))

@@ -45,7 +45,8 @@ impl From<AppError> for WebError {
             AppError::Domain(DomainError::NotFound(_)) => StatusCode::NOT_FOUND,
             AppError::Domain(DomainError::Forbidden(_)) => StatusCode::FORBIDDEN,
             AppError::Domain(DomainError::GateClosed { .. } | DomainError::WrongPhase { .. })
-            | AppError::StalePreview { .. } => StatusCode::CONFLICT,
+            | AppError::StalePreview { .. }
+            | AppError::Locked { .. } => StatusCode::CONFLICT,
             AppError::Domain(DomainError::Invalid { .. }) | AppError::Password(_) | AppError::Config(_) => {
                 StatusCode::BAD_REQUEST
             }

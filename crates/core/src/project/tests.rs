@@ -678,6 +678,20 @@ fn a_dead_run_can_be_abandoned_by_a_vendor_admin_only() {
 }
 
 #[test]
+fn a_run_whose_lease_expired_is_failed_by_the_vendor_taking_over() {
+    let p = start(&signed_plan(), RunKind::First, None);
+    let cmd = || Command::ExpireRun { run: 1, holder: "vera@vendor.no (pid 7 on ops-1) since 10:00".into() };
+    assert_eq!(refuse(&p, &ca(), cmd()).code(), "forbidden");
+    assert_eq!(refuse(&p, &vm(), Command::ExpireRun { run: 9, holder: String::new() }).code(), "not_found");
+    let p = run(&p, &vm(), cmd());
+    assert_eq!(p.runs[0].outcome, RunOutcome::Failed);
+    assert!(p.runs[0].summary.as_deref().unwrap_or("").contains("lease of vera@vendor.no"));
+    assert_eq!(refuse(&p, &vm(), cmd()).code(), "invalid_input");
+    let p = finish(&start(&p, RunKind::First, None), RunOutcome::Completed);
+    assert_eq!(p.phase, Phase::Parallel);
+}
+
+#[test]
 fn verifications_need_a_completed_run_and_back_evidence() {
     let p = signed_plan();
     let rec = || Command::RecordVerification { clean: true, summary: "clean".into() };

@@ -166,3 +166,24 @@ fn arithmetic_overflow_is_a_rejection_not_a_panic() {
     );
     assert_eq!(ev("QTY / 0"), Value::Null);
 }
+
+#[test]
+fn deep_or_long_expressions_are_refused_not_overflowed() {
+    let c = cols();
+    let m = maps();
+    let env = Env { columns: &c, maps: &m, lookups: &[], options: &[] };
+    for src in [
+        format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000)),
+        format!("{}true", "not ".repeat(100_000)),
+        format!("{}1", "-".repeat(100_000)),
+        format!("{}1{}", "abs(".repeat(1000), ")".repeat(1000)),
+    ] {
+        let e = compile(&src, &env, None).unwrap_err();
+        assert!(e.message.contains("nests deeper") || e.message.contains("longer than"), "{}", e.message);
+    }
+    let e = compile(&vec!["QTY"; 1000].join(" + "), &env, None).unwrap_err();
+    assert!(e.message.contains("longer than 2000"), "{}", e.message);
+    // Within the limits, deep enough for any real rule.
+    let src = format!("{}QTY{}", "(".repeat(30), ")".repeat(30));
+    assert!(compile(&src, &env, None).is_ok());
+}

@@ -376,3 +376,79 @@ fn the_project_list_follows_every_change() {
         assert_eq!(blocked(&all).as_array().unwrap().len(), n + 2, "{all}");
     });
 }
+
+#[test]
+fn sessions_expire_and_connection_passwords_stay_masked_on_pages() {
+    each_backend(|a| async move {
+        let vera = login(&a, VERA).await;
+        assert_eq!(call(&a, "GET", "/api/me", Some(&vera), None).await.0, StatusCode::OK);
+        // The project page shows where v1 is, its password masked.
+        let req = Request::builder().uri("/projects/other").header(header::COOKIE, &vera).body(Body::empty()).unwrap();
+        let res = app(WebState::new(a.clone())).oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let html = String::from_utf8_lossy(&axum::body::to_bytes(res.into_body(), 1 << 22).await.unwrap()).into_owned();
+        assert!(html.contains("u:***@h") && !html.contains("secret"), "{html}");
+        // Eight hours on, every session has expired: the same cookie is refused.
+        a.store().execute_raw("UPDATE sessions SET expires_at = 1").await.unwrap();
+        let (s, _, body) = call(&a, "GET", "/api/me", Some(&vera), None).await;
+        assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")), "{body}");
+    });
+}
+
+/// A migration of a hostile legacy database: every injection string it holds reaches the
+/// pages escaped, in the "not migrated" list and in the verification's side-by-side sample.
+#[test]
+fn hostile_data_reaches_the_pages_escaped() {
+    each_backend(|a| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = dir.path().join("hostile.db");
+        cutover_demo::hostile(&v1, cutover_demo::Spec { customers: 20, seed: 4, cutoff: cutover_demo::DEFAULT_CUTOFF })
+            .unwrap();
+        let vera = a.actor(Some(VERA)).await.unwrap();
+        let cora = a.actor(Some(CORA)).await.unwrap();
+        let key = cutover_core::ProjectKey::parse("hostile").unwrap();
+        let spec = cutover_app::ProjectSpec {
+            key: key.clone(),
+            name: cutover_core::Text::parse("Hostile data").unwrap(),
+            org: cutover_core::OrgName::parse("Acme").unwrap(),
+            pack: "omikai".into(),
+            v1_url: Some(v1.display().to_string()),
+            v2_url: Some(dir.path().join("v2.db").display().to_string()),
+        };
+        a.create_project(&vera, spec).await.unwrap();
+        for kind in [cutover_core::documents::DocKind::Migration, cutover_core::documents::DocKind::License] {
+            a.execute(&vera, &key, cutover_core::Command::Sign { kind, party: None }).await.unwrap();
+            a.execute(&cora, &key, cutover_core::Command::Sign { kind, party: None }).await.unwrap();
+        }
+        let req = cutover_app::MigrateRequest {
+            kind: cutover_core::RunKind::First,
+            dry_run: false,
+            reason: None,
+            progress: false,
+            ack_overwrite: None,
+        };
+        let done = a.migrate(&vera, &key, req).await.unwrap();
+        a.verify(&vera, &key, cutover_engine::verify::VerifyOptions { entity: Some("customer".into()), sample: 200 })
+            .await
+            .unwrap();
+        let c = login(&a, VERA).await;
+        for uri in [
+            format!("/projects/hostile/runs/{}?reason=missing_key", done.run),
+            format!("/projects/hostile/runs/{}?entity=job&reason=orphan", done.run),
+            "/projects/hostile/verifications/1".to_owned(),
+        ] {
+            let req = Request::builder().uri(&uri).header(header::COOKIE, &c).body(Body::empty()).unwrap();
+            let res = app(WebState::new(a.clone())).oneshot(req).await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "{uri}");
+            let html =
+                String::from_utf8_lossy(&axum::body::to_bytes(res.into_body(), 1 << 26).await.unwrap()).into_owned();
+            for raw in ["<script>alert", "<img src=x", "onerror=alert(1)>"] {
+                assert!(!html.contains(raw), "{uri}: {raw} unescaped");
+            }
+            assert!(
+                html.contains("&lt;script&gt;alert") || html.contains("&lt;img src=x"),
+                "{uri}: escaped form shown"
+            );
+        }
+    });
+}

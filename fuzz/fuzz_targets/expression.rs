@@ -1,0 +1,4 @@
+//! Fuzz target: `cutover_engine::fuzzing::expression` on any bytes.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| cutover_engine::fuzzing::expression(data));
