@@ -84,7 +84,8 @@ pub fn parse(file: &str, text: &str) -> Result<Schema, PackError> {
         let line = clean[..offset + stmt.len() - stmt.trim_start().len()].matches('\n').count() + 1;
         let bad = |m: String| PackError { file: format!("{file}:{line}:1"), message: m };
         let open = s.find('(').ok_or_else(|| bad("CREATE TABLE without a column list".into()))?;
-        let close = s.rfind(')').ok_or_else(|| bad("CREATE TABLE without a closing ')'".into()))?;
+        let close =
+            s.rfind(')').filter(|&c| c > open).ok_or_else(|| bad("CREATE TABLE without a closing ')'".into()))?;
         let name = s["CREATE TABLE".len()..open]
             .trim()
             .trim_start_matches("IF NOT EXISTS")
@@ -278,6 +279,13 @@ mod tests {
         assert_eq!(t, "CREATE TABLE r (n INTEGER PRIMARY KEY, a TEXT, b TEXT)");
         assert_eq!(idx, ["CREATE UNIQUE INDEX \"r_pkey\" ON \"r\" (\"a\", \"b\")"]);
         assert_eq!(keys_as_indexes("CREATE INDEX i ON a (n)"), ("CREATE INDEX i ON a (n)".to_owned(), Vec::new()));
+    }
+
+    #[test]
+    fn a_closing_parenthesis_before_the_opening_one_is_an_error() {
+        // Found by the `schema` fuzz target: it used to slice backwards and panic.
+        let e = parse("v2.sql", "CREATE TABLE t) x (").unwrap_err();
+        assert!(e.message.contains("without a closing ')'"), "{}", e.message);
     }
 
     #[test]

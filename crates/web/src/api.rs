@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use cutover_core::documents::DocKind;
@@ -130,7 +131,37 @@ pub fn router() -> Router<WebState> {
     for route in ROUTES {
         r = r.route(route.path, handler(route));
     }
-    r
+    r.layer(axum::middleware::map_response(json_errors))
+}
+
+/// A request the extractors refuse (a malformed path, query or body, a body that is not JSON)
+/// is answered like every other API error: `{"error": {"code", "message"}}`, as JSON.
+async fn json_errors(res: Response) -> Response {
+    let status = res.status();
+    let json = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let code = match status {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        s if s.is_server_error() => "internal",
+        _ => "invalid_input",
+    };
+    // A body of the wrong shape is invalid input like any other (400), not a separate 422.
+    let status = if status == StatusCode::UNPROCESSABLE_ENTITY { StatusCode::BAD_REQUEST } else { status };
+    let bytes = axum::body::to_bytes(res.into_body(), 64 << 10).await.unwrap_or_default();
+    let message = match String::from_utf8_lossy(&bytes).trim() {
+        "" => status.canonical_reason().unwrap_or("error").to_owned(),
+        m => m.to_owned(),
+    };
+    WebError::new(status, code, message).into_response()
 }
 
 fn today() -> time::Date {
@@ -403,6 +434,7 @@ pub fn openapi_document() -> Value {
             ("403", "Not allowed for this user"),
             ("404", "Not found, or another organisation's"),
             ("409", "A gate or the phase refuses it"),
+            ("415", "The body is not JSON (Content-Type: application/json)"),
             ("429", "Too many failed logins"),
         ] {
             responses.insert(code.into(), json!({"description": what, "content": error["content"]}));

@@ -452,3 +452,56 @@ fn hostile_data_reaches_the_pages_escaped() {
         }
     });
 }
+
+#[test]
+fn malformed_requests_get_the_api_error_shape() {
+    each_backend(|a| async move {
+        let vera = login(&a, VERA).await;
+        let send = |method: &str, uri: &str, ctype: Option<&str>, body: &str| {
+            let mut req = Request::builder().method(method).uri(uri).header(header::COOKIE, &vera);
+            if let Some(t) = ctype {
+                req = req.header(header::CONTENT_TYPE, t);
+            }
+            let req = req.body(Body::from(body.to_owned())).unwrap();
+            let app = app(WebState::new(a.clone()));
+            async move {
+                let res = app.oneshot(req).await.unwrap();
+                let status = res.status();
+                let json: Value =
+                    serde_json::from_slice(&axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap()).unwrap();
+                (status, json["error"]["code"].as_str().unwrap_or_default().to_owned())
+            }
+        };
+        let cases = [
+            ("GET", "/api/projects/acme/runs/not-a-number", None, "", StatusCode::BAD_REQUEST, "invalid_input"),
+            ("GET", "/api/projects/acme/runs/1/not-migrated?page=", None, "", StatusCode::BAD_REQUEST, "invalid_input"),
+            (
+                "POST",
+                "/api/projects/acme/checklist",
+                Some("text/plain"),
+                "x",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+            ),
+            (
+                "POST",
+                "/api/projects/acme/checklist",
+                Some("application/json"),
+                "[null]",
+                StatusCode::BAD_REQUEST,
+                "invalid_input",
+            ),
+            (
+                "POST",
+                "/api/projects/acme/checklist",
+                Some("application/json"),
+                "{",
+                StatusCode::BAD_REQUEST,
+                "invalid_input",
+            ),
+        ];
+        for (method, uri, ctype, body, status, code) in cases {
+            assert_eq!(send(method, uri, ctype, body).await, (status, code.to_owned()), "{method} {uri} {body}");
+        }
+    });
+}
