@@ -214,14 +214,16 @@ impl Target for DeltaTarget<'_> {
         Ok(())
     }
     fn commit(&mut self) -> Result<(), ConnectorError> {
+        let mut rewritten = std::mem::take(&mut self.rewritten);
+        rewritten.sort();
         // What goes: loaded rows v1 no longer gives, and rows created in v2.
-        let loaded_gone: Vec<(String, Uuid)> = self.gone.clone();
-        self.gone.extend(
+        let mut gone = std::mem::take(&mut self.gone);
+        gone.extend(
             self.drifted.iter().filter(|(_, d)| d.kind == ChangeKind::Created).map(|(id, d)| (d.table.clone(), *id)),
         );
-        self.gone.sort();
+        gone.sort();
         let started = std::time::Instant::now();
-        self.bundle = Some(self.write_bundle().map_err(|e| ConnectorError::Query {
+        self.bundle = Some(self.write_bundle(&rewritten, &gone).map_err(|e| ConnectorError::Query {
             what: "writing the recovery bundle".into(),
             reason: e.to_string(),
         })?);
@@ -236,13 +238,17 @@ impl Target for DeltaTarget<'_> {
             }
         }
         // Children before parents.
-        for table in self.table_order.clone().iter().rev() {
-            let ids: Vec<Uuid> = self.gone.iter().filter(|(t, _)| t == table).map(|(_, id)| *id).collect();
+        for table in self.table_order.iter().rev() {
+            let ids: Vec<Uuid> = gone.iter().filter(|(t, _)| t == table).map(|(_, id)| *id).collect();
             if !ids.is_empty() {
                 let n = self.inner.delete_ids(table, &ids)?;
                 self.counts.entry(table.clone()).or_default().deleted += n;
             }
-            let tombstones: Vec<Uuid> = loaded_gone.iter().filter(|(t, _)| t == table).map(|(_, id)| *id).collect();
+            // Rows created in v2 never had a state; the others leave it.
+            let tombstones: Vec<Uuid> = ids
+                .into_iter()
+                .filter(|id| self.drifted.get(id).is_none_or(|d| d.kind != ChangeKind::Created))
+                .collect();
             if !tombstones.is_empty() {
                 self.inner.write_state_deleted(self.account, table, &tombstones)?;
             }
@@ -271,7 +277,11 @@ impl DeltaTarget<'_> {
     /// Saves, before anything is written, every row the commit will overwrite or delete, as it
     /// is in v2 now: read from v2 by id, or taken from the preview for rows that drifted (a row
     /// deleted in v2 is saved as it was loaded).
-    fn write_bundle(&mut self) -> Result<BundleManifest, Box<dyn std::error::Error>> {
+    fn write_bundle(
+        &mut self,
+        rewritten: &[(String, Uuid)],
+        gone: &[(String, Uuid)],
+    ) -> Result<BundleManifest, Box<dyn std::error::Error>> {
         std::fs::create_dir_all(&self.bundle_dir)?;
         let rows_path = self.bundle_dir.join("rows.jsonl");
         let mut f = std::io::BufWriter::new(std::fs::File::create(&rows_path)?);
@@ -287,20 +297,18 @@ impl DeltaTarget<'_> {
                 (None, false) => "its v1 record changed",
             }
         };
-        let mut rewritten = std::mem::take(&mut self.rewritten);
-        rewritten.sort();
-        for (action, list) in [("overwritten", &rewritten), ("deleted", &self.gone.clone())] {
-            for table in self.table_order.clone() {
-                let ids: Vec<Uuid> = list.iter().filter(|(t, _)| *t == table).map(|(_, id)| *id).collect();
+        for (action, list) in [("overwritten", rewritten), ("deleted", gone)] {
+            for table in &self.table_order {
+                let ids: Vec<Uuid> = list.iter().filter(|(t, _)| t == table).map(|(_, id)| *id).collect();
                 if ids.is_empty() {
                     continue;
                 }
                 // The rows that did not drift are in v2 as loaded: read them as they are.
-                let cols = crate::preview::target_columns(self.pack, &table);
+                let cols = crate::preview::target_columns(self.pack, table);
                 let plain: Vec<Uuid> = ids.iter().filter(|id| !self.drifted.contains_key(id)).copied().collect();
                 let mut now: HashMap<Uuid, (String, serde_json::Map<String, serde_json::Value>)> = HashMap::new();
                 for part in plain.chunks(10_000) {
-                    for row in self.inner.read_rows_by_id(&table, &cols, self.account, part)? {
+                    for row in self.inner.read_rows_by_id(table, &cols, self.account, part)? {
                         let (Some(Value::Uuid(id)), Some(Value::Text(legacy))) = (row.first(), row.get(2)) else {
                             continue;
                         };
@@ -336,7 +344,6 @@ impl DeltaTarget<'_> {
                 }
             }
         }
-        self.rewritten = rewritten;
         f.flush()?;
         f.get_ref().sync_all()?;
         let manifest = BundleManifest {

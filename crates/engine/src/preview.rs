@@ -145,11 +145,14 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
                 }
                 // The state of the candidates, and of every row if some were deleted.
                 let live = SortedIds::new(state::read_live(target, account, table, |loc, _, v2| (v2, loc))?);
-                let mut in_v2 = 0u64;
+                let (mut in_v2, mut created_here) = (0u64, 0u64);
                 for row in candidates {
                     let Some(Value::Uuid(id)) = row.first().cloned() else { continue };
                     match live.get(&id) {
-                        None => items.push(created(table, &cols, &row, id)),
+                        None => {
+                            created_here += 1;
+                            items.push(created(table, &cols, &row, id));
+                        }
                         Some(&(v2, loc)) => {
                             in_v2 += 1;
                             if fingerprint(&row) as i64 != v2 {
@@ -159,8 +162,7 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
                     }
                 }
                 // Rows not written since are still there as loaded; any other loaded row is gone.
-                let created = items.iter().filter(|i| i.kind == ChangeKind::Created && i.table == table).count() as u64;
-                let untouched = total.saturating_sub(in_v2 + created);
+                let untouched = total.saturating_sub(in_v2 + created_here);
                 if in_v2 + untouched < live.len() as u64 {
                     let mut ids: Vec<Uuid> = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
                     target.scan_rows(table, &[("id".to_owned(), Type::Uuid)], Some(account), &mut |r| {

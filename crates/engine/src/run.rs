@@ -498,7 +498,7 @@ pub fn run_tapped(
                     && t.keep_unchanged(&id, state_v1_fp(context, &row.values, false))
                 {
                     if let Some(m) = map.as_mut()
-                        && let Some(k) = map_key(ent, &row.values)
+                        && let Some(k) = map_key(ent, &row.values, &key_buf)
                     {
                         m.insert(k, Outcome::Migrated(id));
                     }
@@ -525,7 +525,7 @@ pub fn run_tapped(
                 let (bucket, reason, message) = match decision {
                     Decision::Migrated(values, warnings) => {
                         if let Some(m) = map.as_mut()
-                            && let Some(k) = map_key(ent, &row.values)
+                            && let Some(k) = map_key(ent, &row.values, &key_buf)
                         {
                             m.insert(k, Outcome::Migrated(id));
                         }
@@ -572,7 +572,7 @@ pub fn run_tapped(
                     Decision::Merged(reason, message, survivor) => {
                         rep.excluded += 1;
                         if let Some(m) = map.as_mut()
-                            && let Some(k) = map_key(ent, &row.values)
+                            && let Some(k) = map_key(ent, &row.values, &key_buf)
                         {
                             // A merged duplicate answers lookups with its survivor's id: children are re-pointed.
                             m.insert(k, Outcome::Migrated(survivor));
@@ -582,7 +582,7 @@ pub fn run_tapped(
                     Decision::Excluded(reason, message) => {
                         rep.excluded += 1;
                         if let Some(m) = map.as_mut()
-                            && let Some(k) = map_key(ent, &row.values)
+                            && let Some(k) = map_key(ent, &row.values, &key_buf)
                         {
                             m.insert(k, Outcome::Excluded(Arc::from(reason.as_str())));
                         }
@@ -593,7 +593,7 @@ pub fn run_tapped(
                         // A second record with a key leaves the first one's outcome alone.
                         if key_problem.is_none()
                             && let Some(m) = map.as_mut()
-                            && let Some(k) = map_key(ent, &row.values)
+                            && let Some(k) = map_key(ent, &row.values, &key_buf)
                         {
                             m.insert(k, Outcome::Rejected(Arc::from(reason.as_str())));
                         }
@@ -755,12 +755,6 @@ impl WhenEval for crate::expr::Node {
     }
 }
 
-fn key_string(ent: &Entity, row: &[Value]) -> String {
-    let mut s = String::new();
-    write_key(&mut s, ent, row);
-    s
-}
-
 /// A record's v1 key (composite keys joined with `/`) into `out`, without allocating per row.
 fn write_key(out: &mut String, ent: &Entity, row: &[Value]) {
     use std::fmt::Write as _;
@@ -775,10 +769,11 @@ fn write_key(out: &mut String, ent: &Entity, row: &[Value]) {
     }
 }
 
-fn map_key(ent: &Entity, row: &[Value]) -> Option<KeyVal> {
+/// A record's key in its entity's key map; `key` is its composite key as the run wrote it.
+fn map_key(ent: &Entity, row: &[Value], key: &str) -> Option<KeyVal> {
     match ent.key.as_slice() {
         [k] => KeyVal::of(row.get(*k)?),
-        _ => Some(KeyVal::Text(key_string(ent, row).into())),
+        _ => Some(KeyVal::Text(key.into())),
     }
 }
 

@@ -192,7 +192,7 @@ impl Builder {
                 account,
                 table: table.to_owned(),
                 generation: self.generation,
-                chunk: self.next(table),
+                chunk: self.next(),
                 kind: ChunkKind::Deleted,
                 n: i32::try_from(part.len()).unwrap_or(i32::MAX),
                 ids: bytes,
@@ -206,11 +206,11 @@ impl Builder {
     /// The chunk being filled, if any.
     pub fn take(&mut self) -> Option<Chunk> {
         let mut c = self.current.take()?;
-        c.chunk = self.next(&c.table);
+        c.chunk = self.next();
         Some(c)
     }
 
-    fn next(&mut self, _table: &str) -> i32 {
+    fn next(&mut self) -> i32 {
         // Numbered across tables: unique within (account, table, generation) whatever the order.
         let n = self.next_chunk;
         self.next_chunk += 1;
