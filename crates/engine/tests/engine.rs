@@ -246,6 +246,32 @@ fn accounts_sharing_a_postgres_database_keep_their_rows_and_every_constraint() {
     assert_eq!((count(&mut t, "acme"), count(&mut t, "nordlys")), (customers, customers));
 }
 
+/// A first load into tables it emptied leaves a tenth of every page free for the final
+/// migration's rewrites, unless a table has a fill factor of its own.
+#[test]
+fn a_first_load_into_postgres_leaves_room_in_its_pages_unless_a_table_says_otherwise() {
+    let Some(pg) = TestDb::postgres() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (v1, _) = generate(dir.path(), 20);
+    let p = pack();
+    let tables: std::collections::BTreeSet<String> =
+        p.entities.iter().filter_map(|e| e.target.as_ref().map(|t| format!("'{}'", t.table))).collect();
+    let list = tables.iter().cloned().collect::<Vec<_>>().join(", ");
+    // A SELECT's row count is what the server says it affected.
+    let with = |ff: u8| {
+        cutover_testkit::exec(
+            &pg.url,
+            &format!("SELECT 1 FROM pg_class WHERE relname IN ({list}) AND 'fillfactor={ff}' = ANY(reloptions)"),
+        )
+        .unwrap()
+    };
+    migrate_account(&p, &v1, &pg.url, "acme");
+    assert_eq!(with(cutover_engine::connect::LOAD_FILLFACTOR), tables.len() as u64);
+    cutover_testkit::exec(&pg.url, "ALTER TABLE customer SET (fillfactor = 70)").unwrap();
+    migrate_account(&p, &v1, &pg.url, "acme");
+    assert_eq!((with(cutover_engine::connect::LOAD_FILLFACTOR), with(70)), (tables.len() as u64 - 1, 1));
+}
+
 /// The TPC-H benchmark pack compiles and maps a small TPC-H database: every row in a bucket,
 /// enums, minor units and dates as the pack says, an orphan line rejected, and lines of an
 /// order before the history cut-off following it out.
