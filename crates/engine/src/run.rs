@@ -763,8 +763,14 @@ fn write_key(out: &mut String, ent: &Entity, row: &[Value]) {
         if i > 0 {
             out.push('/');
         }
-        if let Some(v) = row.get(k) {
-            let _ = write!(out, "{v}");
+        // The common key types without the formatting machinery: one key a record.
+        match row.get(k) {
+            Some(Value::Int(i)) => out.push_str(itoa::Buffer::new().format(*i)),
+            Some(Value::Text(s)) => out.push_str(s),
+            Some(v) => {
+                let _ = write!(out, "{v}");
+            }
+            None => {}
         }
     }
 }
