@@ -3,6 +3,7 @@
 //! projects for the portal benchmark.
 //!
 //! `cutover-bench engine V1.db [none|V2-URL] [--ledger drop|keep]`
+//! `cutover-bench scan V1.db PACK ENTITY` (the v1 reader alone: one entity's scan, rows counted)
 //! `cutover-bench portal-seed STORE-URL PROJECTS`
 
 use std::collections::BTreeMap;
@@ -32,6 +33,12 @@ fn main() -> Result<()> {
     if cmd == "portal-seed" {
         let n: u32 = args.get(2).context("how many projects")?.parse().context("PROJECTS must be a number")?;
         return portal::seed(v1, n);
+    }
+    if cmd == "scan" {
+        let (Some(pack), Some(entity)) = (args.get(2), args.get(3)) else {
+            bail!("usage: cutover-bench scan V1.db PACK ENTITY");
+        };
+        return scan(v1, pack, entity);
     }
     if cmd != "engine" {
         bail!("unknown command {cmd}");
@@ -71,6 +78,28 @@ fn main() -> Result<()> {
         v2.map_or("none", |_| if v2.is_some_and(|u| u.starts_with("postgres")) { "postgres" } else { "sqlite" }),
         read as f64 / secs,
         peak_rss_kib() as f64 / 1024.0
+    );
+    Ok(())
+}
+
+/// Times one entity's v1 scan with nothing done to the rows: the reader's own speed.
+fn scan(v1: &str, pack: &str, entity: &str) -> Result<()> {
+    let pack = PackSource::Builtin.load(pack)?;
+    let ent = pack.entities.iter().find(|e| e.name == entity).with_context(|| format!("no entity {entity}"))?;
+    let keys: Vec<String> = ent.key.iter().map(|&k| ent.columns[k].0.clone()).collect();
+    let mut src = SourceConfig::from_url(v1)?.build()?;
+    let mut rows = 0u64;
+    let started = Instant::now();
+    let scan =
+        cutover_engine::connect::Scan { table: &ent.source, columns: &ent.columns, extra: &ent.extra, order_by: &keys };
+    src.scan(&scan, &mut |_| {
+        rows += 1;
+        Ok(())
+    })?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{{\"entity\":\"{entity}\",\"rows\":{rows},\"seconds\":{secs:.3},\"rows_per_s\":{:.0}}}",
+        rows as f64 / secs
     );
     Ok(())
 }

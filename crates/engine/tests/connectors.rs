@@ -110,6 +110,66 @@ fn sources_list_count_and_scan_in_key_order() {
     }
 }
 
+/// A SQLite scan comes in key order, duplicates of a key next to each other, however the
+/// table is stored: in key order or not, with a column named rowid, without a rowid.
+#[test]
+fn sqlite_scans_come_in_key_order_however_the_table_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch(
+        "CREATE TABLE IN_ORDER (A INTEGER, B TEXT, V TEXT, PRIMARY KEY (A, B));
+         CREATE TABLE SHUFFLED (A INTEGER, B TEXT, V TEXT, PRIMARY KEY (A, B));
+         CREATE TABLE NO_KEY (A INTEGER, B TEXT, V TEXT);
+         CREATE TABLE OWN_ROWID (rowid INTEGER, A INTEGER, B TEXT, V TEXT, PRIMARY KEY (A, B));
+         CREATE TABLE CLUSTERED (A INTEGER, B TEXT, V TEXT, PRIMARY KEY (A, B)) WITHOUT ROWID;",
+    )
+    .unwrap();
+    let keys: Vec<(i64, String)> = (0..300i64).flat_map(|a| ["x", "y"].map(|b| (a, b.to_owned()))).collect::<Vec<_>>();
+    // A fixed shuffle: every 7th key of the list, wrapping around.
+    let shuffled: Vec<&(i64, String)> = (0..keys.len()).map(|i| &keys[(i * 7) % keys.len()]).collect();
+    for (table, rows) in [
+        ("IN_ORDER", keys.iter().collect::<Vec<_>>()),
+        ("SHUFFLED", shuffled.clone()),
+        // In key order but for one late record, with a duplicate key stored far from its twin.
+        ("NO_KEY", keys.iter().chain([&keys[10]]).collect()),
+        ("OWN_ROWID", shuffled.clone()),
+        ("CLUSTERED", shuffled.clone()),
+    ] {
+        for (i, (a, b)) in rows.into_iter().enumerate() {
+            if table == "OWN_ROWID" {
+                c.execute(
+                    &format!("INSERT INTO {table} VALUES (?1, ?2, ?3, ?4)"),
+                    rusqlite::params![-(i as i64), a, b, i],
+                )
+                .unwrap();
+            } else {
+                c.execute(&format!("INSERT INTO {table} VALUES (?1, ?2, ?3)"), rusqlite::params![a, b, i]).unwrap();
+            }
+        }
+    }
+    drop(c);
+    let mut s = SourceConfig::Sqlite { path }.build().unwrap();
+    let columns = vec![("A".to_owned(), Type::Int), ("B".to_owned(), Type::Text), ("V".to_owned(), Type::Text)];
+    let order = vec!["A".to_owned(), "B".to_owned()];
+    for table in ["IN_ORDER", "SHUFFLED", "NO_KEY", "OWN_ROWID", "CLUSTERED"] {
+        let mut seen: Vec<(i64, String)> = Vec::new();
+        s.scan(&Scan { table, columns: &columns, extra: &[], order_by: &order }, &mut |r| {
+            match r.values.as_slice() {
+                [Value::Int(a), Value::Text(b), _] => seen.push((*a, b.clone())),
+                other => panic!("{table}: unexpected row {other:?}"),
+            }
+            Ok(())
+        })
+        .unwrap();
+        let mut expected = keys.clone();
+        if table == "NO_KEY" {
+            expected.insert(11, keys[10].clone());
+        }
+        assert_eq!(seen, expected, "{table}: not in key order");
+    }
+}
+
 #[test]
 fn sqlite_source_reports_values_that_do_not_fit_their_type() {
     let f = fixture();
