@@ -86,7 +86,7 @@ fn main() -> Result<()> {
 fn scan(v1: &str, pack: &str, entity: &str) -> Result<()> {
     let pack = PackSource::Builtin.load(pack)?;
     let ent = pack.entities.iter().find(|e| e.name == entity).with_context(|| format!("no entity {entity}"))?;
-    let keys: Vec<String> = ent.key.iter().map(|&k| ent.columns[k].0.clone()).collect();
+    let keys = ent.key_columns();
     let mut src = SourceConfig::from_url(v1)?.build()?;
     let mut rows = 0u64;
     let started = Instant::now();

@@ -2029,7 +2029,8 @@ impl Target for PgTarget {
         // updates; 2.5x faster for TPC-H's order lines, half the WAL). Part of this transaction.
         let plain = self.query(
             &format!(
-                "SELECT quote_ident(relname) FROM pg_class WHERE oid IN ({set})                  AND NOT EXISTS (SELECT 1 FROM unnest(reloptions) o WHERE o LIKE 'fillfactor=%') ORDER BY 1"
+                "SELECT quote_ident(relname) FROM pg_class WHERE oid IN ({set}) \
+                 AND NOT EXISTS (SELECT 1 FROM unnest(reloptions) o WHERE o LIKE 'fillfactor=%') ORDER BY 1"
             ),
             &[text("t")],
             None,

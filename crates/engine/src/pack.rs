@@ -365,6 +365,13 @@ pub struct Merge {
     pub message: String,
 }
 
+impl Entity {
+    /// Names of the key columns, in key order: the order every scan of the entity runs in.
+    pub fn key_columns(&self) -> Vec<String> {
+        self.key.iter().map(|&k| self.columns[k].0.clone()).collect()
+    }
+}
+
 impl Pack {
     /// An entity's index by name.
     pub fn entity_index(&self, name: &str) -> Option<usize> {

@@ -425,7 +425,7 @@ pub fn run_tapped(
         } else {
             None
         };
-        let key_names: Vec<String> = ent.key.iter().map(|&k| ent.columns[k].0.clone()).collect();
+        let key_names = ent.key_columns();
         // Column names and types of the v2 rows, for the row state.
         let out_cols: Vec<(String, crate::value::Type)> = ent.target.as_ref().map_or_else(Vec::new, |tg| {
             let mut v = vec![

@@ -125,7 +125,7 @@ fn sqlite_scans_come_in_key_order_however_the_table_is_stored() {
          CREATE TABLE CLUSTERED (A INTEGER, B TEXT, V TEXT, PRIMARY KEY (A, B)) WITHOUT ROWID;",
     )
     .unwrap();
-    let keys: Vec<(i64, String)> = (0..300i64).flat_map(|a| ["x", "y"].map(|b| (a, b.to_owned()))).collect::<Vec<_>>();
+    let keys: Vec<(i64, String)> = (0..300i64).flat_map(|a| ["x", "y"].map(|b| (a, b.to_owned()))).collect();
     // A fixed shuffle: every 7th key of the list, wrapping around.
     let shuffled: Vec<&(i64, String)> = (0..keys.len()).map(|i| &keys[(i * 7) % keys.len()]).collect();
     for (table, rows) in [
