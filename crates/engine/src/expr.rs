@@ -839,7 +839,15 @@ fn numeric(l: &Typed, r: &Typed, at: usize) -> Result<Type, ExprError> {
 // ---------------------------------------------------------------- evaluation
 
 impl Node {
-    /// Evaluates against a row.
+    /// The entity a rule that is nothing but `lookup('e', …)` or `lookup_opt('e', …)` looks up:
+    /// its value is then always null or the id of a record of that entity the run migrated.
+    pub fn looked_up_entity(&self) -> Option<usize> {
+        match &self.0 {
+            Kind::Call(Func::Lookup(entity, _), _) => Some(*entity),
+            _ => None,
+        }
+    }
+
     /// [`Node::eval`] without copying a column or a literal: comparisons and function
     /// arguments mostly only look at them.
     fn eval_ref<'r>(&'r self, row: &'r [Value], cx: &EvalCtx<'_>) -> Result<Cow<'r, Value>, Fail> {
@@ -850,6 +858,7 @@ impl Node {
         })
     }
 
+    /// Evaluates against a row.
     pub fn eval(&self, row: &[Value], cx: &EvalCtx<'_>) -> Result<Value, Fail> {
         Ok(match &self.0 {
             Kind::Lit(v) => v.clone(),

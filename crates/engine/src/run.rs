@@ -375,7 +375,9 @@ pub fn run_tapped(
         t.exec_with_uuid("DELETE FROM account WHERE id = $1", account)?;
         t.exec_with_uuid(&format!("DELETE FROM {} WHERE account_id = $1", crate::state::STATE_TABLE), account)?;
         t.set_state_generation(1);
-        t.defer_constraints(&tables)?;
+        if t.defer_constraints(&tables)? {
+            t.trust_references(&resolved_references(pack));
+        }
         t.start_table("account", &["id".into(), "name".into(), "legacy_ref".into()])?;
         t.write_row(&[
             Value::Uuid(account),
@@ -646,6 +648,8 @@ pub fn run_tapped(
     if !pending.is_empty() {
         ledger(std::mem::take(&mut pending))?;
     }
+    // The parents' keys are the run's largest memory; a commit that builds indexes needs room.
+    drop(maps);
     crate::failpoint::reached("before-commit");
     if spec.cancelled() {
         return Err(EngineError::Cancelled("told to stop before committing".into()));
@@ -753,6 +757,43 @@ impl WhenEval for crate::expr::Node {
     fn when_eval(&self, row: &[Value], cx: &EvalCtx<'_>) -> Result<bool, Fail> {
         Ok(matches!(self.eval(row, cx)?, Value::Bool(true)))
     }
+}
+
+/// The foreign keys a first load into empty tables fills only with ids of rows it writes itself:
+/// every table's `account_id` (the run writes the account row, and every row is the account's),
+/// and every column whose rule is nothing but a lookup of an entity written to the referenced
+/// table (a lookup answers only with the id of a record the run migrated, or a merged one's
+/// survivor, or fails the record). Where several entities write a table, only what each of
+/// them fills that way.
+pub fn resolved_references(pack: &Pack) -> Vec<crate::connect::Reference> {
+    let reference = |table: &str, column: &str, parent: &str| crate::connect::Reference {
+        table: table.to_owned(),
+        column: column.to_owned(),
+        parent: parent.to_owned(),
+        parent_column: "id".to_owned(),
+    };
+    let of = |tg: &crate::pack::Target| -> Vec<crate::connect::Reference> {
+        let mut refs = vec![reference(&tg.table, "account_id", "account")];
+        for f in &tg.fields {
+            let parent = f.node.looked_up_entity().and_then(|p| pack.entities.get(p)?.target.as_ref());
+            if let Some(parent) = parent {
+                refs.push(reference(&tg.table, &f.column, &parent.table));
+            }
+        }
+        refs
+    };
+    let targets: Vec<&crate::pack::Target> = pack.entities.iter().filter_map(|e| e.target.as_ref()).collect();
+    let mut refs: Vec<crate::connect::Reference> = Vec::new();
+    for tg in &targets {
+        let others: Vec<Vec<crate::connect::Reference>> =
+            targets.iter().filter(|o| o.table == tg.table).map(|o| of(o)).collect();
+        for r in of(tg) {
+            if others.iter().all(|o| o.contains(&r)) && !refs.contains(&r) {
+                refs.push(r);
+            }
+        }
+    }
+    refs
 }
 
 /// A record's v1 key (composite keys joined with `/`) into `out`, without allocating per row.

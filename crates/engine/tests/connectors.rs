@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use cutover_demo::{DEFAULT_CUTOFF, Spec};
-use cutover_engine::connect::{Scan, SourceConfig, TargetConfig, copy_tables};
+use cutover_engine::connect::{Reference, Scan, SourceConfig, TargetConfig, copy_tables};
 use cutover_engine::ddl;
 use cutover_engine::pack::PackSource;
 use cutover_engine::run::{RunSpec, run};
@@ -330,6 +330,62 @@ fn targets_refuse_a_load_whose_foreign_keys_do_not_hold() {
             t.read_rows("probe", &cols_typed(&schema, "probe"), None).unwrap().is_empty(),
             "{name}: nothing committed"
         );
+    }
+}
+
+/// A first load may tell a target which foreign keys it resolved itself; every other one,
+/// even of the same table, is still checked at commit.
+#[test]
+fn targets_check_every_foreign_key_a_run_did_not_resolve_itself() {
+    let schema = ddl::parse(
+        "two.sql",
+        "CREATE TABLE parent (id UUID PRIMARY KEY, account_id UUID NOT NULL);
+         CREATE TABLE child (id UUID PRIMARY KEY, account_id UUID NOT NULL,
+             a_id UUID REFERENCES parent (id), b_id UUID REFERENCES parent (id), UNIQUE (account_id, a_id));",
+    )
+    .unwrap();
+    let (account, parent) = (Uuid::from_u128(5), Uuid::from_u128(6));
+    let resolved = [Reference {
+        table: "child".into(),
+        column: "a_id".into(),
+        parent: "parent".into(),
+        parent_column: "id".into(),
+    }];
+    for (name, _db, url) in targets() {
+        for (b_id, holds) in [(parent, true), (Uuid::from_u128(999), false)] {
+            let mut t = TargetConfig::from_url(&url).unwrap().build().unwrap();
+            t.ensure_schema(&schema).unwrap();
+            t.begin().unwrap();
+            t.exec_with_uuid("DELETE FROM child WHERE account_id = $1", account).unwrap();
+            t.exec_with_uuid("DELETE FROM parent WHERE account_id = $1", account).unwrap();
+            if t.defer_constraints(&["child", "parent"]).unwrap() {
+                t.trust_references(&resolved);
+            }
+            t.start_table("parent", &["id".into(), "account_id".into()]).unwrap();
+            t.write_row(&[Value::Uuid(parent), Value::Uuid(account)]).unwrap();
+            t.finish_table().unwrap();
+            let cols = ["id", "account_id", "a_id", "b_id"].map(String::from);
+            t.start_table("child", &cols).unwrap();
+            t.write_row(&[
+                Value::Uuid(Uuid::from_u128(7)),
+                Value::Uuid(account),
+                Value::Uuid(parent),
+                Value::Uuid(b_id),
+            ])
+            .unwrap();
+            let done = t.finish_table().and_then(|()| t.commit());
+            if holds {
+                done.unwrap_or_else(|e| panic!("{name}: {e}"));
+            } else {
+                let err = done.expect_err("a dangling b_id must not commit").to_string();
+                assert!(err.contains("foreign key") || err.contains("FOREIGN KEY"), "{name}: {err}");
+                let _ = t.rollback();
+            }
+            let child = [("id".to_owned(), Type::Uuid), ("b_id".to_owned(), Type::Uuid)];
+            // The refused run left the load before it as it was.
+            let rows = t.read_rows("child", &child, None).unwrap();
+            assert_eq!(rows, vec![vec![Value::Uuid(Uuid::from_u128(7)), Value::Uuid(parent)]], "{name}: b_id {b_id}");
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use cutover_demo::{DEFAULT_CUTOFF, Manifest, Spec};
 use cutover_engine::connect::{SourceConfig, Target, TargetConfig};
 use cutover_engine::pack::{Pack, PackSource};
-use cutover_engine::run::{Bucket, LedgerRecord, RunReport, RunSpec, run};
+use cutover_engine::run::{Bucket, LedgerRecord, RunReport, RunSpec, resolved_references, run};
 use cutover_testkit::TestDb;
 
 fn pack() -> Pack {
@@ -431,4 +431,32 @@ fn a_hostile_legacy_database_ends_every_record_in_a_bucket() {
     if reports.len() == 2 {
         assert_eq!(reports[0], reports[1], "SQLite and PostgreSQL targets agree");
     }
+}
+
+/// A first load tells its target which foreign keys it filled only with ids of rows it wrote:
+/// every account_id, and a column whose rule is a lookup alone, where every entity writing the
+/// table fills it so. Anything else stays for the database to check.
+#[test]
+fn a_first_load_trusts_only_the_references_it_resolved_itself() {
+    let has = |refs: &[cutover_engine::connect::Reference], t: &str, c: &str, p: &str| {
+        refs.iter().any(|r| r.table == t && r.column == c && r.parent == p && r.parent_column == "id")
+    };
+    let refs = resolved_references(&pack());
+    assert!(has(&refs, "contact", "account_id", "account"));
+    assert!(has(&refs, "contact", "customer_id", "customer"));
+    assert!(has(&refs, "order_edition", "order_id", "sales_order"));
+    assert!(has(&refs, "quote", "contact_id", "contact"), "lookup_opt resolves too");
+    assert!(!refs.iter().any(|r| r.column == "first_name"));
+    assert!(!has(&refs, "document", "customer_id", "customer"), "a lookup inside an if is not alone");
+    let mapping = include_str!("../../../packs/omikai/mapping.toml");
+    let rule = "customer_id = \"lookup('customer', CUSTNO)\"\nfirst_name";
+    assert!(mapping.contains(rule));
+    let computed = mapping.replace(
+        rule,
+        "customer_id = \"coalesce(lookup('customer', CUSTNO), lookup('customer', CUSTNO))\"\nfirst_name",
+    );
+    let refs = resolved_references(&PackSource::Builtin.load_with_mapping("omikai", &computed).unwrap());
+    assert!(!has(&refs, "contact", "customer_id", "customer"), "a computed reference is checked");
+    assert!(has(&refs, "contact", "account_id", "account"));
+    assert!(has(&refs, "quote", "customer_id", "customer"), "other tables keep theirs");
 }
