@@ -609,7 +609,7 @@ impl Source for SqliteSource {
         let (tx, rx) = mpsc::sync_channel::<Result<Vec<SourceRow>, ConnectorError>>(4);
         let (back_tx, back_rx) = mpsc::channel::<Vec<SourceRow>>();
         std::thread::scope(|scope| {
-            let reader = scope.spawn(move || {
+            let reader = std::thread::Builder::new().name("sqlite-reader".into()).spawn_scoped(scope, move || {
                 let read = || -> Result<(), ConnectorError> {
                     let err = |e: rusqlite::Error| q(format!("reading {}", s.table))(e.to_string());
                     let conn = Self::connect(&path)?;
@@ -663,8 +663,13 @@ impl Source for SqliteSource {
                 }
             }
             drop(rx);
-            let _ = reader.join();
-            result
+            match reader {
+                Ok(reader) => {
+                    let _ = reader.join();
+                    result
+                }
+                Err(e) => Err(q(format!("reading {}", s.table))(format!("no reader thread: {e}"))),
+            }
         })
     }
 }
