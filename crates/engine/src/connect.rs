@@ -818,7 +818,7 @@ fn execute_values(st: &mut rusqlite::Statement<'_>, values: &[Value]) -> rusqlit
             Value::Date(d) => {
                 scratch.clear();
                 push_date(&mut scratch, *d);
-                st.raw_bind_parameter(i + 1, std::str::from_utf8(&scratch).unwrap_or_default())?;
+                st.raw_bind_parameter(i + 1, rusqlite::types::ToSqlOutput::Borrowed(ValueRef::Text(&scratch)))?;
             }
             v => st.raw_bind_parameter(i + 1, v)?,
         }
@@ -1003,6 +1003,7 @@ fn sqlite_foreign_key_violations(conn: &rusqlite::Connection, trusted: &[Referen
         .filter_map(Result::transpose)
         .collect::<Result<_, _>>()
         .map_err(err)?;
+    to_check.sort_unstable();
     to_check.dedup();
     tracing::debug!(tables = ?to_check, "foreign keys to look up");
     let mut violations = 0;
@@ -1175,15 +1176,22 @@ impl Target for SqliteTarget {
             conn.execute_batch(&format!("PRAGMA threads = 1; PRAGMA cache_size = -{}", SQLITE_CACHE_KIB / 4))
                 .map_err(|e| q("PRAGMA threads")(e.to_string()))?;
         }
-        for sql in &deferred {
+        let rebuilt = deferred.iter().try_for_each(|sql| {
             let started = std::time::Instant::now();
             conn.execute_batch(sql).map_err(|e| q(sql.clone())(e.to_string()))?;
             tracing::debug!(statement = %sql, ms = started.elapsed().as_millis() as u64, "rebuilt after the load");
-        }
-        if !deferred.is_empty() {
+            Ok(())
+        });
+        // Back to one thread and the whole cache, whether the indexes could be built or not;
+        // a failed build is the error to report.
+        let reset = if deferred.is_empty() {
+            Ok(())
+        } else {
             conn.execute_batch(&format!("PRAGMA threads = 0; PRAGMA cache_size = -{SQLITE_CACHE_KIB}"))
-                .map_err(|e| q("PRAGMA threads")(e.to_string()))?;
-        }
+                .map_err(|e| q("PRAGMA threads")(e.to_string()))
+        };
+        rebuilt?;
+        reset?;
         // The foreign keys of the whole database, checked once for the load.
         let started = std::time::Instant::now();
         let violations = sqlite_foreign_key_violations(&conn, &trusted)?;

@@ -389,6 +389,38 @@ fn targets_check_every_foreign_key_a_run_did_not_resolve_itself() {
     }
 }
 
+/// A first load builds its keys at commit; two rows with one id do not commit, and the target
+/// takes the next run as before.
+#[test]
+fn targets_refuse_a_first_load_that_breaks_a_key() {
+    let schema = probe_schema();
+    let account = Uuid::from_u128(8);
+    let parent = [Value::Uuid(Uuid::from_u128(9)), Value::Uuid(account)];
+    for (name, _db, url) in targets() {
+        let mut t = TargetConfig::from_url(&url).unwrap().build().unwrap();
+        t.ensure_schema(&schema).unwrap();
+        for twice in [true, false] {
+            t.begin().unwrap();
+            assert!(t.defer_constraints(&["parent", "probe"]).unwrap(), "{name}: empty tables");
+            t.start_table("parent", &["id".into(), "account_id".into()]).unwrap();
+            t.write_row(&parent).unwrap();
+            if twice {
+                t.write_row(&parent).unwrap();
+            }
+            let done = t.finish_table().and_then(|()| t.commit());
+            if twice {
+                let err = done.expect_err("two rows with one id must not commit").to_string();
+                assert!(err.to_lowercase().contains("unique") || err.contains("duplicate"), "{name}: {err}");
+                t.rollback().unwrap();
+                let cols = [("id".to_owned(), Type::Uuid)];
+                assert!(t.read_rows("parent", &cols, None).unwrap().is_empty(), "{name}: nothing committed");
+            } else {
+                done.unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+        }
+    }
+}
+
 /// The final migration's writes (upserts and deletes by id) keep every key too: a row pointing
 /// at no parent, or a parent deleted under its children, never commits.
 #[test]
