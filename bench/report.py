@@ -202,7 +202,8 @@ for line in [
     "quarter of the page cache each (9.7 s to 5.6 s, and a lower peak RSS). The writer binds UUIDs and "
     "dates without a string each and reuses its INSERT's text, and row-state chunks are compressed on "
     "the mapping thread rather than on the writer's, the one the load waits for (order lines' load "
-    "25 s to 17 s). SQLite→SQLite at scale 0.5 went from about 50 s to 25-28 s on this machine.",
+    "25 s to 17 s). SQLite→SQLite at scale 0.5 went from about 50 s to 25-28 s on this machine, run "
+    "alone (in the benchmark, between the other loads, its three runs spread wider).",
 ]:
     md.append("- " + line)
 md.append("")
