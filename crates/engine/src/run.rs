@@ -763,8 +763,7 @@ impl WhenEval for crate::expr::Node {
 /// every table's `account_id` (the run writes the account row, and every row is the account's),
 /// and every column whose rule is nothing but a lookup of an entity written to the referenced
 /// table (a lookup answers only with the id of a record the run migrated, or a merged one's
-/// survivor, or fails the record). Where several entities write a table, only what each of
-/// them fills that way.
+/// survivor, or fails the record). A pack writes each table from one entity only.
 pub fn resolved_references(pack: &Pack) -> Vec<crate::connect::Reference> {
     let reference = |table: &str, column: &str, parent: &str| crate::connect::Reference {
         table: table.to_owned(),
@@ -772,24 +771,12 @@ pub fn resolved_references(pack: &Pack) -> Vec<crate::connect::Reference> {
         parent: parent.to_owned(),
         parent_column: "id".to_owned(),
     };
-    let of = |tg: &crate::pack::Target| -> Vec<crate::connect::Reference> {
-        let mut refs = vec![reference(&tg.table, "account_id", "account")];
+    let mut refs = Vec::new();
+    for tg in pack.entities.iter().filter_map(|e| e.target.as_ref()) {
+        refs.push(reference(&tg.table, "account_id", "account"));
         for f in &tg.fields {
-            let parent = f.node.looked_up_entity().and_then(|p| pack.entities.get(p)?.target.as_ref());
-            if let Some(parent) = parent {
+            if let Some(parent) = f.node.looked_up_entity().and_then(|p| pack.entities.get(p)?.target.as_ref()) {
                 refs.push(reference(&tg.table, &f.column, &parent.table));
-            }
-        }
-        refs
-    };
-    let targets: Vec<&crate::pack::Target> = pack.entities.iter().filter_map(|e| e.target.as_ref()).collect();
-    let mut refs: Vec<crate::connect::Reference> = Vec::new();
-    for tg in &targets {
-        let others: Vec<Vec<crate::connect::Reference>> =
-            targets.iter().filter(|o| o.table == tg.table).map(|o| of(o)).collect();
-        for r in of(tg) {
-            if others.iter().all(|o| o.contains(&r)) && !refs.contains(&r) {
-                refs.push(r);
             }
         }
     }

@@ -434,8 +434,8 @@ fn a_hostile_legacy_database_ends_every_record_in_a_bucket() {
 }
 
 /// A first load tells its target which foreign keys it filled only with ids of rows it wrote:
-/// every account_id, and a column whose rule is a lookup alone, where every entity writing the
-/// table fills it so. Anything else stays for the database to check.
+/// every account_id, and a column whose rule is a lookup alone. Anything else stays for the
+/// database to check.
 #[test]
 fn a_first_load_trusts_only_the_references_it_resolved_itself() {
     let has = |refs: &[cutover_engine::connect::Reference], t: &str, c: &str, p: &str| {
