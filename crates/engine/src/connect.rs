@@ -534,8 +534,54 @@ pub(crate) fn select_sql(d: Dialect, s: &Scan<'_>) -> String {
     let plain = s.columns.len() - s.extra.len();
     let mut cols: Vec<String> = s.columns[..plain].iter().map(|(c, _)| format!("t.{}", d.ident(c))).collect();
     cols.extend(s.extra.iter().map(|(name, sql)| format!("{sql} AS {}", d.ident(name))));
-    let order: Vec<String> = s.order_by.iter().map(|c| format!("t.{}", d.ident(c))).collect();
-    format!("SELECT {} FROM {} t ORDER BY {}", cols.join(", "), d.ident(s.table), order.join(", "))
+    format!("SELECT {} FROM {} t ORDER BY {}", cols.join(", "), d.ident(s.table), key_order(d, s))
+}
+
+/// The scan's `ORDER BY` list: its key columns, qualified by the table's alias `t`.
+fn key_order(d: Dialect, s: &Scan<'_>) -> String {
+    s.order_by.iter().map(|c| format!("t.{}", d.ident(c))).collect::<Vec<_>>().join(", ")
+}
+
+/// The scan reading the table as stored when that gives its rows in key order, or `None`.
+///
+/// SQLite reads a table in the order of a key that is not its rowid through the key's index,
+/// with a seek into the table for every row: three times the work of reading the table as
+/// stored (TPC-H's line items: 3.0 s against 0.95 s). A legacy table filled in key order, the
+/// usual case, stores its rows in that order; one pass over the index alone (0.4 s there)
+/// proves it, in the read transaction the scan then runs in, so both see the same rows. The
+/// rows come in exactly the order of the index, duplicate keys included (the index orders them
+/// by rowid too). Any doubt, or an error, leaves the scan as it was.
+fn storage_order_sql(conn: &rusqlite::Connection, s: &Scan<'_>, sql: &str) -> Option<String> {
+    let plan: Vec<String> = {
+        let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).ok()?;
+        st.query_map([], |r| r.get::<_, String>(3)).ok()?.collect::<Result<_, _>>().ok()?
+    };
+    // Only a scan through an index: a table stored by its key (an INTEGER PRIMARY KEY, WITHOUT
+    // ROWID) is read as stored already, and a sort is not worth a pass that may prove nothing.
+    if !plan.iter().any(|d| d.starts_with("SCAN t USING INDEX ")) || plan.iter().any(|d| d.contains("B-TREE")) {
+        return None;
+    }
+    // A column may be named like the rowid; the rowid then answers to another of its names.
+    let names: Vec<String> = {
+        let mut st = conn.prepare(&format!("PRAGMA table_info({})", Dialect::Sqlite.ident(s.table))).ok()?;
+        st.query_map([], |r| r.get::<_, String>(1)).ok()?.collect::<Result<_, _>>().ok()?
+    };
+    let rowid = ["_rowid_", "rowid", "oid"].into_iter().find(|n| !names.iter().any(|c| c.eq_ignore_ascii_case(n)))?;
+    let order = key_order(Dialect::Sqlite, s);
+    let mut st =
+        conn.prepare(&format!("SELECT t.{rowid} FROM {} t ORDER BY {order}", Dialect::Sqlite.ident(s.table))).ok()?;
+    let mut rows = st.query([]).ok()?;
+    let mut last = i64::MIN;
+    while let Some(r) = rows.next().ok()? {
+        let id: i64 = r.get(0).ok()?;
+        if id <= last {
+            return None;
+        }
+        last = id;
+    }
+    let head = sql.strip_suffix(&format!(" ORDER BY {order}"))?;
+    tracing::debug!(table = s.table, "rows stored in key order: read as stored");
+    Some(format!("{head} ORDER BY t.{rowid}"))
 }
 
 // ---------------------------------------------------------------- SQLite
@@ -613,6 +659,9 @@ impl Source for SqliteSource {
                 let read = || -> Result<(), ConnectorError> {
                     let err = |e: rusqlite::Error| q(format!("reading {}", s.table))(e.to_string());
                     let conn = Self::connect(&path)?;
+                    // One snapshot for the order check and the scan; the connection's end ends it.
+                    conn.execute_batch("BEGIN").map_err(err)?;
+                    let sql = storage_order_sql(&conn, s, &sql).unwrap_or(sql);
                     let mut st = conn.prepare(&sql).map_err(err)?;
                     let n = s.columns.len();
                     let mut rows = st.query([]).map_err(err)?;
@@ -2519,6 +2568,50 @@ pub fn copy_tables(schema: &Schema, source: &mut dyn Source, target: &mut dyn Ta
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Which tables a scan reads as stored: only those whose rows are stored in key order and
+    /// that SQLite would otherwise read through an index; under the rowid's free name.
+    #[test]
+    fn scans_read_as_stored_only_what_is_stored_in_key_order() {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE TABLE IN_ORDER (A INTEGER, B TEXT, V TEXT, PRIMARY KEY (A, B));
+             CREATE TABLE SHUFFLED (A INTEGER, B TEXT, V TEXT, PRIMARY KEY (A, B));
+             CREATE TABLE OWN_ROWID (rowid INTEGER, _rowid_ INTEGER, A INTEGER, B TEXT, V TEXT, PRIMARY KEY (A, B));
+             CREATE TABLE NO_KEY (A INTEGER, B TEXT, V TEXT);
+             CREATE TABLE CLUSTERED (A INTEGER, B TEXT, V TEXT, PRIMARY KEY (A, B)) WITHOUT ROWID;
+             CREATE TABLE BY_ROWID (A INTEGER PRIMARY KEY, B TEXT, V TEXT);
+             CREATE TABLE COVERED (A INTEGER, B TEXT, PRIMARY KEY (A, B));",
+        )
+        .unwrap();
+        for a in 0..50 {
+            for table in ["IN_ORDER", "NO_KEY", "CLUSTERED", "BY_ROWID", "COVERED"] {
+                c.execute(&format!("INSERT INTO {table} (A, B) VALUES (?1, 'x')"), [a]).unwrap();
+            }
+            c.execute("INSERT INTO OWN_ROWID (rowid, _rowid_, A, B) VALUES (-?1, -?1, ?1, 'x')", [a]).unwrap();
+            c.execute("INSERT INTO SHUFFLED (A, B) VALUES (?1, 'x')", [(a * 7) % 50]).unwrap();
+        }
+        let columns = vec![("A".to_owned(), Type::Int), ("B".to_owned(), Type::Text)];
+        let with_v = vec![("A".to_owned(), Type::Int), ("B".to_owned(), Type::Text), ("V".to_owned(), Type::Text)];
+        let order = vec!["A".to_owned(), "B".to_owned()];
+        // The key's index alone answers a scan of the key's columns: nothing to gain.
+        let read = |table: &str| {
+            let columns = if table == "COVERED" { &columns } else { &with_v };
+            let s = Scan { table, columns, extra: &[], order_by: &order };
+            storage_order_sql(&c, &s, &select_sql(Dialect::Sqlite, &s))
+        };
+        assert_eq!(
+            read("IN_ORDER").as_deref(),
+            Some(r#"SELECT t."A", t."B", t."V" FROM "IN_ORDER" t ORDER BY t._rowid_"#)
+        );
+        assert_eq!(
+            read("OWN_ROWID").as_deref(),
+            Some(r#"SELECT t."A", t."B", t."V" FROM "OWN_ROWID" t ORDER BY t.oid"#)
+        );
+        for table in ["SHUFFLED", "NO_KEY", "CLUSTERED", "BY_ROWID", "COVERED"] {
+            assert_eq!(read(table), None, "{table}");
+        }
+    }
 
     #[test]
     fn copy_text_escapes() {
