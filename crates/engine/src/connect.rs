@@ -542,6 +542,27 @@ fn key_order(d: Dialect, s: &Scan<'_>) -> String {
     s.order_by.iter().map(|c| format!("t.{}", d.ident(c))).collect::<Vec<_>>().join(", ")
 }
 
+/// A scan that reads the table as stored: its `SELECT … FROM table t` without an order, the
+/// name the rowid answers to, and the first and last rowid.
+#[derive(Debug, PartialEq)]
+struct StoredOrder {
+    head: String,
+    rowid: &'static str,
+    first: i64,
+    last: i64,
+}
+
+impl StoredOrder {
+    /// The whole scan, in storage order.
+    fn sql(&self) -> String {
+        format!("{} ORDER BY t.{}", self.head, self.rowid)
+    }
+    /// The scan of one range of rowids, `?1 <= rowid <= ?2`, in storage order.
+    fn range_sql(&self) -> String {
+        format!("{} WHERE t.{r} BETWEEN ?1 AND ?2 ORDER BY t.{r}", self.head, r = self.rowid)
+    }
+}
+
 /// The scan reading the table as stored when that gives its rows in key order, or `None`.
 ///
 /// SQLite reads a table in the order of a key that is not its rowid through the key's index,
@@ -551,7 +572,7 @@ fn key_order(d: Dialect, s: &Scan<'_>) -> String {
 /// proves it, in the read transaction the scan then runs in, so both see the same rows. The
 /// rows come in exactly the order of the index, duplicate keys included (the index orders them
 /// by rowid too). Any doubt, or an error, leaves the scan as it was.
-fn storage_order_sql(conn: &rusqlite::Connection, s: &Scan<'_>, sql: &str) -> Option<String> {
+fn storage_order(conn: &rusqlite::Connection, s: &Scan<'_>, sql: &str) -> Option<StoredOrder> {
     let plan: Vec<String> = {
         let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).ok()?;
         st.query_map([], |r| r.get::<_, String>(3)).ok()?.collect::<Result<_, _>>().ok()?
@@ -568,20 +589,26 @@ fn storage_order_sql(conn: &rusqlite::Connection, s: &Scan<'_>, sql: &str) -> Op
     };
     let rowid = ["_rowid_", "rowid", "oid"].into_iter().find(|n| !names.iter().any(|c| c.eq_ignore_ascii_case(n)))?;
     let order = key_order(Dialect::Sqlite, s);
+    let started = std::time::Instant::now();
     let mut st =
         conn.prepare(&format!("SELECT t.{rowid} FROM {} t ORDER BY {order}", Dialect::Sqlite.ident(s.table))).ok()?;
     let mut rows = st.query([]).ok()?;
-    let mut last = i64::MIN;
+    let (mut first, mut last) = (None, i64::MIN);
     while let Some(r) = rows.next().ok()? {
         let id: i64 = r.get(0).ok()?;
         if id <= last {
             return None;
         }
+        first.get_or_insert(id);
         last = id;
     }
-    let head = sql.strip_suffix(&format!(" ORDER BY {order}"))?;
-    tracing::debug!(table = s.table, "rows stored in key order: read as stored");
-    Some(format!("{head} ORDER BY t.{rowid}"))
+    let head = sql.strip_suffix(&format!(" ORDER BY {order}"))?.to_owned();
+    tracing::debug!(
+        table = s.table,
+        ms = started.elapsed().as_millis() as u64,
+        "rows stored in key order: read as stored"
+    );
+    Some(StoredOrder { head, rowid, first: first?, last })
 }
 
 // ---------------------------------------------------------------- SQLite
@@ -646,81 +673,192 @@ impl Source for SqliteSource {
         s: &Scan<'_>,
         f: &mut dyn FnMut(&SourceRow) -> Result<(), ConnectorError>,
     ) -> Result<(), ConnectorError> {
-        // A reader thread with its own connection decodes rows while this thread maps them;
-        // the bounded channel keeps memory bounded whatever the table's size. Batches come
-        // back once mapped, and the reader fills the same rows again: their strings keep their
+        // Reader threads with their own connections decode rows while this thread maps them;
+        // bounded channels keep memory bounded whatever the table's size. Batches come back
+        // once mapped, and their reader fills the same rows again: their strings keep their
         // buffers, so a row costs no allocation and no free on the other thread.
+        let err = |e: rusqlite::Error| q(format!("reading {}", s.table))(e.to_string());
         let sql = select_sql(Dialect::Sqlite, s);
-        let path = self.path.clone();
-        let (tx, rx) = mpsc::sync_channel::<Result<Vec<SourceRow>, ConnectorError>>(4);
-        let (back_tx, back_rx) = mpsc::channel::<Vec<SourceRow>>();
+        let conn = Self::connect(&self.path)?;
+        // One snapshot for the order check and the scan; the connection's end ends it.
+        conn.execute_batch("BEGIN").map_err(err)?;
+        let readers = match storage_order(&conn, s, &sql) {
+            Some(stored) => match self.second_reader(&conn, s, &stored) {
+                Some(other) => {
+                    let blocks = split_rowids(stored.first, stored.last, parallel_block(s.columns.len()));
+                    let (even, odd) = blocks.iter().enumerate().partition::<Vec<_>, _>(|(i, _)| i % 2 == 0);
+                    let ranges = |v: Vec<(usize, &(i64, i64))>| Some(v.into_iter().map(|(_, r)| *r).collect());
+                    vec![(conn, stored.range_sql(), ranges(even)), (other, stored.range_sql(), ranges(odd))]
+                }
+                None => vec![(conn, stored.sql(), None)],
+            },
+            None => vec![(conn, sql, None)],
+        };
+        // A reader runs a whole block ahead of the mapping when there are two.
+        let depth = if readers.len() > 1 { parallel_block(s.columns.len()) as usize / READ_BATCH + 1 } else { 4 };
         std::thread::scope(|scope| {
-            let reader = std::thread::Builder::new().name("sqlite-reader".into()).spawn_scoped(scope, move || {
-                let read = || -> Result<(), ConnectorError> {
-                    let err = |e: rusqlite::Error| q(format!("reading {}", s.table))(e.to_string());
-                    let conn = Self::connect(&path)?;
-                    // One snapshot for the order check and the scan; the connection's end ends it.
-                    conn.execute_batch("BEGIN").map_err(err)?;
-                    let sql = storage_order_sql(&conn, s, &sql).unwrap_or(sql);
-                    let mut st = conn.prepare(&sql).map_err(err)?;
-                    let n = s.columns.len();
-                    let mut rows = st.query([]).map_err(err)?;
-                    let fresh = || back_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(READ_BATCH));
-                    let mut batch = fresh();
-                    let mut used = 0;
-                    while let Some(r) = rows.next().map_err(err)? {
-                        if used == batch.len() {
-                            batch.push(SourceRow { values: Vec::with_capacity(n), bad: None });
-                        }
-                        let row = &mut batch[used];
-                        row.values.resize(n, Value::Null);
-                        row.bad = None;
-                        for i in 0..n {
-                            fill_value(&mut row.values[i], r.get_ref(i).map_err(err)?);
-                        }
-                        coerce_row(row, s.columns);
-                        used += 1;
-                        if used == READ_BATCH {
-                            batch.truncate(used);
-                            if tx.send(Ok(std::mem::replace(&mut batch, fresh()))).is_err() {
-                                // The mapping side stopped; its error is the one reported.
-                                return Ok(());
-                            }
-                            used = 0;
-                        }
+            let mut rxs = Vec::new();
+            let mut backs = Vec::new();
+            let mut handles = Vec::new();
+            for (conn, sql, ranges) in readers {
+                let (tx, rx) = mpsc::sync_channel::<Result<Batch, ConnectorError>>(depth);
+                let (back_tx, back_rx) = mpsc::channel::<Vec<SourceRow>>();
+                let spawned = std::thread::Builder::new().name("sqlite-reader".into()).spawn_scoped(scope, move || {
+                    if let Err(e) = read_blocks(&conn, &sql, ranges, s, &tx, &back_rx) {
+                        let _ = tx.send(Err(e));
                     }
-                    if used > 0 {
-                        batch.truncate(used);
-                        let _ = tx.send(Ok(batch));
-                    }
-                    Ok(())
-                };
-                if let Err(e) = read() {
-                    let _ = tx.send(Err(e));
-                }
-            });
-            let mut result = Ok(());
-            for batch in rx.iter() {
-                let step = batch.and_then(|rows| {
-                    rows.iter().try_for_each(&mut *f)?;
-                    let _ = back_tx.send(rows);
-                    Ok(())
                 });
-                if let Err(e) = step {
-                    result = Err(e);
-                    break;
+                handles.push(spawned);
+                rxs.push(rx);
+                backs.push(back_tx);
+            }
+            // Block k comes from reader k mod n; a reader with no more blocks closes its channel.
+            let mut result = Ok(());
+            let mut block = 0;
+            loop {
+                let i = block % rxs.len();
+                match rxs[i].recv() {
+                    Ok(Ok(Batch { rows, used, last })) => {
+                        if let Err(e) = rows[..used].iter().try_for_each(&mut *f) {
+                            result = Err(e);
+                            break;
+                        }
+                        let _ = backs[i].send(rows);
+                        if last {
+                            block += 1;
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        result = Err(e);
+                        break;
+                    }
+                    Err(_) => break,
                 }
             }
-            drop(rx);
-            match reader {
-                Ok(reader) => {
-                    let _ = reader.join();
-                    result
+            drop(rxs);
+            for h in handles {
+                match h {
+                    Ok(h) => {
+                        let _ = h.join();
+                    }
+                    Err(e) => {
+                        result = result.and(Err(q(format!("reading {}", s.table))(format!("no reader thread: {e}"))));
+                    }
                 }
-                Err(e) => Err(q(format!("reading {}", s.table))(format!("no reader thread: {e}"))),
             }
+            result
         })
     }
+}
+
+/// Rowids in a block of a scan split between two readers: about 4 MiB of decoded rows, so that
+/// the blocks in flight stay a few MiB however wide the table (TPC-H's line items: 5,120).
+fn parallel_block(columns: usize) -> i64 {
+    let rows = (4 << 20) / (48 * columns.max(1));
+    (rows / READ_BATCH).clamp(1, 32) as i64 * READ_BATCH as i64
+}
+
+/// `first..=last` in blocks of `block` rowids.
+fn split_rowids(first: i64, last: i64, block: i64) -> Vec<(i64, i64)> {
+    let mut blocks = Vec::new();
+    let mut lo = first;
+    while lo <= last {
+        let hi = lo.saturating_add(block - 1).min(last);
+        blocks.push((lo, hi));
+        if hi == i64::MAX {
+            break;
+        }
+        lo = hi + 1;
+    }
+    blocks
+}
+
+impl SqliteSource {
+    /// A second connection that sees exactly the rows `first` sees, for a table big enough to
+    /// split between two reader threads on a machine with two cores or more; or `None`.
+    ///
+    /// `first` holds its read transaction's shared lock: in SQLite's rollback-journal modes no
+    /// writer can commit until it lets go, so a transaction the second connection starts now
+    /// reads the same database. In WAL mode a writer can, so the scan keeps one reader there.
+    fn second_reader(
+        &self,
+        first: &rusqlite::Connection,
+        s: &Scan<'_>,
+        stored: &StoredOrder,
+    ) -> Option<rusqlite::Connection> {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let blocks = (stored.last - stored.first) / parallel_block(s.columns.len()) + 1;
+        if cores < 2 || blocks < 4 {
+            return None;
+        }
+        let mode: String = first.query_row("PRAGMA journal_mode", [], |r| r.get(0)).ok()?;
+        if mode.eq_ignore_ascii_case("wal") {
+            return None;
+        }
+        let other = Self::connect(&self.path).ok()?;
+        other.execute_batch("BEGIN").ok()?;
+        let sql = format!("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT 1)", Dialect::Sqlite.ident(s.table));
+        other.query_row(&sql, [], |r| r.get::<_, i64>(0)).ok()?;
+        Some(other)
+    }
+}
+
+/// Rows a reader decoded: the first `used` of `rows` (the others keep their buffers for later
+/// batches), and whether they end a range of rowids.
+struct Batch {
+    rows: Vec<SourceRow>,
+    used: usize,
+    last: bool,
+}
+
+/// One reader's part of a scan: the rows of `sql` (for each range of rowids in `ranges`, or
+/// once), in batches down `tx`, each range's last batch flagged. Stops quietly when the
+/// mapping side stopped: its error is the one reported.
+fn read_blocks(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    ranges: Option<Vec<(i64, i64)>>,
+    s: &Scan<'_>,
+    tx: &mpsc::SyncSender<Result<Batch, ConnectorError>>,
+    back_rx: &mpsc::Receiver<Vec<SourceRow>>,
+) -> Result<(), ConnectorError> {
+    let err = |e: rusqlite::Error| q(format!("reading {}", s.table))(e.to_string());
+    let mut st = conn.prepare(sql).map_err(err)?;
+    let n = s.columns.len();
+    let fresh = || back_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(READ_BATCH));
+    let ranges: Vec<Option<(i64, i64)>> = ranges.map_or_else(|| vec![None], |r| r.into_iter().map(Some).collect());
+    for range in ranges {
+        let mut rows = match range {
+            Some((lo, hi)) => st.query([lo, hi]),
+            None => st.query([]),
+        }
+        .map_err(err)?;
+        let mut batch = fresh();
+        let mut used = 0;
+        while let Some(r) = rows.next().map_err(err)? {
+            if used == batch.len() {
+                batch.push(SourceRow { values: Vec::with_capacity(n), bad: None });
+            }
+            let row = &mut batch[used];
+            row.values.resize(n, Value::Null);
+            row.bad = None;
+            for i in 0..n {
+                fill_value(&mut row.values[i], r.get_ref(i).map_err(err)?);
+            }
+            coerce_row(row, s.columns);
+            used += 1;
+            if used == READ_BATCH {
+                if tx.send(Ok(Batch { rows: std::mem::replace(&mut batch, fresh()), used, last: false })).is_err() {
+                    return Ok(());
+                }
+                used = 0;
+            }
+        }
+        if tx.send(Ok(Batch { rows: batch, used, last: true })).is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 /// Sets `slot` to a value as SQLite gives it, reusing the string `slot` holds.
@@ -2569,6 +2707,36 @@ pub fn copy_tables(schema: &Schema, source: &mut dyn Source, target: &mut dyn Ta
 mod tests {
     use super::*;
 
+    /// A big table stored in key order is split between two readers that see the same rows,
+    /// except in WAL mode, where a writer could commit between their transactions.
+    #[test]
+    fn a_big_table_is_read_by_two_readers_outside_wal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE BIG (A INTEGER, B TEXT, V TEXT, PRIMARY KEY (A, B));
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 150000)
+             INSERT INTO BIG SELECT i, 'x', 'v' FROM n;",
+        )
+        .unwrap();
+        let columns = vec![("A".to_owned(), Type::Int), ("B".to_owned(), Type::Text), ("V".to_owned(), Type::Text)];
+        let order = vec!["A".to_owned(), "B".to_owned()];
+        let scan = Scan { table: "BIG", columns: &columns, extra: &[], order_by: &order };
+        let two = |expect: bool| {
+            let src = SqliteSource::open(&path).unwrap();
+            let first = SqliteSource::connect(&path).unwrap();
+            first.execute_batch("BEGIN").unwrap();
+            let stored = storage_order(&first, &scan, &select_sql(Dialect::Sqlite, &scan)).unwrap();
+            assert_eq!((stored.first, stored.last), (1, 150_000));
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            assert_eq!(src.second_reader(&first, &scan, &stored).is_some(), expect && cores > 1);
+        };
+        two(true);
+        c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+        two(false);
+    }
+
     /// Which tables a scan reads as stored: only those whose rows are stored in key order and
     /// that SQLite would otherwise read through an index; under the rowid's free name.
     #[test]
@@ -2598,7 +2766,7 @@ mod tests {
         let read = |table: &str| {
             let columns = if table == "COVERED" { &columns } else { &with_v };
             let s = Scan { table, columns, extra: &[], order_by: &order };
-            storage_order_sql(&c, &s, &select_sql(Dialect::Sqlite, &s))
+            storage_order(&c, &s, &select_sql(Dialect::Sqlite, &s)).map(|o| o.sql())
         };
         assert_eq!(
             read("IN_ORDER").as_deref(),
