@@ -682,10 +682,12 @@ impl Source for SqliteSource {
         let conn = Self::connect(&self.path)?;
         // One snapshot for the order check and the scan; the connection's end ends it.
         conn.execute_batch("BEGIN").map_err(err)?;
+        let mut blocks_in_all = 1;
         let readers = match storage_order(&conn, s, &sql) {
             Some(stored) => match self.second_reader(&conn, s, &stored) {
                 Some(other) => {
                     let blocks = split_rowids(stored.first, stored.last, parallel_block(s.columns.len()));
+                    blocks_in_all = blocks.len();
                     let (even, odd) = blocks.iter().enumerate().partition::<Vec<_>, _>(|(i, _)| i % 2 == 0);
                     let ranges = |v: Vec<(usize, &(i64, i64))>| Some(v.into_iter().map(|(_, r)| *r).collect());
                     vec![(conn, stored.range_sql(), ranges(even)), (other, stored.range_sql(), ranges(odd))]
@@ -712,10 +714,10 @@ impl Source for SqliteSource {
                 rxs.push(rx);
                 backs.push(back_tx);
             }
-            // Block k comes from reader k mod n; a reader with no more blocks closes its channel.
+            // Block k comes from reader k mod n.
             let mut result = Ok(());
             let mut block = 0;
-            loop {
+            while block < blocks_in_all {
                 let i = block % rxs.len();
                 match rxs[i].recv() {
                     Ok(Ok(Batch { rows, used, last })) => {
@@ -732,14 +734,24 @@ impl Source for SqliteSource {
                         result = Err(e);
                         break;
                     }
-                    Err(_) => break,
+                    // A reader that ends before its blocks do must not pass for the table's end.
+                    Err(_) => {
+                        result = Err(q(format!("reading {}", s.table))(format!(
+                            "a reader thread stopped before block {} of {blocks_in_all}",
+                            block + 1
+                        )));
+                        break;
+                    }
                 }
             }
             drop(rxs);
             for h in handles {
                 match h {
                     Ok(h) => {
-                        let _ = h.join();
+                        if h.join().is_err() {
+                            result =
+                                result.and(Err(q(format!("reading {}", s.table))("a reader thread failed".into())));
+                        }
                     }
                     Err(e) => {
                         result = result.and(Err(q(format!("reading {}", s.table))(format!("no reader thread: {e}"))));
