@@ -204,6 +204,17 @@ for line in [
     "the mapping thread rather than on the writer's, the one the load waits for (order lines' load "
     "25 s to 17 s). SQLite→SQLite at scale 0.5 went from about 50 s to 25-28 s on this machine, run "
     "alone (in the benchmark, between the other loads, its three runs spread wider).",
+    "Reading v1 (2026-12-02): SQLite reads a table whose key is not its rowid (TPC-H's line items "
+    "and part suppliers) through the key's index, with a seek into the table for every row. When "
+    "one pass over the index alone shows the rows are stored in key order (line items: 0.2-0.7 s; "
+    "part suppliers are not, and the pass stops at once), the table is read as stored, in the same "
+    "read transaction. A big one is then read by two threads, alternate blocks of about 4 MiB of "
+    "rows, on two connections that see the same rows. `cutover-bench scan V1 tpch order_line`, "
+    "same build, runs alternated: through the index 7.3 s, as stored 5.0 s (one thread), two "
+    "threads a median of 3.5-3.9 s against 5.1 s for one, for 15-35 % more CPU. An earlier "
+    "measurement of reading as stored (2.95 s against 3.0 s) had found no gain; these were taken "
+    "side by side, several times. The blocks in flight cost memory: SQLite→SQLite's peak RSS went "
+    "from 239 to 275 MiB.",
 ]:
     md.append("- " + line)
 md.append("")
@@ -224,16 +235,15 @@ for line in [
     "mapping thread is idle a quarter of the time. The indexes take about 5.6 s after it. sqlite3's "
     "`CREATE TABLE AS SELECT` maps nothing, builds no index, checks nothing and writes a quarter of "
     "the bytes (the v1 file is 0.6 GB); 2× its time would leave about 9 s for all of that.",
-    "Final migration: it must read every v1 row again (v1 keeps no change log); the SQLite reader "
-    "decodes about 1 M rows/s (`cutover-bench scan V1 tpch order_line`: 3.0 s for 3 M order lines, "
-    "one core; in a final migration the reader thread spends 3.4 s of CPU, the mapping thread 2.4 s), "
-    "so reading v1 alone is about 12 % of a first migration. The overwrite preview runs "
-    "twice (once when the operator's acknowledgement is checked, once inside the run's own "
-    "transaction; about 0.5 s each, mostly a scan of the order lines' `xmin`), the recovery bundle "
-    "about 1 s, the upsert 1.2-1.6 s. 15 % would need v1 read about twice as fast.",
-    "Tried and measured, no gain, not kept: reading a SQLite table in rowid order when that order "
-    "is the key order, instead of through the key's index (2.95 s against 3.0 s, the check "
-    "included); a writer queue of 16 chunks instead of 4; `wal_compression` for the final's "
+    "Final migration: it must read every v1 row again (v1 keeps no change log). On this run's "
+    "machine (slower than the day before: the same first migration took 42.7 s against 32.2 s), "
+    "a final migration's own timings were: the order lines' scan 4.3-5.1 s (it was 5.5-6.1 s "
+    "with one reader through the index), the recovery bundle 1.2-1.6 s, the upsert of the "
+    "43,000 changed rows into a 3 M-row table 2.0-2.3 s (random pages of the table and its five "
+    "indexes, each page's first change after a checkpoint a full page in the WAL), and the "
+    "overwrite preview twice (once when the operator's acknowledgement is checked, once inside "
+    "the run's own transaction; about 0.5 s each). 15 % needs all of that under about 6.4 s here.",
+    "Tried and measured, no gain, not kept: a writer queue of 16 chunks instead of 4; `wal_compression` for the final's "
     "upsert (half the WAL bytes, no faster); a 16 KiB page size for a new SQLite v2 (31-34 s "
     "against 25-28 s); a smaller page cache for the whole SQLite load (a lower peak RSS, 1 s slower); "
     "reading the recovery bundle's rows with one `= ANY(array)` per 10,000 ids instead of `IN` lists "
@@ -242,7 +252,10 @@ for line in [
     md.append("- " + line)
 md.append("")
 md.append(
-    "The runs before this one gave these ratios: on 2026-12-01 (this machine) vs pgloader 1.26, vs "
+    "The runs before this one gave these ratios: earlier on 2026-12-02 (this machine, before v1 "
+    "was read as stored and by two threads) vs pgloader 1.19, vs `psql \\copy` 3.89, SQLite→SQLite "
+    "vs sqlite3 7.87, verify vs reladiff 6.19, final 0.22 of the first, peak RSS 239 MiB; "
+    "on 2026-12-01 (this machine) vs pgloader 1.26, vs "
     "`psql \\copy` 4.04, SQLite→SQLite vs sqlite3 10.44, verify vs reladiff 7.02, final 0.22 of the "
     "first, peak RSS 260 MiB; on 2026-11-26 (another machine of the same kind, about twice as fast) "
     "1.41, 4.06, 10.75, 6.79, 0.28 and 260 MiB. Before the first round of "
