@@ -682,22 +682,25 @@ impl Source for SqliteSource {
         let conn = Self::connect(&self.path)?;
         // One snapshot for the order check and the scan; the connection's end ends it.
         conn.execute_batch("BEGIN").map_err(err)?;
+        let block = parallel_block(s.columns.len());
         let mut blocks_in_all = 1;
+        // Each reader: its connection, its query, and the ranges of rowids it reads (`None`: all).
         let readers = match storage_order(&conn, s, &sql) {
-            Some(stored) => match self.second_reader(&conn, s, &stored) {
+            Some(stored) => match self.second_reader(&conn, s, &stored, block) {
                 Some(other) => {
-                    let blocks = split_rowids(stored.first, stored.last, parallel_block(s.columns.len()));
+                    let blocks: Vec<Option<(i64, i64)>> =
+                        split_rowids(stored.first, stored.last, block).into_iter().map(Some).collect();
                     blocks_in_all = blocks.len();
-                    let (even, odd) = blocks.iter().enumerate().partition::<Vec<_>, _>(|(i, _)| i % 2 == 0);
-                    let ranges = |v: Vec<(usize, &(i64, i64))>| Some(v.into_iter().map(|(_, r)| *r).collect());
-                    vec![(conn, stored.range_sql(), ranges(even)), (other, stored.range_sql(), ranges(odd))]
+                    let even = blocks.iter().step_by(2).copied().collect();
+                    let odd = blocks.iter().skip(1).step_by(2).copied().collect();
+                    vec![(conn, stored.range_sql(), even), (other, stored.range_sql(), odd)]
                 }
-                None => vec![(conn, stored.sql(), None)],
+                None => vec![(conn, stored.sql(), vec![None])],
             },
-            None => vec![(conn, sql, None)],
+            None => vec![(conn, sql, vec![None])],
         };
         // A reader runs a whole block ahead of the mapping when there are two.
-        let depth = if readers.len() > 1 { parallel_block(s.columns.len()) as usize / READ_BATCH + 1 } else { 4 };
+        let depth = if readers.len() > 1 { block as usize / READ_BATCH + 1 } else { 4 };
         std::thread::scope(|scope| {
             let mut rxs = Vec::new();
             let mut backs = Vec::new();
@@ -797,9 +800,10 @@ impl SqliteSource {
         first: &rusqlite::Connection,
         s: &Scan<'_>,
         stored: &StoredOrder,
+        block: i64,
     ) -> Option<rusqlite::Connection> {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let blocks = (stored.last - stored.first) / parallel_block(s.columns.len()) + 1;
+        let blocks = (stored.last - stored.first) / block + 1;
         if cores < 2 || blocks < 4 {
             return None;
         }
@@ -809,6 +813,7 @@ impl SqliteSource {
         }
         let other = Self::connect(&self.path).ok()?;
         other.execute_batch("BEGIN").ok()?;
+        // Its first read takes its shared lock, now, while `first` holds its own.
         let sql = format!("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT 1)", Dialect::Sqlite.ident(s.table));
         other.query_row(&sql, [], |r| r.get::<_, i64>(0)).ok()?;
         Some(other)
@@ -823,13 +828,13 @@ struct Batch {
     last: bool,
 }
 
-/// One reader's part of a scan: the rows of `sql` (for each range of rowids in `ranges`, or
-/// once), in batches down `tx`, each range's last batch flagged. Stops quietly when the
+/// One reader's part of a scan: the rows of `sql` for each range of rowids in `ranges` (`None`:
+/// the query has no range), in batches down `tx`, each range's last batch flagged. Stops quietly when the
 /// mapping side stopped: its error is the one reported.
 fn read_blocks(
     conn: &rusqlite::Connection,
     sql: &str,
-    ranges: Option<Vec<(i64, i64)>>,
+    ranges: Vec<Option<(i64, i64)>>,
     s: &Scan<'_>,
     tx: &mpsc::SyncSender<Result<Batch, ConnectorError>>,
     back_rx: &mpsc::Receiver<Vec<SourceRow>>,
@@ -838,7 +843,6 @@ fn read_blocks(
     let mut st = conn.prepare(sql).map_err(err)?;
     let n = s.columns.len();
     let fresh = || back_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(READ_BATCH));
-    let ranges: Vec<Option<(i64, i64)>> = ranges.map_or_else(|| vec![None], |r| r.into_iter().map(Some).collect());
     for range in ranges {
         let mut rows = match range {
             Some((lo, hi)) => st.query([lo, hi]),
@@ -2742,7 +2746,8 @@ mod tests {
             let stored = storage_order(&first, &scan, &select_sql(Dialect::Sqlite, &scan)).unwrap();
             assert_eq!((stored.first, stored.last), (1, 150_000));
             let cores = std::thread::available_parallelism().map_or(1, usize::from);
-            assert_eq!(src.second_reader(&first, &scan, &stored).is_some(), expect && cores > 1);
+            let block = parallel_block(scan.columns.len());
+            assert_eq!(src.second_reader(&first, &scan, &stored, block).is_some(), expect && cores > 1);
         };
         two(true);
         c.execute_batch("PRAGMA journal_mode = WAL").unwrap();

@@ -110,21 +110,28 @@ fn sources_list_count_and_scan_in_key_order() {
     }
 }
 
+/// A v1 SQLite file made by `sql`, in a folder that lives as long as the result, and the
+/// columns (`A` int, `B` text, `V` text) and key order (`A`, `B`) its tables are scanned with.
+fn abv_v1(sql: &str) -> (tempfile::TempDir, std::path::PathBuf, Vec<(String, Type)>, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    rusqlite::Connection::open(&path).unwrap().execute_batch(sql).unwrap();
+    let columns = vec![("A".to_owned(), Type::Int), ("B".to_owned(), Type::Text), ("V".to_owned(), Type::Text)];
+    (dir, path, columns, vec!["A".to_owned(), "B".to_owned()])
+}
+
 /// A SQLite scan comes in key order, duplicates of a key next to each other, however the
 /// table is stored: in key order or not, with a column named rowid, without a rowid.
 #[test]
 fn sqlite_scans_come_in_key_order_however_the_table_is_stored() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v1.db");
-    let c = rusqlite::Connection::open(&path).unwrap();
-    c.execute_batch(
+    let (_dir, path, columns, order) = abv_v1(
         "CREATE TABLE IN_ORDER (A INTEGER, B TEXT, V TEXT, PRIMARY KEY (A, B));
          CREATE TABLE SHUFFLED (A INTEGER, B TEXT, V TEXT, PRIMARY KEY (A, B));
          CREATE TABLE NO_KEY (A INTEGER, B TEXT, V TEXT);
          CREATE TABLE OWN_ROWID (rowid INTEGER, A INTEGER, B TEXT, V TEXT, PRIMARY KEY (A, B));
          CREATE TABLE CLUSTERED (A INTEGER, B TEXT, V TEXT, PRIMARY KEY (A, B)) WITHOUT ROWID;",
-    )
-    .unwrap();
+    );
+    let c = rusqlite::Connection::open(&path).unwrap();
     let keys: Vec<(i64, String)> = (0..300i64).flat_map(|a| ["x", "y"].map(|b| (a, b.to_owned()))).collect();
     // A fixed shuffle: every 7th key of the list, wrapping around.
     let shuffled: Vec<&(i64, String)> = (0..keys.len()).map(|i| &keys[(i * 7) % keys.len()]).collect();
@@ -150,8 +157,6 @@ fn sqlite_scans_come_in_key_order_however_the_table_is_stored() {
     }
     drop(c);
     let mut s = SourceConfig::Sqlite { path }.build().unwrap();
-    let columns = vec![("A".to_owned(), Type::Int), ("B".to_owned(), Type::Text), ("V".to_owned(), Type::Text)];
-    let order = vec!["A".to_owned(), "B".to_owned()];
     for table in ["IN_ORDER", "SHUFFLED", "NO_KEY", "OWN_ROWID", "CLUSTERED"] {
         let mut seen: Vec<(i64, String)> = Vec::new();
         s.scan(&Scan { table, columns: &columns, extra: &[], order_by: &order }, &mut |r| {
@@ -175,24 +180,17 @@ fn sqlite_scans_come_in_key_order_however_the_table_is_stored() {
 /// stops the readers and gets its own error back.
 #[test]
 fn a_big_sqlite_table_read_by_two_readers_comes_whole_and_in_key_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v1.db");
-    let c = rusqlite::Connection::open(&path).unwrap();
-    c.execute_batch(
+    let (_dir, path, columns, order) = abv_v1(
         "CREATE TABLE BIG (A INTEGER, B TEXT, V TEXT, PRIMARY KEY (A, B));
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000)
          INSERT INTO BIG SELECT i / 2, CASE i % 2 WHEN 0 THEN 'a' ELSE 'b' END, 'v' || i FROM n;
          DELETE FROM BIG WHERE rowid BETWEEN 40001 AND 130000;",
-    )
-    .unwrap();
-    drop(c);
+    );
     let expected: Vec<(i64, String, String)> = (1..=200_000i64)
         .filter(|i| !(40_001..=130_000).contains(i))
         .map(|i| (i / 2, if i % 2 == 0 { "a" } else { "b" }.to_owned(), format!("v{i}")))
         .collect();
     let mut s = SourceConfig::Sqlite { path }.build().unwrap();
-    let columns = vec![("A".to_owned(), Type::Int), ("B".to_owned(), Type::Text), ("V".to_owned(), Type::Text)];
-    let order = vec!["A".to_owned(), "B".to_owned()];
     let scan = Scan { table: "BIG", columns: &columns, extra: &[], order_by: &order };
     let mut seen = Vec::with_capacity(expected.len());
     s.scan(&scan, &mut |r| {
