@@ -211,6 +211,23 @@ pub struct SourceRow {
     pub values: Vec<Value>,
     /// Column index and what was wrong, when a value did not fit its declared type.
     pub bad: Option<(usize, String)>,
+    /// [`fingerprint`](crate::value::fingerprint) of `values`, taken by the thread that decoded
+    /// them while they are in its cache: a final migration keeps most records by this alone,
+    /// and the mapping thread then never reads their text.
+    fp: u64,
+}
+
+impl SourceRow {
+    /// A row of `values`, fingerprinted.
+    pub fn new(values: Vec<Value>, bad: Option<(usize, String)>) -> SourceRow {
+        let fp = crate::value::fingerprint(&values);
+        SourceRow { values, bad, fp }
+    }
+
+    /// The fingerprint of the row's values.
+    pub fn fingerprint(&self) -> u64 {
+        self.fp
+    }
 }
 
 /// A single-column foreign key: `table.column` references `parent.parent_column`.
@@ -527,7 +544,7 @@ pub(crate) fn finish_row(raw: Vec<Value>, cols: &[(String, Type)]) -> SourceRow 
             }
         })
         .collect();
-    SourceRow { values, bad }
+    SourceRow::new(values, bad)
 }
 
 pub(crate) fn select_sql(d: Dialect, s: &Scan<'_>) -> String {
@@ -853,7 +870,7 @@ fn read_blocks(
         let mut used = 0;
         while let Some(r) = rows.next().map_err(err)? {
             if used == batch.len() {
-                batch.push(SourceRow { values: Vec::with_capacity(n), bad: None });
+                batch.push(SourceRow { values: Vec::with_capacity(n), bad: None, fp: 0 });
             }
             let row = &mut batch[used];
             row.values.resize(n, Value::Null);
@@ -862,6 +879,7 @@ fn read_blocks(
                 fill_value(&mut row.values[i], r.get_ref(i).map_err(err)?);
             }
             coerce_row(row, s.columns);
+            row.fp = crate::value::fingerprint(&row.values);
             used += 1;
             if used == READ_BATCH {
                 if tx.send(Ok(Batch { rows: std::mem::replace(&mut batch, fresh()), used, last: false })).is_err() {

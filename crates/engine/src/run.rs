@@ -241,8 +241,8 @@ pub fn mapping_context(spec: &RunSpec<'_>, options: &[String]) -> u64 {
 /// The v1 fingerprint the row state keeps for a migrated record: its values under the mapping
 /// context, with the lowest bit saying whether it was migrated with a warning. A warned record
 /// is therefore never kept unmapped by a final migration, which must report its warning again.
-pub fn state_v1_fp(context: u64, values: &[Value], warned: bool) -> i64 {
-    (((crate::value::fingerprint(values) ^ context) & !1) | u64::from(warned)) as i64
+pub fn state_v1_fp(context: u64, row: &SourceRow, warned: bool) -> i64 {
+    (((row.fingerprint() ^ context) & !1) | u64::from(warned)) as i64
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -497,7 +497,7 @@ pub fn run_tapped(
                     && keepable
                     && row.bad.is_none()
                     && let Some(t) = target_ref.as_deref_mut()
-                    && t.keep_unchanged(&id, state_v1_fp(context, &row.values, false))
+                    && t.keep_unchanged(&id, state_v1_fp(context, row, false))
                 {
                     if let Some(m) = map.as_mut()
                         && let Some(k) = map_key(ent, &row.values, &key_buf)
@@ -555,7 +555,7 @@ pub fn run_tapped(
                                     table: &table_name,
                                     id,
                                     legacy_ref: &legacy_ref,
-                                    v1_fp: state_v1_fp(context, &row.values, !warnings.is_empty()),
+                                    v1_fp: state_v1_fp(context, row, !warnings.is_empty()),
                                     v2_fp: crate::value::fingerprint(stored) as i64,
                                     values: &stored[crate::value::KEY_COLUMNS..],
                                 })?;
