@@ -37,6 +37,13 @@ struct RunLease {
 /// What the engine thread gives back: the run's buckets and, for a final migration, its delta.
 type Done = (RunReport, Option<cutover_engine::delta::FinalReport>);
 
+/// What the engine thread waits for once the run is recorded.
+struct Go {
+    scope: cutover_core::plan::Scope,
+    account_name: String,
+    bundle_dir: std::path::PathBuf,
+}
+
 /// Ledger rows stored per transaction.
 const LEDGER_TX_ROWS: usize = 10_000;
 
@@ -107,12 +114,15 @@ impl App {
                     "the final migration overwrites what changed in v2: look at `cutover preview {key}` and pass --ack-overwrite PREVIEW_ID"
                 ))
             })?;
-            let current = self.preview(actor, key).await?;
-            if current.id != ack {
-                return Err(AppError::StalePreview { acknowledged: ack, current: current.id });
+            // A run that writes takes the preview in its own transaction, before it is
+            // recorded (see `run_leased`); a dry run has no transaction to take it in.
+            if req.dry_run {
+                let current = self.preview(actor, key).await?;
+                if current.id != ack {
+                    return Err(AppError::StalePreview { acknowledged: ack, current: current.id });
+                }
             }
-            // The preview the run overwrites against: exactly the one acknowledged.
-            Some(current)
+            Some(ack)
         } else {
             None
         };
@@ -193,14 +203,110 @@ impl App {
             SourceConfig,
             Option<TargetConfig>,
             Arc<cutover_engine::pack::Pack>,
-            Option<cutover_engine::preview::Preview>,
+            Option<String>,
         ),
         cancel: Arc<AtomicBool>,
     ) -> Result<MigrateOutcome> {
         let (source, target, pack, ack) = prepared;
-        let d = self
+        // The engine thread starts before the run is recorded. For a final migration that
+        // writes, it begins the run's transaction on v2 and takes the overwrite preview in it
+        // (the one the run overwrites against): a stale acknowledgement is refused here, with
+        // no run recorded, and the preview is taken once. It then waits for the run's number.
+        let (checked_tx, checked_rx) = tokio::sync::oneshot::channel::<std::result::Result<(), EngineError>>();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<Go>();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<LedgerRecord>>(4);
+        let progress = req.progress;
+        let account_key = key.to_string();
+        let engine = std::thread::Builder::new().name("engine".into()).spawn(
+            move || -> std::result::Result<Done, EngineError> {
+                let mut tgt = None;
+                let mut checked = None;
+                if let (Some(ack), Some(t)) = (&ack, &target) {
+                    let begun = t.build().map_err(EngineError::from).and_then(|mut t| {
+                        let p = cutover_engine::delta::final_begin(&pack, t.as_mut(), &account_key, ack)?;
+                        Ok((t, p))
+                    });
+                    match begun {
+                        Ok((t, p)) => (tgt, checked) = (Some(t), Some(p)),
+                        Err(e) => {
+                            let _ = checked_tx.send(Err(e));
+                            return Err(EngineError::Ledger("the final migration's preview check failed".into()));
+                        }
+                    }
+                }
+                let _ = checked_tx.send(Ok(()));
+                let Ok(go) = go_rx.recv() else {
+                    // The run was not recorded (a gate refused it): nothing of it may stay open.
+                    if let Some(t) = tgt.as_mut() {
+                        let _ = t.rollback();
+                    }
+                    return Err(EngineError::Ledger("the run was not started".into()));
+                };
+                let mut src = source.build()?;
+                if tgt.is_none() {
+                    tgt = target.map(|t| t.build()).transpose()?;
+                }
+                let spec = RunSpec {
+                    pack: &pack,
+                    account_key: &account_key,
+                    account_name: &go.account_name,
+                    included: &go.scope.included,
+                    cutoff: go.scope.cutoff,
+                    options: &go.scope.options,
+                    progress,
+                    cancel: Some(&cancel),
+                };
+                let mut ledger = |batch| {
+                    tx.blocking_send(batch)
+                        .map_err(|_| EngineError::Ledger("the store stopped taking the ledger".into()))
+                };
+                match (checked, tgt.as_deref_mut()) {
+                    (Some(p), Some(t)) => {
+                        let f = cutover_engine::delta::final_run_checked(
+                            &spec,
+                            src.as_mut(),
+                            t,
+                            p,
+                            &go.bundle_dir,
+                            &mut ledger,
+                        )?;
+                        Ok((f.run.clone(), Some(f)))
+                    }
+                    (_, t) => Ok((run(&spec, src.as_mut(), t.map(|t| t as &mut dyn Target), &mut ledger)?, None)),
+                }
+            },
+        );
+        let engine = engine.map_err(|e| AppError::Config(format!("cannot start the engine thread: {e}")))?;
+        // Until the run is recorded, an error here drops `go_tx`: the engine thread rolls back
+        // and ends, and is waited for.
+        let stop = |engine: std::thread::JoinHandle<_>| tokio::task::spawn_blocking(move || engine.join());
+        match checked_rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = stop(engine).await;
+                return Err(match e {
+                    EngineError::StalePreview { acknowledged, current } => {
+                        AppError::StalePreview { acknowledged, current }
+                    }
+                    e => AppError::Verify(e),
+                });
+            }
+            Err(_) => {
+                let _ = stop(engine).await;
+                return Err(AppError::Config("the migration engine stopped unexpectedly".into()));
+            }
+        }
+        let d = match self
             .execute(actor, key, Command::StartRun { kind: req.kind, reason: req.reason.clone(), dry_run: req.dry_run })
-            .await?;
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                drop(go_tx);
+                let _ = stop(engine).await;
+                return Err(e);
+            }
+        };
         let started =
             d.project.last_run().cloned().ok_or_else(|| AppError::Config("the run was not recorded".into()))?;
         let run_no = i64::from(started.id);
@@ -221,6 +327,8 @@ impl App {
             .await;
         if let Err(e) = inserted {
             // The lifecycle says a run started; it must not stay "running" for ever.
+            drop(go_tx);
+            let _ = stop(engine).await;
             let failed =
                 Command::FinishRun { run: started.id, outcome: RunOutcome::Failed, summary: Some(e.to_string()) };
             let _ = self.execute(actor, key, failed).await;
@@ -228,40 +336,12 @@ impl App {
         }
         tracing::info!(key = %key, run = run_no, kind = req.kind.as_str(), dry_run = req.dry_run, "run started");
 
-        let scope = d.project.scope.clone();
-        let (account_key, account_name) = (key.to_string(), d.project.org.to_string());
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<LedgerRecord>>(4);
-        let progress = req.progress;
         let bundle_dir = self.recovery_dir().join(key.as_str()).join(format!("run-{run_no}"));
-        let engine = std::thread::Builder::new().name("engine".into()).spawn(
-            move || -> std::result::Result<Done, EngineError> {
-                let mut src = source.build()?;
-                let mut tgt = target.map(|t| t.build()).transpose()?;
-                let spec = RunSpec {
-                    pack: &pack,
-                    account_key: &account_key,
-                    account_name: &account_name,
-                    included: &scope.included,
-                    cutoff: scope.cutoff,
-                    options: &scope.options,
-                    progress,
-                    cancel: Some(&cancel),
-                };
-                let mut ledger = |batch| {
-                    tx.blocking_send(batch)
-                        .map_err(|_| EngineError::Ledger("the store stopped taking the ledger".into()))
-                };
-                match (ack, tgt.as_deref_mut()) {
-                    (Some(p), Some(t)) => {
-                        let f =
-                            cutover_engine::delta::final_run(&spec, src.as_mut(), t, &p.id, &bundle_dir, &mut ledger)?;
-                        Ok((f.run.clone(), Some(f)))
-                    }
-                    (_, t) => Ok((run(&spec, src.as_mut(), t.map(|t| t as &mut dyn Target), &mut ledger)?, None)),
-                }
-            },
-        );
-        let engine = engine.map_err(|e| AppError::Config(format!("cannot start the engine thread: {e}")))?;
+        let go = Go { scope: d.project.scope.clone(), account_name: d.project.org.to_string(), bundle_dir };
+        if go_tx.send(go).is_err() {
+            // The engine thread ended already; joining it below reports why.
+            tracing::warn!(key = %key, run = run_no, "the engine thread ended before the run started");
+        }
         // Ledger batches are stored in transactions of up to LEDGER_TX_ROWS rows: fewer commits.
         let mut seq = 0i64;
         let mut store_err = None;

@@ -371,25 +371,48 @@ pub fn final_run(
     bundle_dir: &Path,
     ledger: &mut dyn FnMut(Vec<LedgerRecord>) -> Result<(), EngineError>,
 ) -> Result<FinalReport, EngineError> {
-    let account = account_uuid(spec.account_key);
-    let mut table_order: Vec<String> =
-        spec.pack.entities.iter().filter_map(|e| e.target.as_ref().map(|t| t.table.clone())).collect();
-    table_order.dedup();
+    let checked = final_begin(spec.pack, target, spec.account_key, acknowledged)?;
+    final_run_checked(spec, source, target, checked, bundle_dir, ledger)
+}
+
+/// The first half of [`final_run`]: begins the run's transaction and takes the overwrite
+/// preview inside it, which must be the acknowledged one. On success the transaction stays
+/// open for [`final_run_checked`]; on failure it is rolled back. A caller can so refuse a
+/// stale acknowledgement before it records a run, without taking the preview twice.
+pub fn final_begin(
+    pack: &crate::pack::Pack,
+    target: &mut dyn Target,
+    account_key: &str,
+    acknowledged: &str,
+) -> Result<Preview, EngineError> {
     target.begin_consistent()?;
     let checked = (|| -> Result<Preview, EngineError> {
-        let p = preview(spec.pack, target, spec.account_key)?;
+        let p = preview(pack, target, account_key)?;
         if p.id != acknowledged {
             return Err(EngineError::StalePreview { acknowledged: acknowledged.to_owned(), current: p.id });
         }
         Ok(p)
     })();
-    let p = match checked {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = target.rollback();
-            return Err(e);
-        }
-    };
+    if checked.is_err() {
+        let _ = target.rollback();
+    }
+    checked
+}
+
+/// The second half of [`final_run`], in the transaction [`final_begin`] left open on `target`
+/// with the preview `p` it checked.
+pub fn final_run_checked(
+    spec: &RunSpec<'_>,
+    source: &mut dyn Source,
+    target: &mut dyn Target,
+    p: Preview,
+    bundle_dir: &Path,
+    ledger: &mut dyn FnMut(Vec<LedgerRecord>) -> Result<(), EngineError>,
+) -> Result<FinalReport, EngineError> {
+    let account = account_uuid(spec.account_key);
+    let mut table_order: Vec<String> =
+        spec.pack.entities.iter().filter_map(|e| e.target.as_ref().map(|t| t.table.clone())).collect();
+    table_order.dedup();
     // The new generation of the row state: one above the newest.
     let mut newest = 0;
     for t in &table_order {
