@@ -199,12 +199,7 @@ impl App {
         actor: &User,
         key: &ProjectKey,
         req: &MigrateRequest,
-        prepared: (
-            SourceConfig,
-            Option<TargetConfig>,
-            Arc<cutover_engine::pack::Pack>,
-            Option<String>,
-        ),
+        prepared: (SourceConfig, Option<TargetConfig>, Arc<cutover_engine::pack::Pack>, Option<String>),
         cancel: Arc<AtomicBool>,
     ) -> Result<MigrateOutcome> {
         let (source, target, pack, ack) = prepared;

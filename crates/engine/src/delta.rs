@@ -273,6 +273,64 @@ impl Target for DeltaTarget<'_> {
     }
 }
 
+/// A line of the recovery bundle's `rows.jsonl`, written as it is serialized: a final
+/// migration can save tens of thousands of rows, and building a JSON tree of each first cost
+/// more than reading them. Fields in name order, like the objects serde_json builds.
+#[derive(Serialize)]
+struct BundleLine<'a> {
+    action: &'a str,
+    id: Uuid,
+    legacy_ref: &'a str,
+    reason: &'a str,
+    table: &'a str,
+    values: LineValues<'a>,
+}
+
+/// A bundle line's row: as read from v2 (an object of its columns in name order, each value
+/// as [`Value::to_json_exact`] gives it), as the preview saw it, or `null` when it was gone.
+enum LineValues<'a> {
+    Row { cols: &'a [(String, Type)], by_name: &'a [usize], row: &'a [Value] },
+    Json(&'a serde_json::Map<String, serde_json::Value>),
+    Missing,
+}
+
+impl Serialize for LineValues<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            LineValues::Row { cols, by_name, row } => {
+                let mut m = s.serialize_map(Some(by_name.len()))?;
+                for &i in *by_name {
+                    m.serialize_entry(&cols[i].0, &Exact(row.get(i).unwrap_or(&Value::Null)))?;
+                }
+                m.end()
+            }
+            LineValues::Json(map) => map.serialize(s),
+            LineValues::Missing => s.serialize_unit(),
+        }
+    }
+}
+
+/// A value serialized as [`Value::to_json_exact`] gives it, without building it.
+struct Exact<'a>(&'a Value);
+
+impl Serialize for Exact<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Null => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Int(i) => s.serialize_i64(*i),
+            // As serde_json's numbers: a value JSON cannot hold is null.
+            Value::Float(f) if f.is_finite() => s.serialize_f64(*f),
+            Value::Float(_) => s.serialize_unit(),
+            Value::Text(t) => s.serialize_str(t),
+            Value::Date(d) => s.collect_str(d),
+            Value::Uuid(u) => s.collect_str(&u.hyphenated()),
+            Value::Bytes(_) => self.0.to_json_exact().serialize(s),
+        }
+    }
+}
+
 impl DeltaTarget<'_> {
     /// Saves, before anything is written, every row the commit will overwrite or delete, as it
     /// is in v2 now: read from v2 by id, or taken from the preview for rows that drifted (a row
@@ -287,6 +345,7 @@ impl DeltaTarget<'_> {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&rows_path)?);
         let mut h = Sha256::new();
         let (mut overwritten, mut deleted) = (0u64, 0u64);
+        let mut line_buf = Vec::new();
         let why = |drift: Option<ChangeKind>, v1_gone: bool| -> &'static str {
             match (drift, v1_gone) {
                 (Some(ChangeKind::Created), _) => "created in v2",
@@ -305,37 +364,45 @@ impl DeltaTarget<'_> {
                 }
                 // The rows that did not drift are in v2 as loaded: read them as they are.
                 let cols = crate::preview::target_columns(self.pack, table);
+                // Their columns by name, the order a JSON object of them has.
+                let mut by_name: Vec<usize> = (0..cols.len()).collect();
+                by_name.sort_by(|&a, &b| cols[a].0.cmp(&cols[b].0));
                 let plain: Vec<Uuid> = ids.iter().filter(|id| !self.drifted.contains_key(id)).copied().collect();
-                let mut now: HashMap<Uuid, (String, serde_json::Map<String, serde_json::Value>)> = HashMap::new();
+                let mut now: HashMap<Uuid, Vec<Value>> = HashMap::with_capacity(plain.len());
                 for part in plain.chunks(10_000) {
                     for row in self.inner.read_rows_by_id(table, &cols, self.account, part)? {
-                        let (Some(Value::Uuid(id)), Some(Value::Text(legacy))) = (row.first(), row.get(2)) else {
-                            continue;
-                        };
-                        let obj = cols.iter().map(|c| c.0.clone()).zip(row.iter().map(Value::to_json_exact)).collect();
-                        now.insert(*id, (legacy.clone(), obj));
+                        if let (Some(Value::Uuid(id)), Some(Value::Text(_))) = (row.first(), row.get(2)) {
+                            now.insert(*id, row);
+                        }
                     }
                 }
                 for id in ids {
                     let drift = self.drifted.get(&id);
-                    let (legacy, values) = match drift {
-                        Some(d) => (d.legacy_ref.clone(), serde_json::Value::Object(d.values.clone())),
-                        None => now.remove(&id).map_or((String::new(), serde_json::Value::Null), |(l, o)| {
-                            (l, serde_json::Value::Object(o))
-                        }),
+                    let row = if drift.is_none() { now.remove(&id) } else { None };
+                    let (legacy_ref, values) = match (drift, &row) {
+                        (Some(d), _) => (d.legacy_ref.as_str(), LineValues::Json(&d.values)),
+                        (None, Some(r)) => (
+                            match r.get(2) {
+                                Some(Value::Text(l)) => l.as_str(),
+                                _ => "",
+                            },
+                            LineValues::Row { cols: &cols, by_name: &by_name, row: r },
+                        ),
+                        (None, None) => ("", LineValues::Missing),
                     };
-                    let line = serde_json::json!({
-                        "action": action,
-                        "reason": why(drift.map(|d| d.kind), action == "deleted"),
-                        "table": table,
-                        "id": id,
-                        "legacy_ref": legacy,
-                        "values": values,
-                    })
-                    .to_string();
-                    h.update(line.as_bytes());
-                    h.update(b"\n");
-                    writeln!(f, "{line}")?;
+                    let line = BundleLine {
+                        action,
+                        id,
+                        legacy_ref,
+                        reason: why(drift.map(|d| d.kind), action == "deleted"),
+                        table,
+                        values,
+                    };
+                    line_buf.clear();
+                    serde_json::to_writer(&mut line_buf, &line)?;
+                    line_buf.push(b'\n');
+                    h.update(&line_buf);
+                    f.write_all(&line_buf)?;
                     if action == "deleted" {
                         deleted += 1;
                     } else {
@@ -456,4 +523,60 @@ pub fn final_run_checked(
     let bundle =
         delta.bundle.take().ok_or_else(|| EngineError::Ledger("the recovery bundle was not written".into()))?;
     Ok(FinalReport { run: report, tables: delta.counts, bundle })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bundle's lines are written without building a JSON tree: they must be the bytes
+    /// the tree would give, so that a bundle reads the same whichever way it was written.
+    #[test]
+    fn bundle_lines_are_the_json_a_tree_of_them_gives() {
+        let date = time::Date::from_calendar_date(1995, time::Month::March, 19).unwrap();
+        let values = vec![
+            Value::Uuid(Uuid::from_u128(7)),
+            Value::Null,
+            Value::Bool(true),
+            Value::Int(-42),
+            Value::Float(2.5),
+            Value::Float(1e300),
+            Value::Float(f64::NAN),
+            Value::Text("quote \" back\\slash\nnew line, ünïcødé".into()),
+            Value::Date(date),
+            Value::Bytes(vec![0, 255, 16]),
+        ];
+        // Columns not in name order, as a v2 table's are.
+        let cols: Vec<(String, Type)> = ["id", "zeta", "bool", "int", "float", "big", "nan", "text", "date", "bytes"]
+            .iter()
+            .map(|c| ((*c).to_owned(), Type::Text))
+            .collect();
+        let mut by_name: Vec<usize> = (0..cols.len()).collect();
+        by_name.sort_by(|&a, &b| cols[a].0.cmp(&cols[b].0));
+        let id = Uuid::from_u128(7);
+        let line = BundleLine {
+            action: "overwritten",
+            id,
+            legacy_ref: "LINEITEM:1/1",
+            reason: "its v1 record changed",
+            table: "order_line",
+            values: LineValues::Row { cols: &cols, by_name: &by_name, row: &values },
+        };
+        let obj: serde_json::Map<String, serde_json::Value> =
+            cols.iter().map(|c| c.0.clone()).zip(values.iter().map(Value::to_json_exact)).collect();
+        let tree = serde_json::json!({
+            "action": "overwritten",
+            "reason": "its v1 record changed",
+            "table": "order_line",
+            "id": id,
+            "legacy_ref": "LINEITEM:1/1",
+            "values": obj,
+        });
+        assert_eq!(serde_json::to_string(&line).unwrap(), tree.to_string());
+        for v in &values {
+            assert_eq!(serde_json::to_string(&Exact(v)).unwrap(), v.to_json_exact().to_string(), "{v:?}");
+        }
+        let gone = BundleLine { values: LineValues::Missing, legacy_ref: "", ..line };
+        assert!(serde_json::to_string(&gone).unwrap().ends_with(r#""values":null}"#));
+    }
 }
