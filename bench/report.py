@@ -215,6 +215,14 @@ for line in [
     "measurement of reading as stored (2.95 s against 3.0 s) had found no gain; these were taken "
     "side by side, several times. The blocks in flight cost memory: SQLite→SQLite's peak RSS went "
     "from 239 to 275 MiB.",
+    "Final migration (2026-12-02, later): the reader thread fingerprints each row as it decodes it, "
+    "while its values are in its cache; the mapping thread keeps an unchanged record by that "
+    "fingerprint and never reads its text (the order lines' pass was shorter in all 7 alternating "
+    "pairs of replays, by 4-13 %, one pair 33 %; in a profile the mapping thread had spent a fifth of its time copying values it had "
+    "not touched yet into the fingerprint's buffer). The overwrite preview is taken once, by the "
+    "engine thread in the run's own transaction before the run is recorded; the app took it a "
+    "second time before (about 0.5 s). The recovery bundle's lines are serialized as they are "
+    "written, without a JSON tree per row: the same bytes, 0.8 s against 1.2-1.6 s in the same hour.",
 ]:
     md.append("- " + line)
 md.append("")
@@ -235,25 +243,31 @@ for line in [
     "mapping thread is idle a quarter of the time. The indexes take about 5.6 s after it. sqlite3's "
     "`CREATE TABLE AS SELECT` maps nothing, builds no index, checks nothing and writes a quarter of "
     "the bytes (the v1 file is 0.6 GB); 2× its time would leave about 9 s for all of that.",
-    "Final migration: it must read every v1 row again (v1 keeps no change log). On this run's "
-    "machine (slower than the day before: the same first migration took 42.7 s against 32.2 s), "
-    "a final migration's own timings were: the order lines' scan 4.3-5.1 s (it was 5.5-6.1 s "
-    "with one reader through the index), the recovery bundle 1.2-1.6 s, the upsert of the "
-    "43,000 changed rows into a 3 M-row table 2.0-2.3 s (random pages of the table and its five "
-    "indexes, each page's first change after a checkpoint a full page in the WAL), and the "
-    "overwrite preview twice (once when the operator's acknowledgement is checked, once inside "
-    "the run's own transaction; about 0.5 s each). 15 % needs all of that under about 6.4 s here.",
+    "Final migration: it must read every v1 row again (v1 keeps no change log). Its own timings "
+    "in replays of this run's final migration on this machine, the same hour: the tables before "
+    "the order lines 1.0-1.3 s (orders: the mapping thread, which keeps 750,000 keys for the order "
+    "lines' lookups, is what the pass waits for), the order lines' pass 2.5-3.0 s (two reader "
+    "threads, both cores busy: decoding SQLite records is most of it), the recovery bundle about "
+    "0.8 s (half of it PostgreSQL reading 43,000 rows from random pages of an 808 MB table), the "
+    "upsert of the 43,000 changed rows 0.9-1.1 s (PostgreSQL's own time, most of it WAL: each "
+    "page's first change after a checkpoint is a full page), the preview in the run's transaction "
+    "0.45 s, and starting, the row state and the commit the rest. 15 % of this run's first "
+    "migration is 5.5 s; the final took 7.0-7.9 s.",
     "Tried and measured, no gain, not kept: a writer queue of 16 chunks instead of 4; `wal_compression` for the final's "
     "upsert (half the WAL bytes, no faster); a 16 KiB page size for a new SQLite v2 (31-34 s "
     "against 25-28 s); a smaller page cache for the whole SQLite load (a lower peak RSS, 1 s slower); "
     "reading the recovery bundle's rows with one `= ANY(array)` per 10,000 ids instead of `IN` lists "
-    "of 1,000 (0.14 s against 0.17 s per 10,000 rows, not worth a change).",
+    "of 1,000 (0.14 s against 0.17 s per 10,000 rows, not worth a change); two reader threads for "
+    "a table keyed by its rowid (TPC-H's orders): reading is not what its pass waits for (750,000 "
+    "orders read alone in 0.32-0.38 s with one thread, 0.34-0.40 s with two, for 60 % more CPU).",
 ]:
     md.append("- " + line)
 md.append("")
 md.append(
-    "The runs before this one gave these ratios: earlier on 2026-12-02 (this machine, before v1 "
-    "was read as stored and by two threads) vs pgloader 1.19, vs `psql \\copy` 3.89, SQLite→SQLite "
+    "The runs before this one gave these ratios: earlier on 2026-12-02 (this machine, before the "
+    "final migration's changes above) vs pgloader 1.05, vs `psql \\copy` 3.94, SQLite→SQLite vs "
+    "sqlite3 7.83, verify vs reladiff 7.11, final 0.21 of the first, peak RSS 275 MiB; before that "
+    "on 2026-12-02 (before v1 was read as stored and by two threads) vs pgloader 1.19, vs `psql \\copy` 3.89, SQLite→SQLite "
     "vs sqlite3 7.87, verify vs reladiff 6.19, final 0.22 of the first, peak RSS 239 MiB; "
     "on 2026-12-01 (this machine) vs pgloader 1.26, vs "
     "`psql \\copy` 4.04, SQLite→SQLite vs sqlite3 10.44, verify vs reladiff 7.02, final 0.22 of the "
