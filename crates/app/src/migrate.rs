@@ -225,7 +225,7 @@ impl App {
                         Ok((t, p)) => (tgt, checked) = (Some(t), Some(p)),
                         Err(e) => {
                             let _ = checked_tx.send(Err(e));
-                            return Err(EngineError::Ledger("the final migration's preview check failed".into()));
+                            return Err(EngineError::Cancelled("the final migration's preview check failed".into()));
                         }
                     }
                 }
@@ -235,7 +235,7 @@ impl App {
                     if let Some(t) = tgt.as_mut() {
                         let _ = t.rollback();
                     }
-                    return Err(EngineError::Ledger("the run was not started".into()));
+                    return Err(EngineError::Cancelled("the run was not started".into()));
                 };
                 let mut src = source.build()?;
                 if tgt.is_none() {
