@@ -694,7 +694,8 @@ impl Source for SqliteSource {
         // bounded channels keep memory bounded whatever the table's size. Batches come back
         // once mapped, and their reader fills the same rows again: their strings keep their
         // buffers, so a row costs no allocation and no free on the other thread.
-        let err = |e: rusqlite::Error| q(format!("reading {}", s.table))(e.to_string());
+        let reading = |why: String| q(format!("reading {}", s.table))(why);
+        let err = |e: rusqlite::Error| reading(e.to_string());
         let sql = select_sql(Dialect::Sqlite, s);
         let conn = Self::connect(&self.path)?;
         // One snapshot for the order check and the scan; the connection's end ends it.
@@ -703,17 +704,18 @@ impl Source for SqliteSource {
         let mut blocks_in_all = 1;
         // Each reader: its connection, its query, and the ranges of rowids it reads (`None`: all).
         let readers = match storage_order(&conn, s, &sql) {
-            Some(stored) => match self.second_reader(&conn, s, &stored, block) {
-                Some(other) => {
-                    let blocks: Vec<Option<(i64, i64)>> =
-                        split_rowids(stored.first, stored.last, block).into_iter().map(Some).collect();
-                    blocks_in_all = blocks.len();
-                    let even = blocks.iter().step_by(2).copied().collect();
-                    let odd = blocks.iter().skip(1).step_by(2).copied().collect();
-                    vec![(conn, stored.range_sql(), even), (other, stored.range_sql(), odd)]
+            Some(stored) => {
+                let blocks = split_rowids(stored.first, stored.last, block);
+                match self.second_reader(&conn, s, blocks.len()) {
+                    Some(other) => {
+                        blocks_in_all = blocks.len();
+                        let even = blocks.iter().step_by(2).copied().map(Some).collect();
+                        let odd = blocks.iter().skip(1).step_by(2).copied().map(Some).collect();
+                        vec![(conn, stored.range_sql(), even), (other, stored.range_sql(), odd)]
+                    }
+                    None => vec![(conn, stored.sql(), vec![None])],
                 }
-                None => vec![(conn, stored.sql(), vec![None])],
-            },
+            }
             None => vec![(conn, sql, vec![None])],
         };
         // A reader runs a whole block ahead of the mapping when there are two.
@@ -756,7 +758,7 @@ impl Source for SqliteSource {
                     }
                     // A reader that ends before its blocks do must not pass for the table's end.
                     Err(_) => {
-                        result = Err(q(format!("reading {}", s.table))(format!(
+                        result = Err(reading(format!(
                             "a reader thread stopped before block {} of {blocks_in_all}",
                             block + 1
                         )));
@@ -769,12 +771,11 @@ impl Source for SqliteSource {
                 match h {
                     Ok(h) => {
                         if h.join().is_err() {
-                            result =
-                                result.and(Err(q(format!("reading {}", s.table))("a reader thread failed".into())));
+                            result = result.and(Err(reading("a reader thread failed".into())));
                         }
                     }
                     Err(e) => {
-                        result = result.and(Err(q(format!("reading {}", s.table))(format!("no reader thread: {e}"))));
+                        result = result.and(Err(reading(format!("no reader thread: {e}"))));
                     }
                 }
             }
@@ -806,21 +807,15 @@ fn split_rowids(first: i64, last: i64, block: i64) -> Vec<(i64, i64)> {
 }
 
 impl SqliteSource {
-    /// A second connection that sees exactly the rows `first` sees, for a table big enough to
-    /// split between two reader threads on a machine with two cores or more; or `None`.
+    /// A second connection that sees exactly the rows `first` sees, for a table of `blocks`
+    /// blocks, enough to split between two reader threads on a machine with two cores or more;
+    /// or `None`.
     ///
     /// `first` holds its read transaction's shared lock: in SQLite's rollback-journal modes no
     /// writer can commit until it lets go, so a transaction the second connection starts now
     /// reads the same database. In WAL mode a writer can, so the scan keeps one reader there.
-    fn second_reader(
-        &self,
-        first: &rusqlite::Connection,
-        s: &Scan<'_>,
-        stored: &StoredOrder,
-        block: i64,
-    ) -> Option<rusqlite::Connection> {
+    fn second_reader(&self, first: &rusqlite::Connection, s: &Scan<'_>, blocks: usize) -> Option<rusqlite::Connection> {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let blocks = (stored.last - stored.first) / block + 1;
         if cores < 2 || blocks < 4 {
             return None;
         }
@@ -2764,8 +2759,8 @@ mod tests {
             let stored = storage_order(&first, &scan, &select_sql(Dialect::Sqlite, &scan)).unwrap();
             assert_eq!((stored.first, stored.last), (1, 150_000));
             let cores = std::thread::available_parallelism().map_or(1, usize::from);
-            let block = parallel_block(scan.columns.len());
-            assert_eq!(src.second_reader(&first, &scan, &stored, block).is_some(), expect && cores > 1);
+            let blocks = split_rowids(stored.first, stored.last, parallel_block(scan.columns.len())).len();
+            assert_eq!(src.second_reader(&first, &scan, blocks).is_some(), expect && cores > 1);
         };
         two(true);
         c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
