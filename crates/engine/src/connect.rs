@@ -269,6 +269,18 @@ pub trait Source: Send {
     ) -> Result<(), ConnectorError>;
 }
 
+/// Reads rows by id, as [`Target::read_rows_by_id`] does, on a connection of its own.
+pub trait RowsById: Send {
+    /// Reads the rows of a table with the given ids (`id` and `account_id` columns), ordered by the first column.
+    fn read_rows_by_id(
+        &mut self,
+        table: &str,
+        columns: &[(String, Type)],
+        account: Uuid,
+        ids: &[Uuid],
+    ) -> Result<Vec<Vec<Value>>, ConnectorError>;
+}
+
 /// A v2 database.
 pub trait Target: Send {
     /// The SQL dialect.
@@ -432,6 +444,13 @@ pub trait Target: Send {
     ) -> Result<Vec<Vec<Value>>, ConnectorError> {
         let _ = (columns, account, ids);
         Err(q(format!("reading {table} by id"))("not supported by this target".into()))
+    }
+    /// A second connection that sees v2 as this target's transaction (begun with
+    /// [`Target::begin_consistent`]) saw it when it began, none of its writes included: work
+    /// that reads the old rows can then run beside the transaction's own writes. `None` where
+    /// the target has no such thing (SQLite); callers read through the target first instead.
+    fn snapshot_reader(&mut self) -> Result<Option<Box<dyn RowsById>>, ConnectorError> {
+        Ok(None)
     }
     /// Reads rows of a table (`WHERE account_id = id` when given), ordered by the first column.
     fn read_rows(
@@ -1646,6 +1665,102 @@ impl PgSource {
     }
 }
 
+/// Runs a query (with `$1` bound to `id` when given) and gives its rows as values of `cols`' types.
+async fn pg_read(
+    conn: &mut sqlx::PgConnection,
+    sql: &str,
+    cols: &[(String, Type)],
+    id: Option<Uuid>,
+) -> Result<Vec<Vec<Value>>, ConnectorError> {
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
+    if let Some(id) = id {
+        query = query.bind(id);
+    }
+    let rows = query.fetch_all(conn).await.map_err(|e| q(sql)(e.to_string()))?;
+    rows.iter()
+        .map(|r| {
+            (0..cols.len())
+                .map(|i| {
+                    let v = pg_value(r, i).map_err(|e| q(sql)(e.to_string()))?;
+                    coerce(v, cols[i].1).map_err(|e| q(format!("{}: {e}", cols[i].0))(String::new()))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect()
+}
+
+/// The queries reading rows of an account by id, a thousand ids each.
+fn rows_by_id_sql(table: &str, columns: &[(String, Type)], ids: &[Uuid]) -> Vec<String> {
+    let d = Dialect::Postgres;
+    let cols: Vec<String> = columns.iter().map(|(c, _)| d.ident(c)).collect();
+    ids.chunks(1000)
+        .map(|chunk| {
+            format!(
+                "SELECT {} FROM {} WHERE account_id = $1 AND id IN ({}) ORDER BY 1",
+                cols.join(", "),
+                d.ident(table),
+                id_list(chunk)
+            )
+        })
+        .collect()
+}
+
+/// A read-only connection to a PostgreSQL v2 in the snapshot another transaction exported:
+/// the old rows, while that transaction writes. See [`Target::snapshot_reader`].
+#[derive(Debug)]
+struct PgSnapshotReader {
+    rt: tokio::runtime::Runtime,
+    /// Taken when it is closed.
+    conn: Option<sqlx::PgConnection>,
+}
+
+impl PgSnapshotReader {
+    fn open(url: &str, snapshot: &str) -> Result<Self, ConnectorError> {
+        // An exported snapshot's id is hex digits and dashes; anything else is not one.
+        if snapshot.is_empty() || !snapshot.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(q("SET TRANSACTION SNAPSHOT")(format!("not a snapshot id: {snapshot:?}")));
+        }
+        let rt = runtime()?;
+        let mut conn = rt
+            .block_on(sqlx::PgConnection::connect(url))
+            .map_err(|e| ConnectorError::Open { what: masked(url), reason: e.to_string() })?;
+        for sql in
+            ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", &format!("SET TRANSACTION SNAPSHOT '{snapshot}'")]
+        {
+            rt.block_on(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut conn))
+                .map_err(|e| q(sql)(e.to_string()))?;
+        }
+        Ok(Self { rt, conn: Some(conn) })
+    }
+}
+
+impl Drop for PgSnapshotReader {
+    fn drop(&mut self) {
+        // Ends its read-only transaction properly rather than leave the server a dropped socket.
+        if let Some(conn) = self.conn.take() {
+            let _ = self.rt.block_on(conn.close());
+        }
+    }
+}
+
+impl RowsById for PgSnapshotReader {
+    fn read_rows_by_id(
+        &mut self,
+        table: &str,
+        columns: &[(String, Type)],
+        account: Uuid,
+        ids: &[Uuid],
+    ) -> Result<Vec<Vec<Value>>, ConnectorError> {
+        let conn =
+            self.conn.as_mut().ok_or_else(|| q(format!("reading {table} by id"))("the connection is closed".into()))?;
+        let mut out = Vec::with_capacity(ids.len());
+        for sql in rows_by_id_sql(table, columns, ids) {
+            out.extend(self.rt.block_on(pg_read(conn, &sql, columns, Some(account)))?);
+        }
+        Ok(out)
+    }
+}
+
 fn pg_value(r: &sqlx::postgres::PgRow, i: usize) -> Result<Value, sqlx::Error> {
     let ty = r.column(i).type_info().name().to_ascii_uppercase();
     Ok(match ty.as_str() {
@@ -1771,9 +1886,22 @@ pub struct PgTarget {
     binary: Option<Vec<PgType>>,
     /// Whether this transaction wrote row state.
     state_written: bool,
+    /// Where it is connected, for a second connection ([`Target::snapshot_reader`]).
+    url: SecretUrl,
+    /// Whether the transaction sees one snapshot throughout (REPEATABLE READ).
+    repeatable: bool,
     /// Tables emptied by this transaction (TRUNCATE): COPY loads them frozen, so nobody has to
     /// set their rows' hint bits (and write every page again) on first read.
     frozen: Vec<String>,
+}
+
+/// A connection URL, which may hold a password: shown masked.
+struct SecretUrl(String);
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&masked(&self.0))
+    }
 }
 
 /// The row-state table's column types, as [`state::ddl`] creates them.
@@ -1848,26 +1976,7 @@ impl PgTarget {
                             let _ = reply.send(r);
                         }
                         PgJob::Read(sql, cols, id, reply) => {
-                            let r = rt.block_on(async {
-                                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
-                                if let Some(id) = id {
-                                    query = query.bind(id);
-                                }
-                                let rows =
-                                    query.fetch_all(&mut conn).await.map_err(|e| q(sql.clone())(e.to_string()))?;
-                                rows.iter()
-                                    .map(|r| {
-                                        (0..cols.len())
-                                            .map(|i| {
-                                                let v = pg_value(r, i).map_err(|e| q(sql.clone())(e.to_string()))?;
-                                                coerce(v, cols[i].1)
-                                                    .map_err(|e| q(format!("{}: {e}", cols[i].0))(String::new()))
-                                            })
-                                            .collect::<Result<Vec<_>, _>>()
-                                    })
-                                    .collect()
-                            });
-                            let _ = reply.send(r);
+                            let _ = reply.send(rt.block_on(pg_read(&mut conn, &sql, &cols, id)));
                         }
                         PgJob::CopyOut(sql, types, reply) => {
                             rt.block_on(async {
@@ -1962,6 +2071,8 @@ impl PgTarget {
             deferred: Vec::new(),
             binary: None,
             state_written: false,
+            url: SecretUrl(url.to_owned()),
+            repeatable: false,
         })
     }
 
@@ -2620,21 +2731,25 @@ impl Target for PgTarget {
         account: Uuid,
         ids: &[Uuid],
     ) -> Result<Vec<Vec<Value>>, ConnectorError> {
-        let d = Dialect::Postgres;
-        let cols: Vec<String> = columns.iter().map(|(c, _)| d.ident(c)).collect();
         let mut out = Vec::new();
-        for chunk in ids.chunks(1000) {
-            let sql = format!(
-                "SELECT {} FROM {} WHERE account_id = $1 AND id IN ({}) ORDER BY 1",
-                cols.join(", "),
-                d.ident(table),
-                id_list(chunk)
-            );
+        for sql in rows_by_id_sql(table, columns, ids) {
             let (tx, rx) = mpsc::channel();
             self.send(PgJob::Read(sql.clone(), columns.to_vec(), Some(account), tx))?;
             out.extend(rx.recv().map_err(|_| q(sql)("the writer thread stopped".into()))??);
         }
         Ok(out)
+    }
+    fn snapshot_reader(&mut self) -> Result<Option<Box<dyn RowsById>>, ConnectorError> {
+        // Only a transaction with one snapshot throughout has a snapshot that is the old v2.
+        if !(self.in_tx && self.repeatable) {
+            return Ok(None);
+        }
+        // The exported snapshot lists this transaction as running: its writes stay unseen.
+        let r = self.query("SELECT pg_export_snapshot()", &[("snapshot".to_owned(), Type::Text)], None)?;
+        let Some(Value::Text(id)) = r.first().and_then(|r| r.first()) else {
+            return Err(q("SELECT pg_export_snapshot()")("no snapshot id".into()));
+        };
+        Ok(Some(Box::new(PgSnapshotReader::open(&self.url.0, id)?)))
     }
     fn scan_rows(
         &mut self,
@@ -2676,6 +2791,7 @@ impl PgTarget {
         self.frozen.clear();
         self.exec(begin, None)?;
         self.in_tx = true;
+        self.repeatable = begin.contains("REPEATABLE READ");
         let xid = self.query("SELECT txid_current()::bigint", &[("xid".to_owned(), Type::Int)], None)?;
         self.xid = match xid.first().and_then(|r| r.first()) {
             Some(Value::Int(x)) => *x,

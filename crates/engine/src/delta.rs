@@ -1,7 +1,8 @@
 //! The final migration: re-read v1 through the mapping and change v2 in place. It writes only
 //! rows whose v1 record changed, rows that drifted in v2, and new ones; it deletes rows whose
-//! v1 source is gone and rows created in v2. Everything it overwrites or deletes is first saved
-//! to a recovery bundle.
+//! v1 source is gone and rows created in v2. Everything it overwrites or deletes is saved to a
+//! recovery bundle, on disk before the run's transaction commits (on PostgreSQL the bundle is
+//! read on a second connection, in the transaction's snapshot, while the transaction writes).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -91,13 +92,25 @@ struct Current {
     seen: Vec<bool>,
 }
 
-/// A target in front of the real one: keeps what must change and writes it at commit, after
-/// the recovery bundle is safely on disk. It holds the state of one table at a time.
-struct DeltaTarget<'a> {
-    inner: &'a mut dyn Target,
+/// What the recovery bundle is made from, besides v2's rows: apart from the rest of
+/// [`DeltaTarget`], so that the bundle can be written on a thread of its own while the run's
+/// transaction writes.
+struct Saving<'a> {
     pack: &'a crate::pack::Pack,
     account: Uuid,
+    /// What the preview found changed, created or deleted in v2, by id.
     drifted: HashMap<Uuid, Drift>,
+    /// Tables in the pack's order (parents first).
+    table_order: Vec<String>,
+    bundle_dir: PathBuf,
+    preview_id: String,
+}
+
+/// A target in front of the real one: keeps what must change and writes it at commit, with
+/// the recovery bundle safely on disk before the commit. It holds the state of one table at a time.
+struct DeltaTarget<'a> {
+    inner: &'a mut dyn Target,
+    saving: Saving<'a>,
     current: Option<Current>,
     /// Whether every loaded row of the table last finished was given again.
     all_given: bool,
@@ -111,10 +124,7 @@ struct DeltaTarget<'a> {
     gone: Vec<(String, Uuid)>,
     last_row: Vec<Value>,
     counts: BTreeMap<String, DeltaCounts>,
-    bundle_dir: PathBuf,
-    preview_id: String,
     bundle: Option<BundleManifest>,
-    table_order: Vec<String>,
 }
 
 impl Target for DeltaTarget<'_> {
@@ -142,7 +152,7 @@ impl Target for DeltaTarget<'_> {
             self.order.push(table.to_owned());
         }
         self.columns.insert(table.to_owned(), columns.to_vec());
-        let live = state::read_live(self.inner, self.account, table, |_, v1, v2| (v1, v2))?;
+        let live = state::read_live(self.inner, self.saving.account, table, |_, v1, v2| (v1, v2))?;
         let seen = vec![false; live.len()];
         self.current = Some(Current { table: table.to_owned(), live: OrderedIds::new(live), seen });
         self.counts.entry(table.to_owned()).or_default();
@@ -154,7 +164,7 @@ impl Target for DeltaTarget<'_> {
         Ok(())
     }
     fn write_state(&mut self, e: &StateEntry<'_>) -> Result<(), ConnectorError> {
-        let drifted = self.drifted.contains_key(&e.id);
+        let drifted = self.saving.drifted.contains_key(&e.id);
         let Some(cur) = self.current.as_mut() else { return Ok(()) };
         let loaded = match cur.live.find(&e.id) {
             Some(i) => {
@@ -188,7 +198,7 @@ impl Target for DeltaTarget<'_> {
     fn keep_unchanged(&mut self, id: &Uuid, v1_fp: i64) -> bool {
         let Some(cur) = self.current.as_mut() else { return false };
         let Some(i) = cur.live.find(id) else { return false };
-        if cur.live.at(i).1.0 != v1_fp || (!self.drifted.is_empty() && self.drifted.contains_key(id)) {
+        if cur.live.at(i).1.0 != v1_fp || (!self.saving.drifted.is_empty() && self.saving.drifted.contains_key(id)) {
             return false;
         }
         cur.seen[i] = true;
@@ -219,41 +229,44 @@ impl Target for DeltaTarget<'_> {
         // What goes: loaded rows v1 no longer gives, and rows created in v2.
         let mut gone = std::mem::take(&mut self.gone);
         gone.extend(
-            self.drifted.iter().filter(|(_, d)| d.kind == ChangeKind::Created).map(|(id, d)| (d.table.clone(), *id)),
+            self.saving
+                .drifted
+                .iter()
+                .filter(|(_, d)| d.kind == ChangeKind::Created)
+                .map(|(id, d)| (d.table.clone(), *id)),
         );
         gone.sort();
-        let started = std::time::Instant::now();
-        self.bundle = Some(self.write_bundle(&rewritten, &gone).map_err(|e| ConnectorError::Query {
-            what: "writing the recovery bundle".into(),
-            reason: e.to_string(),
-        })?);
-        tracing::debug!(ms = started.elapsed().as_millis() as u64, "recovery bundle written");
-        crate::failpoint::reached("final:after-bundle");
-        let started = std::time::Instant::now();
-        for table in self.order.clone() {
-            let rows = self.pending.remove(&table).unwrap_or_default();
-            if !rows.is_empty() {
-                let cols = self.columns.get(&table).cloned().unwrap_or_default();
-                self.inner.upsert_rows(&table, &cols, &["id"], &rows)?;
+        // Where v2 has a second connection that sees it as this transaction began, the bundle
+        // is read there while the rows are written here: nothing is overwritten for anyone
+        // until the commit, which waits for the bundle to be on disk.
+        let reader = self.inner.snapshot_reader().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "no second connection to v2: the recovery bundle is read first");
+            None
+        });
+        let DeltaTarget { inner, saving, order, columns, pending, counts, .. } = self;
+        let bundle = match reader {
+            Some(mut reader) => std::thread::scope(|s| {
+                let saving = &*saving;
+                let (rewritten, gone) = (&rewritten, &gone);
+                let bundle = s.spawn(move || {
+                    saving.write(&mut |t, c, ids| reader.read_rows_by_id(t, c, saving.account, ids), rewritten, gone)
+                });
+                let written = write_changes(&mut **inner, saving, order, columns, pending, counts, gone);
+                // The bundle's error first, as when it is written before the rows.
+                let bundle = bundle.join().unwrap_or_else(|_| Err(bundle_error("its thread stopped")))?;
+                crate::failpoint::reached("final:after-bundle");
+                written.map(|()| bundle)
+            }),
+            None => {
+                let account = saving.account;
+                let bundle =
+                    saving.write(&mut |t, c, ids| inner.read_rows_by_id(t, c, account, ids), &rewritten, &gone)?;
+                crate::failpoint::reached("final:after-bundle");
+                write_changes(&mut **inner, saving, order, columns, pending, counts, &gone)?;
+                Ok(bundle)
             }
-        }
-        // Children before parents.
-        for table in self.table_order.iter().rev() {
-            let ids: Vec<Uuid> = gone.iter().filter(|(t, _)| t == table).map(|(_, id)| *id).collect();
-            if !ids.is_empty() {
-                let n = self.inner.delete_ids(table, &ids)?;
-                self.counts.entry(table.clone()).or_default().deleted += n;
-            }
-            // Rows created in v2 never had a state; the others leave it.
-            let tombstones: Vec<Uuid> = ids
-                .into_iter()
-                .filter(|id| self.drifted.get(id).is_none_or(|d| d.kind != ChangeKind::Created))
-                .collect();
-            if !tombstones.is_empty() {
-                self.inner.write_state_deleted(self.account, table, &tombstones)?;
-            }
-        }
-        tracing::debug!(ms = started.elapsed().as_millis() as u64, "rows written and deleted");
+        };
+        self.bundle = Some(bundle?);
         crate::failpoint::reached("final:before-commit");
         let started = std::time::Instant::now();
         self.inner.commit()?;
@@ -331,15 +344,37 @@ impl Serialize for Exact<'_> {
     }
 }
 
-impl DeltaTarget<'_> {
-    /// Saves, before anything is written, every row the commit will overwrite or delete, as it
-    /// is in v2 now: read from v2 by id, or taken from the preview for rows that drifted (a row
-    /// deleted in v2 is saved as it was loaded).
-    fn write_bundle(
-        &mut self,
+/// A recovery bundle that could not be written, and why.
+fn bundle_error(why: impl std::fmt::Display) -> ConnectorError {
+    ConnectorError::Query { what: "writing the recovery bundle".into(), reason: why.to_string() }
+}
+
+/// Reads rows of a table by id: `(table, columns, ids)`.
+type ReadById<'r> = dyn FnMut(&str, &[(String, Type)], &[Uuid]) -> Result<Vec<Vec<Value>>, ConnectorError> + 'r;
+
+impl Saving<'_> {
+    /// Saves every row the commit will overwrite or delete, as it is in v2 before the run
+    /// writes it: read from v2 by id through `read` (which must not see the run's writes), or
+    /// taken from the preview for rows that drifted (a row deleted in v2 is saved as it was
+    /// loaded). Synced to disk before it returns.
+    fn write(
+        &self,
+        read: &mut ReadById<'_>,
         rewritten: &[(String, Uuid)],
         gone: &[(String, Uuid)],
-    ) -> Result<BundleManifest, Box<dyn std::error::Error>> {
+    ) -> Result<BundleManifest, ConnectorError> {
+        let started = std::time::Instant::now();
+        let manifest = self.write_files(read, rewritten, gone).map_err(bundle_error)?;
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "recovery bundle written");
+        Ok(manifest)
+    }
+
+    fn write_files(
+        &self,
+        read: &mut ReadById<'_>,
+        rewritten: &[(String, Uuid)],
+        gone: &[(String, Uuid)],
+    ) -> Result<BundleManifest, Box<dyn std::error::Error + Send + Sync>> {
         std::fs::create_dir_all(&self.bundle_dir)?;
         let rows_path = self.bundle_dir.join("rows.jsonl");
         let mut f = std::io::BufWriter::new(std::fs::File::create(&rows_path)?);
@@ -370,7 +405,7 @@ impl DeltaTarget<'_> {
                 let plain: Vec<Uuid> = ids.iter().filter(|id| !self.drifted.contains_key(id)).copied().collect();
                 let mut now: HashMap<Uuid, Vec<Value>> = HashMap::with_capacity(plain.len());
                 for part in plain.chunks(10_000) {
-                    for row in self.inner.read_rows_by_id(table, &cols, self.account, part)? {
+                    for row in read(table, &cols, part)? {
                         if let (Some(Value::Uuid(id)), Some(Value::Text(_))) = (row.first(), row.get(2)) {
                             now.insert(*id, row);
                         }
@@ -422,9 +457,48 @@ impl DeltaTarget<'_> {
             sha256: h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
         };
         let mf = serde_json::json!({"account_id": self.account, "manifest": manifest});
-        std::fs::write(self.bundle_dir.join("manifest.json"), serde_json::to_string_pretty(&mf).unwrap_or_default())?;
+        let mut m = std::fs::File::create(self.bundle_dir.join("manifest.json"))?;
+        m.write_all(serde_json::to_string_pretty(&mf)?.as_bytes())?;
+        m.sync_all()?;
         Ok(manifest)
     }
+}
+
+/// Writes the rows the final migration changes: upserts the pending rows table by table
+/// (parents first), then deletes what goes (children first) and leaves its row state.
+fn write_changes(
+    inner: &mut dyn Target,
+    saving: &Saving<'_>,
+    order: &[String],
+    columns: &HashMap<String, Vec<String>>,
+    pending: &mut HashMap<String, Vec<Vec<Value>>>,
+    counts: &mut BTreeMap<String, DeltaCounts>,
+    gone: &[(String, Uuid)],
+) -> Result<(), ConnectorError> {
+    let started = std::time::Instant::now();
+    for table in order {
+        let rows = pending.remove(table).unwrap_or_default();
+        if !rows.is_empty() {
+            let cols = columns.get(table).map_or(&[][..], Vec::as_slice);
+            inner.upsert_rows(table, cols, &["id"], &rows)?;
+        }
+    }
+    // Children before parents.
+    for table in saving.table_order.iter().rev() {
+        let ids: Vec<Uuid> = gone.iter().filter(|(t, _)| t == table).map(|(_, id)| *id).collect();
+        if !ids.is_empty() {
+            let n = inner.delete_ids(table, &ids)?;
+            counts.entry(table.clone()).or_default().deleted += n;
+        }
+        // Rows created in v2 never had a state; the others leave it.
+        let tombstones: Vec<Uuid> =
+            ids.into_iter().filter(|id| saving.drifted.get(id).is_none_or(|d| d.kind != ChangeKind::Created)).collect();
+        if !tombstones.is_empty() {
+            inner.write_state_deleted(saving.account, table, &tombstones)?;
+        }
+    }
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "rows written and deleted");
+    Ok(())
 }
 
 /// Runs the final migration in one transaction. The overwrite preview is taken again inside
@@ -502,9 +576,14 @@ pub fn final_run_checked(
         .collect();
     let mut delta = DeltaTarget {
         inner: target,
-        pack: spec.pack,
-        account,
-        drifted,
+        saving: Saving {
+            pack: spec.pack,
+            account,
+            drifted,
+            table_order,
+            bundle_dir: bundle_dir.to_owned(),
+            preview_id: p.id.clone(),
+        },
         current: None,
         all_given: false,
         order: Vec::new(),
@@ -514,10 +593,7 @@ pub fn final_run_checked(
         gone: Vec::new(),
         last_row: Vec::new(),
         counts: BTreeMap::new(),
-        bundle_dir: bundle_dir.to_owned(),
-        preview_id: p.id.clone(),
         bundle: None,
-        table_order,
     };
     let report = run(spec, source, Some(&mut delta), ledger)?;
     let bundle =

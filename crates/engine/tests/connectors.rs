@@ -518,6 +518,69 @@ fn targets_refuse_upserts_and_deletes_that_break_a_key() {
     }
 }
 
+/// The final migration reads its recovery bundle on a second connection while it writes. On
+/// PostgreSQL that connection sees v2 as the run's transaction began: neither the run's own
+/// writes nor what others commit meanwhile. Only a transaction with one snapshot throughout
+/// has one to share; SQLite has no such connection and says so.
+#[test]
+fn a_snapshot_reader_sees_v2_as_the_transaction_began() {
+    let schema = probe_schema();
+    let account = Uuid::from_u128(9);
+    let parent = Uuid::from_u128(400);
+    let ids = [Uuid::from_u128(1), Uuid::from_u128(2)];
+    for (name, _db, url) in targets() {
+        let mut t = TargetConfig::from_url(&url).unwrap().build().unwrap();
+        t.ensure_schema(&schema).unwrap();
+        t.begin().unwrap();
+        t.start_table("parent", &["id".into(), "account_id".into()]).unwrap();
+        t.write_row(&[Value::Uuid(parent), Value::Uuid(account)]).unwrap();
+        t.finish_table().unwrap();
+        t.start_table("probe", &COLS.map(String::from)).unwrap();
+        for r in probe_rows(parent, account) {
+            t.write_row(&r).unwrap();
+        }
+        t.finish_table().unwrap();
+        t.commit().unwrap();
+        let typed = cols_typed(&schema, "probe");
+        let before = t.read_rows_by_id("probe", &typed, account, &ids).unwrap();
+        assert_eq!(before, probe_rows(parent, account), "{name}");
+
+        assert!(t.snapshot_reader().unwrap().is_none(), "{name}: outside a transaction");
+        t.begin().unwrap();
+        assert!(t.snapshot_reader().unwrap().is_none(), "{name}: a transaction that sees each commit");
+        t.rollback().unwrap();
+
+        t.begin_consistent().unwrap();
+        if name == "sqlite" {
+            assert!(t.snapshot_reader().unwrap().is_none(), "SQLite has no second connection to the same snapshot");
+            t.rollback().unwrap();
+            continue;
+        }
+        // After the run began, someone else changes the second row and commits; the run
+        // writes the first. Only then is the second connection opened.
+        cutover_testkit::exec(
+            &url,
+            "UPDATE probe SET t = 'edited elsewhere' WHERE id = '00000000-0000-0000-0000-000000000002'",
+        )
+        .unwrap();
+        let mut changed = probe_rows(parent, account).remove(0);
+        changed[3] = Value::Text("written by the run".into());
+        t.upsert_rows("probe", &COLS.map(String::from), &["id"], std::slice::from_ref(&changed)).unwrap();
+        let mut reader = t.snapshot_reader().unwrap().expect("PostgreSQL shares the transaction's snapshot");
+        assert_eq!(reader.read_rows_by_id("probe", &typed, account, &ids).unwrap(), before, "{name}: as it began");
+        assert_eq!(
+            t.read_rows_by_id("probe", &typed, account, &ids[..1]).unwrap(),
+            vec![changed],
+            "{name}: the run's own"
+        );
+        drop(reader);
+        t.commit().unwrap();
+        let after = t.read_rows_by_id("probe", &typed, account, &ids).unwrap();
+        assert_eq!(after[0][3], Value::Text("written by the run".into()), "{name}");
+        assert_eq!(after[1][3], Value::Text("edited elsewhere".into()), "{name}");
+    }
+}
+
 /// PostgreSQL tells which of an account's rows were written since the runs that wrote the
 /// row state (the overwrite preview compares only those); SQLite cannot, and says so.
 #[test]

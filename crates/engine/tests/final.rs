@@ -125,6 +125,11 @@ fn final_migration_restores_v1_and_keeps_what_it_overwrites(v2: &str, fresh: &st
         rows.lines().any(|l| l.contains(&format!("CONTACT:{gone_contact}")) && l.contains("its v1 record is gone")),
         "{rows}"
     );
+    // Rows read back from v2 (on PostgreSQL by a second connection, while the run wrote) are
+    // as they were before the run.
+    let changed: Vec<&str> = rows.lines().filter(|l| l.contains("its v1 record changed")).collect();
+    assert_eq!(changed.len(), jobs.len(), "{rows}");
+    assert!(changed.iter().all(|l| !l.contains("changed in v1")), "{rows}");
     use sha2::Digest;
     let digest: String = sha2::Sha256::digest(rows.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(digest, r.bundle.sha256);
