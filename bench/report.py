@@ -139,7 +139,7 @@ md.append(
 )
 md.append(
     "- Final migration: {c:,} v1 rows changed (1 %); the final migration reads v1 again, writes only "
-    "rows whose v1 record changed or that drifted in v2, after the recovery bundle is on disk. The "
+    "rows whose v1 record changed or that drifted in v2, and commits once the recovery bundle is on disk. The "
     "overwrite preview before it took {p:.2f} s.".format(c=v1_changed, p=preview)
 )
 md.append(
@@ -223,6 +223,15 @@ for line in [
     "engine thread in the run's own transaction before the run is recorded; the app took it a "
     "second time before (about 0.5 s). The recovery bundle's lines are serialized as they are "
     "written, without a JSON tree per row: the same bytes, 0.8 s against 1.2-1.6 s in the same hour.",
+    "Final migration (2026-12-02, third round): on PostgreSQL the recovery bundle is read on a "
+    "second connection that imports the run's snapshot (`pg_export_snapshot`), on a thread of its "
+    "own, while the run's connection upserts; it sees neither the run's writes nor later commits, "
+    "and the commit waits for the bundle to be synced. Before, the bundle was read, written and "
+    "synced first, then the rows were upserted, each on one core. Replays from a template database "
+    "on this machine, binaries alternated: 12.01-12.47 s before, 9.89-9.93 s after, `rows.jsonl` "
+    "byte-identical; runs as this benchmark does them (a fresh first migration, then the final), "
+    "four pairs alternated after this run: 13.92-14.41 s before (median 14.15 s), 11.76-13.83 s "
+    "after (median 12.14 s). SQLite keeps the old order.",
 ]:
     md.append("- " + line)
 md.append("")
@@ -244,28 +253,40 @@ for line in [
     "`CREATE TABLE AS SELECT` maps nothing, builds no index, checks nothing and writes a quarter of "
     "the bytes (the v1 file is 0.6 GB); 2× its time would leave about 9 s for all of that.",
     "Final migration: it must read every v1 row again (v1 keeps no change log). Its own timings "
-    "in replays of this run's final migration on this machine, the same hour: the tables before "
-    "the order lines 1.0-1.3 s (orders: the mapping thread, which keeps 750,000 keys for the order "
-    "lines' lookups, is what the pass waits for), the order lines' pass 2.5-3.0 s (two reader "
-    "threads, both cores busy: decoding SQLite records is most of it), the recovery bundle about "
-    "0.8 s (half of it PostgreSQL reading 43,000 rows from random pages of an 808 MB table), the "
-    "upsert of the 43,000 changed rows 0.9-1.1 s (PostgreSQL's own time, most of it WAL: each "
-    "page's first change after a checkpoint is a full page), the preview in the run's transaction "
-    "0.45 s, and starting, the row state and the commit the rest. 15 % of this run's first "
-    "migration is 5.5 s; the final took 7.0-7.9 s.",
+    "in runs like this one's (a fresh first migration, then the final), this machine, the same "
+    "hour: the preview in the run's transaction about 1.0 s, the tables before the order lines "
+    "about 2.4 s (orders 1.4 s: the mapping thread, which keeps 750,000 keys for the order lines' "
+    "lookups, is what the pass waits for), the order lines' pass about 6 s (two reader threads, "
+    "both cores busy: decoding SQLite records is most of it; `cutover-bench scan` reads the same "
+    "rows in 4.0-4.7 s with nothing else to do), then the upsert of the 43,000 changed rows "
+    "2.9-3.4 s (PostgreSQL's own time on one core: each row's page read from outside shared "
+    "buffers, most of the WAL full-page images) with the recovery bundle, 1.5-2.0 s, read beside "
+    "it. 15 % of this run's first migration is 10.3 s; the final took 13.6-15.5 s. The machine "
+    "ran about 1.9× slower than for the run before (first migration 68.79 s against 36.92 s), "
+    "and this run's final migrations (13.58, 15.47 and 14.12 s) were as slow as the old binary's "
+    "in the pairs above: its share came out at 0.21 against 0.20 the run before; with the pairs' "
+    "medians it would be 0.18 (12.14 s of 68.79 s).",
     "Tried and measured, no gain, not kept: a writer queue of 16 chunks instead of 4; `wal_compression` for the final's "
     "upsert (half the WAL bytes, no faster); a 16 KiB page size for a new SQLite v2 (31-34 s "
     "against 25-28 s); a smaller page cache for the whole SQLite load (a lower peak RSS, 1 s slower); "
     "reading the recovery bundle's rows with one `= ANY(array)` per 10,000 ids instead of `IN` lists "
     "of 1,000 (0.14 s against 0.17 s per 10,000 rows, not worth a change); two reader threads for "
     "a table keyed by its rowid (TPC-H's orders): reading is not what its pass waits for (750,000 "
-    "orders read alone in 0.32-0.38 s with one thread, 0.34-0.40 s with two, for 60 % more CPU).",
+    "orders read alone in 0.32-0.38 s with one thread, 0.34-0.40 s with two, for 60 % more CPU); "
+    "upserting the final migration's changed rows while v1 is still read (16,384 rows at a time, "
+    "queued on the run's connection): the order lines' pass has both cores busy, and the server's "
+    "work slowed it by more than it saved (11.1-11.7 s against 9.9 s, replays); laying out a row's "
+    "fingerprint bytes as its values are decoded (no change in `cutover-bench scan`, 4.3 s either "
+    "way); memory-mapped reads of v1 (`PRAGMA mmap_size`: 0.2 s of system time instead of 0.4 s, "
+    "the same wall time).",
 ]:
     md.append("- " + line)
 md.append("")
 md.append(
     "The runs before this one gave these ratios: earlier on 2026-12-02 (this machine, before the "
-    "final migration's changes above) vs pgloader 1.05, vs `psql \\copy` 3.94, SQLite→SQLite vs "
+    "bundle was read beside the upsert) vs pgloader 1.05, vs `psql \\copy` 4.48, SQLite→SQLite vs "
+    "sqlite3 6.54, verify vs reladiff 6.65, final 0.20 of the first, peak RSS 274 MiB; before "
+    "that on 2026-12-02 (before the final migration's second round of changes) vs pgloader 1.05, vs `psql \\copy` 3.94, SQLite→SQLite vs "
     "sqlite3 7.83, verify vs reladiff 7.11, final 0.21 of the first, peak RSS 275 MiB; before that "
     "on 2026-12-02 (before v1 was read as stored and by two threads) vs pgloader 1.19, vs `psql \\copy` 3.89, SQLite→SQLite "
     "vs sqlite3 7.87, verify vs reladiff 6.19, final 0.22 of the first, peak RSS 239 MiB; "
