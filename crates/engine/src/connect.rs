@@ -448,7 +448,8 @@ pub trait Target: Send {
     /// A second connection that sees v2 as this target's transaction (begun with
     /// [`Target::begin_consistent`]) saw it when it began, none of its writes included: work
     /// that reads the old rows can then run beside the transaction's own writes. `None` where
-    /// the target has no such thing (SQLite); callers read through the target first instead.
+    /// the target has no such thing (SQLite) or cannot open one now; callers read through the
+    /// target first instead. An error leaves the transaction unusable.
     fn snapshot_reader(&mut self) -> Result<Option<Box<dyn RowsById>>, ConnectorError> {
         Ok(None)
     }
@@ -1647,6 +1648,15 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ConnectorError> {
         .map_err(|e| ConnectorError::Open { what: "async runtime".into(), reason: e.to_string() })
 }
 
+/// A connection to PostgreSQL and the runtime that drives it; the URL shows masked in errors.
+fn pg_connect(url: &str) -> Result<(tokio::runtime::Runtime, sqlx::PgConnection), ConnectorError> {
+    let rt = runtime()?;
+    let conn = rt
+        .block_on(sqlx::PgConnection::connect(url))
+        .map_err(|e| ConnectorError::Open { what: masked(url), reason: e.to_string() })?;
+    Ok((rt, conn))
+}
+
 /// A PostgreSQL v1 database.
 #[derive(Debug)]
 pub struct PgSource {
@@ -1657,10 +1667,7 @@ pub struct PgSource {
 impl PgSource {
     /// Connects.
     pub fn open(url: &str) -> Result<Self, ConnectorError> {
-        let rt = runtime()?;
-        let conn = rt
-            .block_on(sqlx::PgConnection::connect(url))
-            .map_err(|e| ConnectorError::Open { what: masked(url), reason: e.to_string() })?;
+        let (rt, conn) = pg_connect(url)?;
         Ok(Self { rt, conn })
     }
 }
@@ -1720,10 +1727,7 @@ impl PgSnapshotReader {
         if snapshot.is_empty() || !snapshot.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
             return Err(q("SET TRANSACTION SNAPSHOT")(format!("not a snapshot id: {snapshot:?}")));
         }
-        let rt = runtime()?;
-        let mut conn = rt
-            .block_on(sqlx::PgConnection::connect(url))
-            .map_err(|e| ConnectorError::Open { what: masked(url), reason: e.to_string() })?;
+        let (rt, mut conn) = pg_connect(url)?;
         for sql in
             ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", &format!("SET TRANSACTION SNAPSHOT '{snapshot}'")]
         {
@@ -1936,10 +1940,7 @@ impl std::fmt::Debug for PgJob {
 impl PgTarget {
     /// Connects and starts the writer thread.
     pub fn open(url: &str) -> Result<Self, ConnectorError> {
-        let rt = runtime()?;
-        let mut conn = rt
-            .block_on(sqlx::PgConnection::connect(url))
-            .map_err(|e| ConnectorError::Open { what: masked(url), reason: e.to_string() })?;
+        let (rt, mut conn) = pg_connect(url)?;
         let (tx, rx) = mpsc::sync_channel::<PgJob>(4);
         let worker = std::thread::Builder::new()
             .name("pg-writer".into())
@@ -2749,7 +2750,15 @@ impl Target for PgTarget {
         let Some(Value::Text(id)) = r.first().and_then(|r| r.first()) else {
             return Err(q("SELECT pg_export_snapshot()")("no snapshot id".into()));
         };
-        Ok(Some(Box::new(PgSnapshotReader::open(&self.url.0, id)?)))
+        // A second connection the server refuses (its connection limit, say) leaves this
+        // transaction as it was: the caller can do without one.
+        match PgSnapshotReader::open(&self.url.0, id) {
+            Ok(reader) => Ok(Some(Box::new(reader))),
+            Err(e) => {
+                tracing::warn!(error = %e, "no second connection to v2 in this transaction's snapshot");
+                Ok(None)
+            }
+        }
     }
     fn scan_rows(
         &mut self,

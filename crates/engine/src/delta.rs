@@ -239,10 +239,7 @@ impl Target for DeltaTarget<'_> {
         // Where v2 has a second connection that sees it as this transaction began, the bundle
         // is read there while the rows are written here: nothing is overwritten for anyone
         // until the commit, which waits for the bundle to be on disk.
-        let reader = self.inner.snapshot_reader().unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "no second connection to v2: the recovery bundle is read first");
-            None
-        });
+        let reader = self.inner.snapshot_reader()?;
         let DeltaTarget { inner, saving, order, columns, pending, counts, .. } = self;
         let bundle = match reader {
             Some(mut reader) => std::thread::scope(|s| {

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use cutover_demo::{DEFAULT_CUTOFF, Spec};
-use cutover_engine::connect::{Reference, Scan, SourceConfig, TargetConfig, copy_tables};
+use cutover_engine::connect::{Reference, Scan, SourceConfig, Target, TargetConfig, copy_tables};
 use cutover_engine::ddl;
 use cutover_engine::pack::PackSource;
 use cutover_engine::run::{RunSpec, run};
@@ -326,6 +326,20 @@ fn probe_rows(parent: Uuid, account: Uuid) -> Vec<Vec<Value>> {
     ]
 }
 
+/// Loads a parent row and `rows` of `probe` under it, and commits.
+fn load_probes(t: &mut dyn Target, parent: Uuid, account: Uuid, rows: &[Vec<Value>]) {
+    t.begin().unwrap();
+    t.start_table("parent", &["id".into(), "account_id".into()]).unwrap();
+    t.write_row(&[Value::Uuid(parent), Value::Uuid(account)]).unwrap();
+    t.finish_table().unwrap();
+    t.start_table("probe", &COLS.map(String::from)).unwrap();
+    for r in rows {
+        t.write_row(r).unwrap();
+    }
+    t.finish_table().unwrap();
+    t.commit().unwrap();
+}
+
 fn cols_typed(schema: &ddl::Schema, table: &str) -> Vec<(String, Type)> {
     schema.table(table).unwrap().columns.iter().map(|c| (c.name.clone(), c.ty)).collect()
 }
@@ -339,16 +353,7 @@ fn targets_write_read_back_exactly_and_roll_back() {
         let mut t = TargetConfig::from_url(&url).unwrap().build().unwrap();
         assert!(t.ensure_schema(&schema).unwrap(), "{name}: created");
         assert!(!t.ensure_schema(&schema).unwrap(), "{name}: second time is a no-op");
-        t.begin().unwrap();
-        t.start_table("parent", &["id".into(), "account_id".into()]).unwrap();
-        t.write_row(&[Value::Uuid(parent), Value::Uuid(account)]).unwrap();
-        t.finish_table().unwrap();
-        t.start_table("probe", &COLS.map(String::from)).unwrap();
-        for r in probe_rows(parent, account) {
-            t.write_row(&r).unwrap();
-        }
-        t.finish_table().unwrap();
-        t.commit().unwrap();
+        load_probes(t.as_mut(), parent, account, &probe_rows(parent, account));
         let back = t.read_rows("probe", &cols_typed(&schema, "probe"), Some(account)).unwrap();
         assert_eq!(back, probe_rows(parent, account), "{name}");
         assert!(
@@ -485,14 +490,7 @@ fn targets_refuse_upserts_and_deletes_that_break_a_key() {
     for (name, _db, url) in targets() {
         let mut t = TargetConfig::from_url(&url).unwrap().build().unwrap();
         t.ensure_schema(&schema).unwrap();
-        t.begin().unwrap();
-        t.start_table("parent", &["id".into(), "account_id".into()]).unwrap();
-        t.write_row(&[Value::Uuid(parent), Value::Uuid(account)]).unwrap();
-        t.finish_table().unwrap();
-        t.start_table("probe", &COLS.map(String::from)).unwrap();
-        t.write_row(&probe_rows(parent, account).remove(0)).unwrap();
-        t.finish_table().unwrap();
-        t.commit().unwrap();
+        load_probes(t.as_mut(), parent, account, &probe_rows(parent, account)[..1]);
         let cols: Vec<String> = COLS.map(String::from).to_vec();
         let before = t.read_rows("probe", &cols_typed(&schema, "probe"), None).unwrap();
 
@@ -531,16 +529,7 @@ fn a_snapshot_reader_sees_v2_as_the_transaction_began() {
     for (name, _db, url) in targets() {
         let mut t = TargetConfig::from_url(&url).unwrap().build().unwrap();
         t.ensure_schema(&schema).unwrap();
-        t.begin().unwrap();
-        t.start_table("parent", &["id".into(), "account_id".into()]).unwrap();
-        t.write_row(&[Value::Uuid(parent), Value::Uuid(account)]).unwrap();
-        t.finish_table().unwrap();
-        t.start_table("probe", &COLS.map(String::from)).unwrap();
-        for r in probe_rows(parent, account) {
-            t.write_row(&r).unwrap();
-        }
-        t.finish_table().unwrap();
-        t.commit().unwrap();
+        load_probes(t.as_mut(), parent, account, &probe_rows(parent, account));
         let typed = cols_typed(&schema, "probe");
         let before = t.read_rows_by_id("probe", &typed, account, &ids).unwrap();
         assert_eq!(before, probe_rows(parent, account), "{name}");
