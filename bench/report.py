@@ -251,21 +251,19 @@ for line in [
     "`DATE` numeric affinity, and writing 2.4 GB of pages, 0.5 GB of them row state), while the "
     "mapping thread is idle a quarter of the time. The indexes take about 5.6 s after it. sqlite3's "
     "`CREATE TABLE AS SELECT` maps nothing, builds no index, checks nothing and writes a quarter of "
-    "the bytes (the v1 file is 0.6 GB); 2× its time would leave about 9 s for all of that.",
+    "the bytes (the v1 file is 0.6 GB); 2× its time in this run would leave about 8 s for all of that.",
     "Final migration: it must read every v1 row again (v1 keeps no change log). Its own timings "
-    "in runs like this one's (a fresh first migration, then the final), this machine, the same "
-    "hour: the preview in the run's transaction about 1.0 s, the tables before the order lines "
-    "about 2.4 s (orders 1.4 s: the mapping thread, which keeps 750,000 keys for the order lines' "
-    "lookups, is what the pass waits for), the order lines' pass about 6 s (two reader threads, "
-    "both cores busy: decoding SQLite records is most of it; `cutover-bench scan` reads the same "
-    "rows in 4.0-4.7 s with nothing else to do), then the upsert of the 43,000 changed rows "
-    "2.9-3.4 s (PostgreSQL's own time on one core: each row's page read from outside shared "
-    "buffers, most of the WAL full-page images) with the recovery bundle, 1.5-2.0 s, read beside "
-    "it. 15 % of this run's first migration is 10.3 s; the final took 13.6-15.5 s. The machine "
-    "ran about 1.9× slower than for the run before (first migration 68.79 s against 36.92 s), "
-    "and this run's final migrations (13.58, 15.47 and 14.12 s) were as slow as the old binary's "
-    "in the pairs above: its share came out at 0.21 against 0.20 the run before; with the pairs' "
-    "medians it would be 0.18 (12.14 s of 68.79 s).",
+    "in a run like this one's (a fresh first migration, then the final), this machine, the same "
+    "hour: start and the preview in the run's transaction about 0.4 s, the tables before the order "
+    "lines 0.9 s (orders 0.6 s: the mapping thread, which keeps 750,000 keys for the order lines' "
+    "lookups, is what the pass waits for), the order lines' pass 2.4 s (two reader threads, both "
+    "cores busy: decoding SQLite records is most of it), then the upsert of the 43,000 changed rows "
+    "1.1 s (PostgreSQL's own time on one core: each row's page read from outside shared buffers, "
+    "most of the WAL full-page images) with the recovery bundle, 0.8 s, read beside it. This run's "
+    "final migrations took 3.97-4.30 s, its first migrations 27.35-32.65 s: the share is 0.13 "
+    "(0.12-0.16 for any pairing of the two). The machine ran about 2.2× faster than for the run "
+    "before (first migration 31.88 s against 68.79 s); that run's final migrations took 13.6-15.5 s, "
+    "a share of 0.21: the slow machine state cost the final migration more than the first.",
     "Tried and measured, no gain, not kept: a writer queue of 16 chunks instead of 4; `wal_compression` for the final's "
     "upsert (half the WAL bytes, no faster); a 16 KiB page size for a new SQLite v2 (31-34 s "
     "against 25-28 s); a smaller page cache for the whole SQLite load (a lower peak RSS, 1 s slower); "
@@ -283,8 +281,10 @@ for line in [
     md.append("- " + line)
 md.append("")
 md.append(
-    "The runs before this one gave these ratios: earlier on 2026-12-02 (this machine, before the "
-    "bundle was read beside the upsert) vs pgloader 1.05, vs `psql \\copy` 4.48, SQLite→SQLite vs "
+    "The runs before this one gave these ratios: earlier on 2026-12-02 (this machine, the same "
+    "final-migration code, about 2.2× slower) vs pgloader 1.15, vs `psql \\copy` 3.71, SQLite→SQLite vs sqlite3 "
+    "7.64, verify vs reladiff 6.92, final 0.21 of the first, peak RSS 279 MiB; before that on "
+    "2026-12-02 (before the bundle was read beside the upsert) vs pgloader 1.05, vs `psql \\copy` 4.48, SQLite→SQLite vs "
     "sqlite3 6.54, verify vs reladiff 6.65, final 0.20 of the first, peak RSS 274 MiB; before "
     "that on 2026-12-02 (before the final migration's second round of changes) vs pgloader 1.05, vs `psql \\copy` 3.94, SQLite→SQLite vs "
     "sqlite3 7.83, verify vs reladiff 7.11, final 0.21 of the first, peak RSS 275 MiB; before that "
