@@ -38,6 +38,8 @@ cargo build --release -q -p cutover
 BIN="$ROOT/target/release/cutover"
 
 WORK="$(mktemp -d)"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 DBS=(cutover_bench_v2 cutover_bench_pgloader cutover_bench_copy cutover_bench_floor)
 cleanup() {
   for d in "${DBS[@]}"; do psql "$PG" -qc "DROP DATABASE IF EXISTS $d" >/dev/null 2>&1 || true; done
@@ -49,13 +51,8 @@ fresh_db() { psql "$PG" -qc "DROP DATABASE IF EXISTS $1" -qc "CREATE DATABASE $1
 # ------------------------------------------------------------------ data
 TABLES=(region nation supplier part partsupp customer orders lineitem)
 echo "generating TPC-H at scale $SCALE"
-tpchgen-cli csv -s "$SCALE" --output-dir "$WORK/csv" >/dev/null
+tpch_v1 "$SCALE"
 V1="$WORK/v1.db"
-sqlite3 "$V1" <"$ROOT/packs/tpch/v1.sql"
-{
-  echo "PRAGMA journal_mode=OFF;"
-  for t in "${TABLES[@]}"; do echo ".import --csv --skip 1 $WORK/csv/$t.csv ${t^^}"; done
-} | sqlite3 "$V1" >/dev/null
 ROWS=$(for t in "${TABLES[@]}"; do sqlite3 "$V1" "SELECT COUNT(*) FROM ${t^^}"; done | paste -sd+ | bc)
 echo "v1: $ROWS rows, $(du -h "$V1" | cut -f1)"
 
@@ -74,21 +71,6 @@ timed() { # name rep command… : wall seconds and peak RSS into $RESULTS
   read -r secs kb <"$WORK/t"
   printf '%s\t%s\t%s\t%s\n' "$name" "$rep" "$secs" "$kb" >>"$RESULTS"
   printf '  %-28s %8.2f s %8d MiB\n' "$name" "$secs" $((kb / 1024))
-}
-
-# A fresh control-plane store with a project on the tpch pack, contracts signed.
-new_project() { # v2
-  export CUTOVER_DB="$WORK/store.db" CUTOVER_USER=vera@bench.example CUTOVER_RECOVERY="$WORK/recovery"
-  rm -rf "$CUTOVER_DB" "$CUTOVER_RECOVERY"
-  "$BIN" init --email vera@bench.example --name Vera >/dev/null
-  "$BIN" user add --email cora@acme.example --name Cora --party customer --org Acme --role admin >/dev/null
-  "$BIN" project create bench --pack tpch --org Acme --name Bench --v1 "$WORK/v1-run.db" --v2 "$1" >/dev/null
-  # TPC-H orders start in 1992: every record is in scope, as with the tools compared.
-  "$BIN" scope set bench --cutoff 1992-01-01 >/dev/null
-  for k in migration license; do
-    "$BIN" contract sign bench --kind "$k" >/dev/null
-    "$BIN" contract sign bench --kind "$k" --as cora@acme.example >/dev/null
-  done
 }
 
 # psql \copy of the same rows from CSV into tables with the v1 columns and no indexes.
@@ -201,16 +183,7 @@ for rep in $(seq 1 "$REPS"); do
   fresh_db cutover_bench_v2
   new_project "$FINAL_V2DB"
   "$BIN" migrate bench --first --json >/dev/null
-  sqlite3 "$WORK/v1-run.db" "UPDATE LINEITEM SET L_COMMENT = L_COMMENT || ' (rev)' WHERE rowid IN (SELECT rowid FROM LINEITEM ORDER BY random() LIMIT $V1CHANGED)"
-  "$BIN" checklist show bench --json | python3 -c "import json,sys; [print(i['id'], i['kind']) for i in json.load(sys.stdin)['items'] if i['status'] != 'passed']" |
-    while read -r id kind; do
-      if [ "$kind" = vendor ]; then "$BIN" checklist set bench "$id" --status passed >/dev/null
-      else "$BIN" checklist set bench "$id" --status passed --as cora@acme.example >/dev/null; fi
-    done
-  "$BIN" checklist accept bench >/dev/null
-  "$BIN" checklist accept bench --as cora@acme.example >/dev/null
-  "$BIN" contract sign bench --kind go-live >/dev/null
-  "$BIN" contract sign bench --kind go-live --as cora@acme.example >/dev/null
+  ready_for_final "$V1CHANGED"
   timed "cutover overwrite preview" "$rep" "$BIN" preview bench --json
   id=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['id'])" "$WORK/out")
   timed "cutover final, 1 % changed" "$rep" "$BIN" migrate bench --final --ack-overwrite "$id" --json
