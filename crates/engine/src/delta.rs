@@ -117,7 +117,9 @@ struct DeltaTarget<'a> {
     /// Tables in the order their rows are written (parents first).
     order: Vec<String>,
     columns: HashMap<String, Vec<String>>,
-    pending: HashMap<String, Vec<Vec<Value>>>,
+    /// Rows to upsert at commit, by table, encoded one after another ([`state::encode_entry`]):
+    /// a fifth of the memory of their values, for a final migration that changes many.
+    pending: HashMap<String, Vec<u8>>,
     /// Loaded rows the commit overwrites: (table, id).
     rewritten: Vec<(String, Uuid)>,
     /// Loaded rows v1 no longer gives: (table, id).
@@ -191,7 +193,7 @@ impl Target for DeltaTarget<'_> {
         } else {
             c.inserted += 1;
         }
-        self.pending.entry(table).or_default().push(std::mem::take(&mut self.last_row));
+        state::encode_entry(self.pending.entry(table).or_default(), "", &self.last_row);
         // The new generation of the row state: written now, in the same transaction.
         self.inner.write_state(e)
     }
@@ -468,13 +470,18 @@ fn write_changes(
     saving: &Saving<'_>,
     order: &[String],
     columns: &HashMap<String, Vec<String>>,
-    pending: &mut HashMap<String, Vec<Vec<Value>>>,
+    pending: &mut HashMap<String, Vec<u8>>,
     counts: &mut BTreeMap<String, DeltaCounts>,
     gone: &[(String, Uuid)],
 ) -> Result<(), ConnectorError> {
     let started = std::time::Instant::now();
     for table in order {
-        let rows = pending.remove(table).unwrap_or_default();
+        let encoded = pending.remove(table).unwrap_or_default();
+        let rows: Vec<Vec<Value>> = state::decode_entries(&encoded)
+            .map_err(|reason| ConnectorError::Query { what: format!("the rows to write to {table}"), reason })?
+            .into_iter()
+            .map(|(_, values)| values)
+            .collect();
         if !rows.is_empty() {
             let cols = columns.get(table).map_or(&[][..], Vec::as_slice);
             inner.upsert_rows(table, cols, &["id"], &rows)?;

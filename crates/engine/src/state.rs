@@ -427,6 +427,11 @@ pub fn encode_entry(out: &mut Vec<u8>, legacy_ref: &str, values: &[Value]) {
 /// The entries of a chunk's `loaded` column: (legacy reference, values), in order.
 pub fn decode_loaded(loaded: &[u8]) -> Result<Vec<LoadedRow>, String> {
     let raw = lz4_flex::decompress_size_prepended(loaded).map_err(|e| format!("row state: {e}"))?;
+    decode_entries(&raw)
+}
+
+/// Entries written one after another by [`encode_entry`], uncompressed: (legacy reference, values).
+pub fn decode_entries(raw: &[u8]) -> Result<Vec<LoadedRow>, String> {
     let bad = || "row state: a chunk ends early".to_owned();
     let mut at = 0usize;
     let mut out = Vec::new();
@@ -541,6 +546,13 @@ mod tests {
         let decoded = decode_loaded(&c.loaded()).unwrap();
         assert_eq!(decoded, vec![("T:1".to_owned(), values.clone()), ("T:1".to_owned(), values[..2].to_vec())]);
         assert!(decode_loaded(&lz4_flex::compress_prepend_size(&[9, 9, 9])).is_err());
+        // Uncompressed, as the final migration holds the rows it writes at commit.
+        let mut raw = Vec::new();
+        encode_entry(&mut raw, "", &values);
+        let first = raw.len();
+        encode_entry(&mut raw, "x", &[]);
+        assert_eq!(decode_entries(&raw).unwrap(), vec![(String::new(), values.clone()), ("x".to_owned(), vec![])]);
+        assert!(decode_entries(&raw[..first - 1]).is_err());
     }
 
     #[test]
