@@ -465,6 +465,9 @@ impl Saving<'_> {
 
 /// Writes the rows the final migration changes: upserts the pending rows table by table
 /// (parents first), then deletes what goes (children first) and leaves its row state.
+/// Rows upserted by one statement at commit.
+const UPSERT_ROWS: usize = 16_384;
+
 fn write_changes(
     inner: &mut dyn Target,
     saving: &Saving<'_>,
@@ -477,13 +480,15 @@ fn write_changes(
     let started = std::time::Instant::now();
     for table in order {
         let encoded = pending.remove(table).unwrap_or_default();
-        let rows: Vec<Vec<Value>> = state::decode_entries(&encoded)
-            .map_err(|reason| ConnectorError::Query { what: format!("the rows to write to {table}"), reason })?
-            .into_iter()
-            .map(|(_, values)| values)
-            .collect();
-        if !rows.is_empty() {
-            let cols = columns.get(table).map_or(&[][..], Vec::as_slice);
+        let cols = columns.get(table).map_or(&[][..], Vec::as_slice);
+        // A slice at a time: decoded, the rows take five times the memory they take encoded.
+        let mut at = 0;
+        while at < encoded.len() {
+            let rows: Vec<Vec<Value>> = state::decode_entries(&encoded, &mut at, UPSERT_ROWS)
+                .map_err(|reason| ConnectorError::Query { what: format!("the rows to write to {table}"), reason })?
+                .into_iter()
+                .map(|(_, values)| values)
+                .collect();
             inner.upsert_rows(table, cols, &["id"], &rows)?;
         }
     }

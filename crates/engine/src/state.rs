@@ -427,44 +427,44 @@ pub fn encode_entry(out: &mut Vec<u8>, legacy_ref: &str, values: &[Value]) {
 /// The entries of a chunk's `loaded` column: (legacy reference, values), in order.
 pub fn decode_loaded(loaded: &[u8]) -> Result<Vec<LoadedRow>, String> {
     let raw = lz4_flex::decompress_size_prepended(loaded).map_err(|e| format!("row state: {e}"))?;
-    decode_entries(&raw)
+    decode_entries(&raw, &mut 0, usize::MAX)
 }
 
-/// Entries written one after another by [`encode_entry`], uncompressed: (legacy reference, values).
-pub fn decode_entries(raw: &[u8]) -> Result<Vec<LoadedRow>, String> {
+/// Up to `max` entries written one after another by [`encode_entry`], uncompressed, from
+/// offset `at`, which moves past them: (legacy reference, values).
+pub fn decode_entries(raw: &[u8], at: &mut usize, max: usize) -> Result<Vec<LoadedRow>, String> {
     let bad = || "row state: a chunk ends early".to_owned();
-    let mut at = 0usize;
     let mut out = Vec::new();
-    while at < raw.len() {
-        let legacy = String::from_utf8_lossy(get_bytes(&raw, &mut at).ok_or_else(bad)?).into_owned();
-        let n = get_varint(&raw, &mut at).ok_or_else(bad)? as usize;
+    while *at < raw.len() && out.len() < max {
+        let legacy = String::from_utf8_lossy(get_bytes(raw, at).ok_or_else(bad)?).into_owned();
+        let n = get_varint(raw, at).ok_or_else(bad)? as usize;
         let mut values = Vec::with_capacity(n.min(4096));
         for _ in 0..n {
-            let tag = *raw.get(at).ok_or_else(bad)?;
-            at += 1;
+            let tag = *raw.get(*at).ok_or_else(bad)?;
+            *at += 1;
             let unzig = |u: u64| ((u >> 1) as i64) ^ -((u & 1) as i64);
             values.push(match tag {
                 0 => Value::Null,
                 1 => {
-                    at += 1;
-                    Value::Bool(*raw.get(at - 1).ok_or_else(bad)? != 0)
+                    *at += 1;
+                    Value::Bool(*raw.get(*at - 1).ok_or_else(bad)? != 0)
                 }
-                2 => Value::Int(unzig(get_varint(&raw, &mut at).ok_or_else(bad)?)),
+                2 => Value::Int(unzig(get_varint(raw, at).ok_or_else(bad)?)),
                 3 => {
-                    let b: [u8; 8] = raw.get(at..at + 8).ok_or_else(bad)?.try_into().map_err(|_| bad())?;
-                    at += 8;
+                    let b: [u8; 8] = raw.get(*at..*at + 8).ok_or_else(bad)?.try_into().map_err(|_| bad())?;
+                    *at += 8;
                     Value::Float(f64::from_bits(u64::from_le_bytes(b)))
                 }
-                4 => Value::Text(String::from_utf8_lossy(get_bytes(&raw, &mut at).ok_or_else(bad)?).into_owned()),
+                4 => Value::Text(String::from_utf8_lossy(get_bytes(raw, at).ok_or_else(bad)?).into_owned()),
                 5 => {
-                    let j = unzig(get_varint(&raw, &mut at).ok_or_else(bad)?);
+                    let j = unzig(get_varint(raw, at).ok_or_else(bad)?);
                     let d = i32::try_from(j).ok().and_then(|j| time::Date::from_julian_day(j).ok()).ok_or_else(bad)?;
                     Value::Date(d)
                 }
-                6 => Value::Bytes(get_bytes(&raw, &mut at).ok_or_else(bad)?.to_vec()),
+                6 => Value::Bytes(get_bytes(raw, at).ok_or_else(bad)?.to_vec()),
                 7 => {
-                    let b: [u8; 16] = raw.get(at..at + 16).ok_or_else(bad)?.try_into().map_err(|_| bad())?;
-                    at += 16;
+                    let b: [u8; 16] = raw.get(*at..*at + 16).ok_or_else(bad)?.try_into().map_err(|_| bad())?;
+                    *at += 16;
                     Value::Uuid(Uuid::from_bytes(b))
                 }
                 t => return Err(format!("row state: unknown value tag {t}")),
@@ -551,8 +551,16 @@ mod tests {
         encode_entry(&mut raw, "", &values);
         let first = raw.len();
         encode_entry(&mut raw, "x", &[]);
-        assert_eq!(decode_entries(&raw).unwrap(), vec![(String::new(), values.clone()), ("x".to_owned(), vec![])]);
-        assert!(decode_entries(&raw[..first - 1]).is_err());
+        assert_eq!(
+            decode_entries(&raw, &mut 0, 9).unwrap(),
+            vec![(String::new(), values.clone()), ("x".to_owned(), vec![])]
+        );
+        let mut at = 0;
+        assert_eq!(decode_entries(&raw, &mut at, 1).unwrap(), vec![(String::new(), values.clone())]);
+        assert_eq!(at, first);
+        assert_eq!(decode_entries(&raw, &mut at, 1).unwrap(), vec![("x".to_owned(), vec![])]);
+        assert_eq!((at, decode_entries(&raw, &mut at, 1).unwrap()), (raw.len(), vec![]));
+        assert!(decode_entries(&raw[..first - 1], &mut 0, 9).is_err());
     }
 
     #[test]
