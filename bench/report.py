@@ -251,19 +251,24 @@ for line in [
     "`DATE` numeric affinity, and writing 2.4 GB of pages, 0.5 GB of them row state), while the "
     "mapping thread is idle a quarter of the time. The indexes take about 5.6 s after it. sqlite3's "
     "`CREATE TABLE AS SELECT` maps nothing, builds no index, checks nothing and writes a quarter of "
-    "the bytes (the v1 file is 0.6 GB); 2× its time in this run would leave about 8 s for all of that.",
+    "the bytes (the v1 file is 0.6 GB); 2× its time in this run would leave about 6 s for all of that.",
     "Final migration: it must read every v1 row again (v1 keeps no change log). Its own timings "
     "in a run like this one's (a fresh first migration, then the final), this machine, the same "
     "hour: start and the preview in the run's transaction about 0.4 s, the tables before the order "
-    "lines 0.9 s (orders 0.6 s: the mapping thread, which keeps 750,000 keys for the order lines' "
-    "lookups, is what the pass waits for), the order lines' pass 2.4 s (two reader threads, both "
-    "cores busy: decoding SQLite records is most of it), then the upsert of the 43,000 changed rows "
-    "1.1 s (PostgreSQL's own time on one core: each row's page read from outside shared buffers, "
-    "most of the WAL full-page images) with the recovery bundle, 0.8 s, read beside it. This run's "
-    "final migrations took 3.97-4.30 s, its first migrations 27.35-32.65 s: the share is 0.13 "
-    "(0.12-0.16 for any pairing of the two). The machine ran about 2.2× faster than for the run "
-    "before (first migration 31.88 s against 68.79 s); that run's final migrations took 13.6-15.5 s, "
-    "a share of 0.21: the slow machine state cost the final migration more than the first.",
+    "lines 1.0 s (orders 0.7 s: the mapping thread, which keeps 750,000 keys for the order lines' "
+    "lookups, is what the pass waits for), reading the order lines' row state and checking v1's "
+    "key order 0.5 s, the order lines' pass 2.35 s (two reader threads, both cores busy; in a "
+    "profile two thirds of the samples were the readers: SQLite's own record decoding, copying "
+    "values out, UTF-8 checks and the fingerprint), then the commit's writes 1.0-1.2 s: on "
+    "PostgreSQL's side the changed rows' `COPY` into a temporary table 0.14-0.21 s, the key checks "
+    "0.15 s and the `INSERT … ON CONFLICT` of the 43,000 changed rows 0.59-0.65 s (each row's page "
+    "read from outside shared buffers, most of the WAL full-page images), with the recovery bundle, "
+    "0.75 s, read beside it. This run's final migrations took 4.16-4.72 s, its first migrations "
+    "23.89-24.40 s: a share of 0.17. Earlier the same day, before parents' keys were held in half "
+    "the memory, a run gave 0.13 (4.00 s of 31.88 s): that change made the first migration about "
+    "a sixth faster (its time against PostgreSQL's own tools loading the mapped rows went from "
+    "1.02 to 0.86 in the run after it) and the final migration hardly at all, so the share went up. "
+    "15 % of this run's first migration is 3.6 s.",
     "Tried and measured, no gain, not kept: a writer queue of 16 chunks instead of 4; `wal_compression` for the final's "
     "upsert (half the WAL bytes, no faster); a 16 KiB page size for a new SQLite v2 (31-34 s "
     "against 25-28 s); a smaller page cache for the whole SQLite load (a lower peak RSS, 1 s slower); "
@@ -276,7 +281,9 @@ for line in [
     "work slowed it by more than it saved (11.1-11.7 s against 9.9 s, replays); laying out a row's "
     "fingerprint bytes as its values are decoded (no change in `cutover-bench scan`, 4.3 s either "
     "way); memory-mapped reads of v1 (`PRAGMA mmap_size`: 0.2 s of system time instead of 0.4 s, "
-    "the same wall time).",
+    "the same wall time); 64 MB of temporary buffers for the session instead of 8 MB, for the "
+    "final migration's temporary table (three alternated pairs: its `COPY` 137-150 ms and the "
+    "`INSERT … ON CONFLICT` 588-625 ms either way).",
 ]:
     md.append("- " + line)
 md.append("")
@@ -284,26 +291,35 @@ md.append("## Memory at other scales\n")
 for line in [
     "The target is under 300 MiB at every scale; `bench/rss.sh --scale SF` measures each cutover "
     "step's peak RSS at one scale (cutover only, one run each). On 2026-12-02, this machine, scale 1 "
-    "(8.7 M v1 rows): first migration SQLite→SQLite 296 MiB, SQLite→PostgreSQL 149 MiB, verify "
-    "284 MiB, overwrite preview 30 MiB, final migration with 1 % changed 369 MiB: **not met** for "
-    "the final migration. At scale 0.5 the same script gave 271, 109, 159, 28 and 211 MiB.",
+    "(8.7 M v1 rows): first migration SQLite→SQLite 286 MiB, SQLite→PostgreSQL 156 MiB, verify "
+    "283 MiB, overwrite preview 30 MiB, final migration with 1 % changed 350 MiB: **not met** for "
+    "the final migration, and verify and SQLite→SQLite are close. At scale 0.5 the same script "
+    "gave 271, 102, 159, 28 and 204 MiB.",
     "What grows with the data: a parent's keys, held while its children are read (TPC-H's orders "
-    "for the order lines); verify's v2 fingerprints and the final migration's row state of the "
-    "table being read (32 bytes a row: id and two fingerprints; 6 M order lines at scale 1 are "
-    "192 MB); and the final migration's changed rows, held as values until the commit writes them. "
-    "Bounded memory at any scale needs the row state streamed beside v1's rows (both come in "
-    "load order) instead of held per table, and the changed rows spilled; not done yet.",
+    "for the order lines, 24 bytes each); verify's v2 fingerprints and the final migration's row "
+    "state of the table being read (32 bytes a row: id and two fingerprints; 6 M order lines at "
+    "scale 1 are 192 MB); and the rows a final migration changes, held until the commit writes "
+    "them. Bounded memory at any scale needs the row state streamed beside v1's rows (both come "
+    "in load order) instead of held per table, and the parents' keys and changed rows spilled to "
+    "disk past a limit; not done yet.",
     "Changed for memory (2026-12-02): integer keys of migrated parent records sit in a map of their "
     "own, 24 bytes an entry instead of 48, and a parent's keys are dropped once no entity still to "
-    "come looks them up (customers after orders). Scale 1, before and after, same hour: "
-    "SQLite→SQLite 322 to 296 MiB, SQLite→PostgreSQL 205 to 149 MiB, verify 334 to 284 MiB, "
-    "final 454 to 369 MiB; scale 0.5: 291 to 271, 134 to 109, 239 to 159, 237 to 211 MiB.",
+    "come looks them up (customers after orders); the final migration holds the rows it changes "
+    "encoded (the row state's entry format, about a fifth of their decoded size) and decodes and "
+    "upserts them 16,384 at a time at commit. Scale 1, before and after, same hour: SQLite→SQLite "
+    "322 to 286 MiB, SQLite→PostgreSQL 205 to 156 MiB, verify 334 to 283 MiB, final 454 to 350 MiB; "
+    "scale 0.5: 291 to 271, 134 to 102, 239 to 159, 237 to 204 MiB.",
 ]:
     md.append("- " + line)
 md.append("")
 md.append(
-    "The runs before this one gave these ratios: earlier on 2026-12-02 (this machine, the same "
-    "final-migration code, about 2.2× slower) vs pgloader 1.15, vs `psql \\copy` 3.71, SQLite→SQLite vs sqlite3 "
+    "The runs before this one gave these ratios: earlier on 2026-12-02 (this machine, after parents' "
+    "keys were halved, before the changed rows were held encoded) vs pgloader 1.20, vs `psql \\copy` "
+    "3.81, SQLite→SQLite vs sqlite3 8.07, verify vs reladiff 6.99, final 0.18 of the first (4.24 s "
+    "of 23.87 s), peak RSS 273 MiB; before that on 2026-12-02 (before parents' keys were halved) vs "
+    "pgloader 1.18, vs `psql \\copy` 4.38, SQLite→SQLite vs sqlite3 7.25, verify vs reladiff 6.69, "
+    "final 0.13 of the first (4.00 s of 31.88 s), peak RSS 290 MiB; before that on 2026-12-02 "
+    "(the same final-migration code, the machine about 2.2× slower) vs pgloader 1.15, vs `psql \\copy` 3.71, SQLite→SQLite vs sqlite3 "
     "7.64, verify vs reladiff 6.92, final 0.21 of the first, peak RSS 279 MiB; before that on "
     "2026-12-02 (before the bundle was read beside the upsert) vs pgloader 1.05, vs `psql \\copy` 4.48, SQLite→SQLite vs "
     "sqlite3 6.54, verify vs reladiff 6.65, final 0.20 of the first, peak RSS 274 MiB; before "
