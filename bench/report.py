@@ -159,12 +159,18 @@ md.append(
     "make up for them).".format(f=first_pg / floor)
 )
 md.append("")
+def bullets(lines):
+    """A list of prose points, then a blank line."""
+    md.extend("- " + line for line in lines)
+    md.append("")
+
+
 md.append("## What the profiles showed and what changed\n")
 md.append(
     "Profiled with `perf record` on the CLI and `perf record -a` (client and server), with the "
     "engine's own debug timings of each step of a commit. Where the time went, and what changed:\n"
 )
-for line in [
+bullets([
     "Row state: one database row per 1,024 v2 rows (ids, fingerprints, and the rows as loaded in "
     "a compact binary form compressed with LZ4), instead of one per v2 row: a first migration "
     "SQLite→PostgreSQL at scale 0.5 went from about 37 s to 25 s on this machine, and the state "
@@ -232,11 +238,9 @@ for line in [
     "byte-identical; runs as this benchmark does them (a fresh first migration, then the final), "
     "four pairs alternated after this run: 13.92-14.41 s before (median 14.15 s), 11.76-13.83 s "
     "after (median 12.14 s). SQLite keeps the old order.",
-]:
-    md.append("- " + line)
-md.append("")
+])
 md.append("## Where the time goes, and why three targets are out of reach\n")
-for line in [
+bullets([
     "First migration SQLite→PostgreSQL: about two thirds is the load, one third builds the v2 "
     "keys after it (order lines: unique `(account_id, legacy_ref)` about 4.9 s, primary key 1.4 s, "
     "four foreign keys 2.8 s) and `ANALYZE` (1.1 s). During the load both cores are busy "
@@ -285,11 +289,9 @@ for line in [
     "final migration's temporary table (three alternated pairs: its `COPY` 137-150 ms and the "
     "`INSERT … ON CONFLICT` 588-625 ms either way)"
     "; verify's v2 fingerprints read in parts of 65,536 and gathered once counted, to spare the copy a growing vector makes (the allocator kept the parts: peak RSS 233-242 MiB against 219-221 MiB, scale 0.5, two alternated pairs).",
-]:
-    md.append("- " + line)
-md.append("")
+])
 md.append("## Memory at other scales\n")
-for line in [
+bullets([
     "The target is under 300 MiB at every scale; `bench/rss.sh --scale SF` measures each cutover "
     "step's peak RSS at one scale (cutover only, one run each). On 2026-12-02, this machine, scale 1 "
     "(8.7 M v1 rows): first migration SQLite→SQLite 286 MiB, SQLite→PostgreSQL 156 MiB, verify "
@@ -310,9 +312,7 @@ for line in [
     "upserts them 16,384 at a time at commit. Scale 1, before and after, same hour: SQLite→SQLite "
     "322 to 286 MiB, SQLite→PostgreSQL 205 to 156 MiB, verify 334 to 283 MiB, final 454 to 350 MiB; "
     "scale 0.5: 291 to 271, 134 to 102, 239 to 159, 237 to 204 MiB.",
-]:
-    md.append("- " + line)
-md.append("")
+])
 md.append(
     "The runs before this one gave these ratios: earlier on 2026-12-02 (this machine, after parents' "
     "keys were halved, before the changed rows were held encoded) vs pgloader 1.20, vs `psql \\copy` "

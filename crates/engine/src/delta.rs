@@ -463,11 +463,11 @@ impl Saving<'_> {
     }
 }
 
-/// Writes the rows the final migration changes: upserts the pending rows table by table
-/// (parents first), then deletes what goes (children first) and leaves its row state.
 /// Rows upserted by one statement at commit.
 const UPSERT_ROWS: usize = 16_384;
 
+/// Writes the rows the final migration changes: upserts the pending rows table by table
+/// (parents first), then deletes what goes (children first) and leaves its row state.
 fn write_changes(
     inner: &mut dyn Target,
     saving: &Saving<'_>,
