@@ -379,6 +379,18 @@ pub trait Target: Send {
         let _ = (account, entries, f);
         Err(q(format!("row state of {table}"))("not supported by this target".into()))
     }
+    /// As [`Target::scan_state`] with entries, for one part of one generation's chunks only:
+    /// a large table's state read a part at a time, as a run meets its records.
+    fn scan_state_part(
+        &mut self,
+        account: Uuid,
+        table: &str,
+        part: state::Part,
+        f: &mut dyn FnMut(ChunkHead) -> Result<(), ConnectorError>,
+    ) -> Result<(), ConnectorError> {
+        let _ = (account, part, f);
+        Err(q(format!("row state of {table}"))("not supported by this target".into()))
+    }
     /// The compressed rows as loaded of these (generation, chunk) of an account's table.
     fn read_state_loaded(
         &mut self,
@@ -1202,6 +1214,36 @@ impl SqliteTarget {
         }
     }
 
+    /// [`Target::scan_state`], or one part of it.
+    fn scan_state_in(
+        &mut self,
+        account: Uuid,
+        table: &str,
+        entries: bool,
+        part: Option<state::Part>,
+        f: &mut dyn FnMut(ChunkHead) -> Result<(), ConnectorError>,
+    ) -> Result<(), ConnectorError> {
+        let sql = format!(
+            "SELECT generation, chunk, kind, xid, n{} FROM {} WHERE account_id = ?1 AND table_name = ?2{}",
+            if entries { ", ids, fps" } else { "" },
+            state::STATE_TABLE,
+            state::Part::sql(part)
+        );
+        let err = |e: rusqlite::Error| q("reading the row state")(e.to_string());
+        let conn = self.conn()?;
+        let mut st = conn.prepare(&sql).map_err(err)?;
+        let mut rows = st.query(rusqlite::params![account.hyphenated().to_string(), table]).map_err(err)?;
+        let n = if entries { 7 } else { 5 };
+        while let Some(r) = rows.next().map_err(err)? {
+            let row: Vec<Value> =
+                (0..n).map(|i| r.get_ref(i).map(sqlite_value)).collect::<Result<_, _>>().map_err(err)?;
+            let head =
+                ChunkHead::from_row(row).ok_or_else(|| q("reading the row state")("a chunk is malformed".into()))?;
+            f(head)?;
+        }
+        Ok(())
+    }
+
     /// Hands a row-state chunk to the writer, compressed here: the writer thread is what a
     /// load waits for.
     fn send_state(&self, c: state::Chunk) -> Result<(), ConnectorError> {
@@ -1522,25 +1564,19 @@ impl Target for SqliteTarget {
         entries: bool,
         f: &mut dyn FnMut(ChunkHead) -> Result<(), ConnectorError>,
     ) -> Result<(), ConnectorError> {
-        let sql = format!(
-            "SELECT generation, chunk, kind, xid, n{} FROM {} WHERE account_id = ?1 AND table_name = ?2 ORDER BY generation, chunk",
-            if entries { ", ids, fps" } else { "" },
-            state::STATE_TABLE
-        );
-        let err = |e: rusqlite::Error| q("reading the row state")(e.to_string());
+        // What this run wrote so far is part of what it reads back.
         self.flush_state()?;
-        let conn = self.conn()?;
-        let mut st = conn.prepare(&sql).map_err(err)?;
-        let mut rows = st.query(rusqlite::params![account.hyphenated().to_string(), table]).map_err(err)?;
-        let n = if entries { 7 } else { 5 };
-        while let Some(r) = rows.next().map_err(err)? {
-            let row: Vec<Value> =
-                (0..n).map(|i| r.get_ref(i).map(sqlite_value)).collect::<Result<_, _>>().map_err(err)?;
-            let head =
-                ChunkHead::from_row(row).ok_or_else(|| q("reading the row state")("a chunk is malformed".into()))?;
-            f(head)?;
-        }
-        Ok(())
+        self.scan_state_in(account, table, entries, None, f)
+    }
+    fn scan_state_part(
+        &mut self,
+        account: Uuid,
+        table: &str,
+        part: state::Part,
+        f: &mut dyn FnMut(ChunkHead) -> Result<(), ConnectorError>,
+    ) -> Result<(), ConnectorError> {
+        // A part is of a generation before this run's: nothing to flush first.
+        self.scan_state_in(account, table, true, Some(part), f)
     }
     fn read_state_loaded(
         &mut self,
@@ -2113,6 +2149,31 @@ impl PgTarget {
         Ok(())
     }
 
+    /// [`Target::scan_state`], or one part of it.
+    fn scan_state_in(
+        &mut self,
+        account: Uuid,
+        table: &str,
+        entries: bool,
+        part: Option<state::Part>,
+        f: &mut dyn FnMut(ChunkHead) -> Result<(), ConnectorError>,
+    ) -> Result<(), ConnectorError> {
+        let select = format!(
+            "SELECT generation::int8, chunk::int8, kind::int8, xid, n::int8{} FROM {} WHERE account_id = '{}' AND table_name = '{}'{}",
+            if entries { ", ids, fps" } else { "" },
+            state::STATE_TABLE,
+            account.hyphenated(),
+            table.replace('\'', "''"),
+            state::Part::sql(part)
+        );
+        let types = state::head_columns(entries).into_iter().map(|c| c.1).collect();
+        self.copy_out(&select, types, &mut |row| {
+            let head =
+                ChunkHead::from_row(row).ok_or_else(|| q("reading the row state")("a chunk is malformed".into()))?;
+            f(head)
+        })
+    }
+
     /// Streams the rows of a `SELECT` (its columns cast with [`pgcopy::cast_for`]) through a
     /// binary `COPY … TO STDOUT`: the server sends values as bytes, which decode without parsing.
     fn copy_out(
@@ -2564,19 +2625,16 @@ impl Target for PgTarget {
         entries: bool,
         f: &mut dyn FnMut(ChunkHead) -> Result<(), ConnectorError>,
     ) -> Result<(), ConnectorError> {
-        let select = format!(
-            "SELECT generation::int8, chunk::int8, kind::int8, xid, n::int8{} FROM {} WHERE account_id = '{}' AND table_name = '{}' ORDER BY generation, chunk",
-            if entries { ", ids, fps" } else { "" },
-            state::STATE_TABLE,
-            account.hyphenated(),
-            table.replace('\'', "''")
-        );
-        let types = state::head_columns(entries).into_iter().map(|c| c.1).collect();
-        self.copy_out(&select, types, &mut |row| {
-            let head =
-                ChunkHead::from_row(row).ok_or_else(|| q("reading the row state")("a chunk is malformed".into()))?;
-            f(head)
-        })
+        self.scan_state_in(account, table, entries, None, f)
+    }
+    fn scan_state_part(
+        &mut self,
+        account: Uuid,
+        table: &str,
+        part: state::Part,
+        f: &mut dyn FnMut(ChunkHead) -> Result<(), ConnectorError>,
+    ) -> Result<(), ConnectorError> {
+        self.scan_state_in(account, table, true, Some(part), f)
     }
     fn read_state_loaded(
         &mut self,

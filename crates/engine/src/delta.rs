@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::connect::{ConnectorError, Dialect, Source, Target};
 use crate::ddl::Schema;
-use crate::ids::OrderedIds;
+use crate::live::{Entry, LiveState, Parts};
 use crate::preview::{ChangeKind, Preview, preview};
 use crate::run::{EngineError, LedgerRecord, RunReport, RunSpec, account_uuid, run};
 use crate::state::{self, StateEntry};
@@ -84,12 +84,67 @@ struct Drift {
     values: serde_json::Map<String, serde_json::Value>,
 }
 
-/// The table the run is on: the live state of its rows (v1 and v2 fingerprints by id) in the
-/// order the last runs met their records, and which of them the run gave again.
+/// The table the run is on: the live state of its rows (v1 and v2 fingerprints by id), read a
+/// part at a time when one generation holds it.
 struct Current {
     table: String,
-    live: OrderedIds<(i64, i64)>,
-    seen: Vec<bool>,
+    live: LiveState,
+    /// The one generation read a part at a time (none when the state was read whole).
+    generation: Option<i32>,
+}
+
+impl Current {
+    fn find(
+        &mut self,
+        target: &mut dyn Target,
+        account: Uuid,
+        id: &Uuid,
+    ) -> Result<Option<(i64, i64)>, ConnectorError> {
+        let mut parts = StateParts { target, account, table: &self.table, generation: self.generation };
+        self.live.find(id, &mut parts)
+    }
+
+    /// The ids of the live rows the run did not give again.
+    fn finish(self, target: &mut dyn Target, account: Uuid) -> Result<Vec<Uuid>, ConnectorError> {
+        let mut parts = StateParts { target, account, table: &self.table, generation: self.generation };
+        self.live.finish(&mut parts)
+    }
+}
+
+/// Chunks of row state per part read: 131,072 entries, 4 MiB. Fewer, larger parts cost more
+/// memory and no less time (a part of 128 chunks is read in about 7 ms on PostgreSQL).
+const PART_CHUNKS: u32 = 128;
+
+/// Reads the live state of the run's table from the real target, a part at a time.
+struct StateParts<'t> {
+    target: &'t mut dyn Target,
+    account: Uuid,
+    table: &'t str,
+    generation: Option<i32>,
+}
+
+impl Parts for StateParts<'_> {
+    fn next_part(&mut self, after: i32) -> Result<Option<(Vec<Entry>, i32)>, ConnectorError> {
+        let Some(generation) = self.generation else { return Ok(None) };
+        let part = state::Part { generation, after, limit: PART_CHUNKS };
+        let (mut entries, mut last) = (Vec::new(), None);
+        self.target.scan_state_part(self.account, self.table, part, &mut |h| {
+            entries.extend(state::live(std::slice::from_ref(&h), |_, v1, v2| (v1, v2)));
+            last = Some(h.chunk);
+            Ok(())
+        })?;
+        Ok(last.map(|c| (entries, c)))
+    }
+    fn all_ids(&mut self) -> Result<Vec<Uuid>, ConnectorError> {
+        let mut ids = Vec::new();
+        self.target.scan_state(self.account, self.table, true, &mut |h| {
+            if Some(h.generation) == self.generation {
+                ids.extend((0..h.n.max(0) as usize).filter_map(|i| h.id(i)));
+            }
+            Ok(())
+        })?;
+        Ok(ids)
+    }
 }
 
 /// What the recovery bundle is made from, besides v2's rows: apart from the rest of
@@ -112,6 +167,9 @@ struct DeltaTarget<'a> {
     inner: &'a mut dyn Target,
     saving: Saving<'a>,
     current: Option<Current>,
+    /// A failure to read the row state where it could not be returned at once
+    /// ([`Target::keep_unchanged`] answers yes or no): returned by the next call that can.
+    failed: Option<ConnectorError>,
     /// Whether every loaded row of the table last finished was given again.
     all_given: bool,
     /// Tables in the order their rows are written (parents first).
@@ -154,9 +212,21 @@ impl Target for DeltaTarget<'_> {
             self.order.push(table.to_owned());
         }
         self.columns.insert(table.to_owned(), columns.to_vec());
-        let live = state::read_live(self.inner, self.saving.account, table, |_, v1, v2| (v1, v2))?;
-        let seen = vec![false; live.len()];
-        self.current = Some(Current { table: table.to_owned(), live: OrderedIds::new(live), seen });
+        // One generation (no final migration yet) is read a part at a time, in the order the
+        // run meets its records; several need every entry at once, to find each id's newest.
+        let mut heads = Vec::new();
+        self.inner.scan_state(self.saving.account, table, false, &mut |h| {
+            heads.push(h);
+            Ok(())
+        })?;
+        let one = state::live_count_without_entries(&heads).is_some().then(|| heads.first().map(|h| h.generation));
+        self.current = Some(match one {
+            Some(generation) => Current { table: table.to_owned(), live: LiveState::in_parts(), generation },
+            None => {
+                let live = state::read_live(self.inner, self.saving.account, table, |_, v1, v2| (v1, v2))?;
+                Current { table: table.to_owned(), live: LiveState::whole(live), generation: None }
+            }
+        });
         self.counts.entry(table.to_owned()).or_default();
         Ok(())
     }
@@ -166,15 +236,17 @@ impl Target for DeltaTarget<'_> {
         Ok(())
     }
     fn write_state(&mut self, e: &StateEntry<'_>) -> Result<(), ConnectorError> {
+        if let Some(failed) = self.failed.take() {
+            return Err(failed);
+        }
         let drifted = self.saving.drifted.contains_key(&e.id);
         let Some(cur) = self.current.as_mut() else { return Ok(()) };
-        let loaded = match cur.live.find(&e.id) {
-            Some(i) => {
-                cur.seen[i] = true;
+        let loaded = match cur.find(&mut *self.inner, self.saving.account, &e.id)? {
+            Some((v1, v2)) => {
+                cur.live.give();
                 // Unchanged only if the mapping gives exactly the row it loaded: an unchanged v1
                 // record can still map differently when a parent's outcome changed (a duplicate
                 // now merged into another survivor re-points its children).
-                let (v1, v2) = cur.live.at(i).1;
                 if v1 == e.v1_fp && v2 == e.v2_fp && !drifted {
                     if let Some(c) = self.counts.get_mut(&cur.table) {
                         c.unchanged += 1;
@@ -198,12 +270,22 @@ impl Target for DeltaTarget<'_> {
         self.inner.write_state(e)
     }
     fn keep_unchanged(&mut self, id: &Uuid, v1_fp: i64) -> bool {
-        let Some(cur) = self.current.as_mut() else { return false };
-        let Some(i) = cur.live.find(id) else { return false };
-        if cur.live.at(i).1.0 != v1_fp || (!self.saving.drifted.is_empty() && self.saving.drifted.contains_key(id)) {
+        if self.failed.is_some() {
             return false;
         }
-        cur.seen[i] = true;
+        let Some(cur) = self.current.as_mut() else { return false };
+        let found = match cur.find(&mut *self.inner, self.saving.account, id) {
+            Ok(found) => found,
+            Err(e) => {
+                self.failed = Some(e);
+                return false;
+            }
+        };
+        let Some((v1, _)) = found else { return false };
+        if v1 != v1_fp || (!self.saving.drifted.is_empty() && self.saving.drifted.contains_key(id)) {
+            return false;
+        }
+        cur.live.give();
         if let Some(c) = self.counts.get_mut(&cur.table) {
             c.unchanged += 1;
         }
@@ -214,14 +296,14 @@ impl Target for DeltaTarget<'_> {
         self.all_given
     }
     fn finish_table(&mut self) -> Result<(), ConnectorError> {
+        if let Some(failed) = self.failed.take() {
+            return Err(failed);
+        }
         if let Some(cur) = self.current.take() {
-            let before = self.gone.len();
-            for ((id, _), seen) in cur.live.iter().zip(&cur.seen) {
-                if !seen {
-                    self.gone.push((cur.table.clone(), *id));
-                }
-            }
-            self.all_given = self.gone.len() == before;
+            let table = cur.table.clone();
+            let gone = cur.finish(&mut *self.inner, self.saving.account)?;
+            self.all_given = gone.is_empty();
+            self.gone.extend(gone.into_iter().map(|id| (table.clone(), id)));
         }
         Ok(())
     }
@@ -594,6 +676,7 @@ pub fn final_run_checked(
             preview_id: p.id.clone(),
         },
         current: None,
+        failed: None,
         all_given: false,
         order: Vec::new(),
         columns: HashMap::new(),

@@ -8,6 +8,7 @@ pub mod expr;
 pub mod failpoint;
 pub mod fuzzing;
 pub mod ids;
+pub mod live;
 pub mod mysql;
 pub mod pack;
 mod pgcopy;

@@ -289,6 +289,30 @@ pub fn head_columns(entries: bool) -> Vec<(String, crate::value::Type)> {
     v
 }
 
+/// Part of one generation's chunks of a table: those after chunk `after`, at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    /// The generation.
+    pub generation: i32,
+    /// The last chunk of the part before (-1 for the first part).
+    pub after: i32,
+    /// Most chunks in the part.
+    pub limit: u32,
+}
+
+impl Part {
+    /// The end of a scan's `WHERE` (after the account and table) with its order: the whole
+    /// table's chunks, or one part of them. The order names the table's columns, not the
+    /// selected ones (PostgreSQL's are cast): the primary key then gives a part without a sort.
+    pub fn sql(part: Option<Part>) -> String {
+        let order = format!(" ORDER BY {STATE_TABLE}.generation, {STATE_TABLE}.chunk");
+        match part {
+            None => order,
+            Some(p) => format!(" AND generation = {} AND chunk > {}{order} LIMIT {}", p.generation, p.after, p.limit),
+        }
+    }
+}
+
 /// Where a live entry sits: its chunk and its position there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Loc {
