@@ -305,7 +305,7 @@ impl Capture<'_> {
                 (c, ty)
             })
             .collect();
-        let mut rows = Vec::new();
+        let mut rows = Vec::with_capacity(self.state_rows(table));
         let (per_ref, totals, compared) = (&mut self.per_ref, &mut self.actual_totals, &mut self.compared);
         let mut prefix = String::new();
         self.v2.scan_rows(table, &columns, Some(self.account), &mut |row| {
@@ -332,6 +332,25 @@ impl Capture<'_> {
         let has_float = columns.iter().any(|c| c.1 == Type::Float);
         self.read.insert(table.to_owned(), columns.clone());
         Ok(Actual { table: table.to_owned(), columns, has_float, rows, seen })
+    }
+
+    /// How many rows the row state says the table holds (0 when it cannot tell): the table's
+    /// fingerprints are gathered into room for that many. Grown instead, the vector held its
+    /// old and its new buffer at once, a peak of 2.5 times the table's fingerprints.
+    fn state_rows(&mut self, table: &str) -> usize {
+        let mut heads = Vec::new();
+        let read = self.v2.scan_state(self.account, table, false, &mut |h| {
+            heads.push(h);
+            Ok(())
+        });
+        if read.is_err() {
+            return 0;
+        }
+        // With several generations, rows written again are counted again: room for a few more.
+        let n = crate::state::live_count_without_entries(&heads).unwrap_or_else(|| {
+            heads.iter().filter(|h| h.kind == crate::state::ChunkKind::Rows).map(|h| h.n.max(0) as u64).sum()
+        });
+        usize::try_from(n).unwrap_or(0)
     }
 
     /// What the mapping did not give of the table just finished.
