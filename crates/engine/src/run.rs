@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::connect::{ConnectorError, Scan, Source, SourceRow, Target};
 use crate::expr::{EvalCtx, Fail, Lookup};
+use crate::ids::IntIds;
 use crate::pack::{Entity, Pack};
 use crate::value::Value;
 
@@ -276,11 +277,11 @@ enum Outcome {
 /// A parent entity's records by key: looked up once per child row and parent, so it uses a
 /// fast hasher (keys are the customer's own data, but a run is not a service under attack).
 /// It is held for as long as children still come, so its size is part of a run's peak memory:
-/// migrated records with an integer key (most of them, in most packs) sit in a map of their
-/// own at 24 bytes an entry, half of what an entry of the general one takes.
+/// migrated records with an integer key (most of them, in most packs) sit apart in key order
+/// at 24 bytes an entry ([`IntIds`]), a third of what an entry of the general map takes.
 #[derive(Debug, Clone, Default)]
 struct KeyMap {
-    migrated: HashMap<i64, Uuid, foldhash::fast::RandomState>,
+    migrated: IntIds,
     other: HashMap<KeyVal, Outcome, foldhash::fast::RandomState>,
 }
 
@@ -296,7 +297,7 @@ impl KeyMap {
             }
             (key, outcome) => {
                 if let KeyVal::Int(i) = key {
-                    self.migrated.remove(&i);
+                    self.migrated.remove(i);
                 }
                 self.other.insert(key, outcome);
             }
@@ -305,9 +306,9 @@ impl KeyMap {
 
     fn get(&self, key: &KeyVal) -> Option<Outcome> {
         if let KeyVal::Int(i) = key
-            && let Some(id) = self.migrated.get(i)
+            && let Some(id) = self.migrated.get(*i)
         {
-            return Some(Outcome::Migrated(*id));
+            return Some(Outcome::Migrated(id));
         }
         self.other.get(key).cloned()
     }
