@@ -95,6 +95,10 @@ pub struct OrderedIds<T> {
 /// How far past the cursor an id is looked for before the index is asked.
 const NEAR: usize = 8;
 
+/// How far past the cursor [`OrderedIds::find_near`] looks: a few microseconds a miss, and
+/// past a stretch of rows v1 no longer gives.
+const FAR: usize = 4096;
+
 impl<T> OrderedIds<T> {
     /// Keeps `entries` in their order.
     pub fn new(entries: Vec<(Uuid, T)>) -> Self {
@@ -112,6 +116,7 @@ impl<T> OrderedIds<T> {
         }
         let entries = &self.entries;
         let index = self.index.get_or_insert_with(|| {
+            tracing::debug!(entries = entries.len(), "an id out of reach: indexing every id");
             SortedIds::new(
                 entries.iter().enumerate().map(|(i, e)| (e.0, u32::try_from(i).unwrap_or(u32::MAX))).collect(),
             )
@@ -119,6 +124,22 @@ impl<T> OrderedIds<T> {
         let at = *index.get(id)? as usize;
         self.cursor = at + 1;
         Some(at)
+    }
+
+    /// The position of `id` if it is near the cursor or at most [`FAR`] entries ahead of it,
+    /// without the index; the cursor moves past it. `None` says neither that `id` is absent
+    /// nor that it is present further on.
+    pub fn find_near(&mut self, id: &Uuid) -> Option<usize> {
+        let start = self.cursor.saturating_sub(1);
+        let end = (self.cursor + FAR).min(self.entries.len());
+        let k = self.entries.get(start..end)?.iter().position(|e| e.0 == *id)?;
+        self.cursor = start + k + 1;
+        Some(start + k)
+    }
+
+    /// Whether [`find`](Self::find) has built its index of every id.
+    pub fn indexed(&self) -> bool {
+        self.index.is_some()
     }
 
     /// Entry `i` (a position [`find`](Self::find) gave).
@@ -299,6 +320,25 @@ mod tests {
         assert_eq!(o.find(&Uuid::nil()), None);
         assert_eq!(o.at(42).1, 42);
         assert_eq!(o.len(), 1000);
+    }
+
+    #[test]
+    fn near_ids_are_found_without_the_index_and_others_are_left_to_the_caller() {
+        let ids: Vec<Uuid> = (0..3 * FAR as u32).map(|i| Uuid::from_u128(u128::from(i) * 7919)).collect();
+        let mut o = OrderedIds::new(ids.iter().enumerate().map(|(i, u)| (*u, i)).collect());
+        assert_eq!(o.find_near(&ids[0]), Some(0));
+        // Past a stretch v1 no longer gives, then back to the order.
+        assert_eq!(o.find_near(&ids[FAR - 10]), Some(FAR - 10));
+        assert_eq!(o.find_near(&ids[FAR - 9]), Some(FAR - 9));
+        // Behind the cursor, too far ahead, or absent: not found here, cursor unmoved.
+        assert_eq!(o.find_near(&ids[5]), None);
+        assert_eq!(o.find_near(&ids[3 * FAR - 1]), None);
+        assert_eq!(o.find_near(&Uuid::nil()), None);
+        assert_eq!(o.find_near(&ids[FAR - 8]), Some(FAR - 8));
+        assert!(!o.indexed(), "none of this needs the index");
+        // The index answers what is out of reach.
+        assert_eq!(o.find(&ids[5]), Some(5));
+        assert!(o.indexed());
     }
 
     #[test]

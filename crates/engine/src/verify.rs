@@ -184,7 +184,24 @@ struct Actual {
     has_float: bool,
     rows: OrderedIds<u64>,
     seen: Vec<bool>,
+    /// Rows the mapping gave whose id was not near v2's cursor: out of order, or not in v2.
+    deferred: Vec<Deferred>,
 }
+
+/// A row told apart when its table ends, against the v2 rows the mapping did not reach: an
+/// index of every id (20 bytes a row) for a handful of rows v2 lacks would cost more than the
+/// fingerprints themselves. Past [`MAX_DEFERRED`] rows, the index is built after all.
+struct Deferred {
+    id: Uuid,
+    fp: u64,
+    legacy: String,
+    /// The expected values, kept for the first [`MAX_LISTED`] only: a changed row is listed
+    /// with them.
+    values: Option<Vec<Value>>,
+}
+
+/// Rows a table may leave to its end before the index of every v2 id is built.
+const MAX_DEFERRED: usize = 16_384;
 
 /// A row the mapping gives differently: table, id, legacy reference, the expected values.
 type ChangedRow = (String, Uuid, String, Vec<Value>);
@@ -331,7 +348,7 @@ impl Capture<'_> {
         let seen = vec![false; rows.len()];
         let has_float = columns.iter().any(|c| c.1 == Type::Float);
         self.read.insert(table.to_owned(), columns.clone());
-        Ok(Actual { table: table.to_owned(), columns, has_float, rows, seen })
+        Ok(Actual { table: table.to_owned(), columns, has_float, rows, seen, deferred: Vec::new() })
     }
 
     /// How many rows the row state says the table holds (0 when it cannot tell): the table's
@@ -353,8 +370,50 @@ impl Capture<'_> {
         usize::try_from(n).unwrap_or(0)
     }
 
-    /// What the mapping did not give of the table just finished.
-    fn finish(&mut self, a: Actual) {
+    /// A row of the table being verified whose fingerprint is `fp`, against v2's (`None`: v2
+    /// lacks the row).
+    fn compare(
+        &mut self,
+        table: &str,
+        actual: Option<u64>,
+        fp: u64,
+        id: Uuid,
+        legacy: String,
+        values: Option<Vec<Value>>,
+    ) {
+        let listed = self.listed() < MAX_LISTED;
+        match actual {
+            Some(actual) if actual == fp => {}
+            Some(_) => {
+                self.total += 1;
+                if listed && let Some(values) = values {
+                    self.changed.push((table.to_owned(), id, legacy, values));
+                }
+            }
+            None => {
+                self.total += 1;
+                if listed {
+                    self.missing.push((table.to_owned(), id, legacy));
+                }
+            }
+        }
+    }
+
+    /// What the mapping did not give of the table just finished, and the rows it left to the end.
+    fn finish(&mut self, mut a: Actual) {
+        if !a.deferred.is_empty() {
+            let mut wanted: FastMap<Uuid, usize> = a.deferred.iter().enumerate().map(|(k, d)| (d.id, k)).collect();
+            let mut found = vec![None; a.deferred.len()];
+            for ((id, fp), seen) in a.rows.iter().zip(a.seen.iter_mut()) {
+                if !*seen && let Some(k) = wanted.remove(id) {
+                    *seen = true;
+                    found[k] = Some(*fp);
+                }
+            }
+            for (d, actual) in std::mem::take(&mut a.deferred).into_iter().zip(found) {
+                self.compare(&a.table, actual, d.fp, d.id, d.legacy, d.values);
+            }
+        }
         for ((id, _), seen) in a.rows.iter().zip(&a.seen) {
             if !seen {
                 self.total += 1;
@@ -403,23 +462,27 @@ impl Target for Capture<'_> {
             Some(Value::Text(s)) => s.clone(),
             _ => String::new(),
         };
-        match a.rows.find(id) {
-            Some(i) => {
-                a.seen[i] = true;
-                if a.rows.at(i).1 != fingerprint(norm) {
-                    self.total += 1;
-                    if listed < MAX_LISTED {
-                        self.changed.push((a.table.clone(), *id, legacy(), norm.to_vec()));
-                    }
-                }
+        let fp = fingerprint(norm);
+        let at = match a.rows.find_near(id) {
+            Some(i) => Some(i),
+            None if a.deferred.len() < MAX_DEFERRED && !a.rows.indexed() => {
+                let values = (a.deferred.len() < MAX_LISTED).then(|| norm.to_vec());
+                a.deferred.push(Deferred { id: *id, fp, legacy: legacy(), values });
+                return Ok(());
             }
-            None => {
-                self.total += 1;
-                if listed < MAX_LISTED {
-                    self.missing.push((a.table.clone(), *id, legacy()));
-                }
-            }
+            None => a.rows.find(id),
+        };
+        let actual = at.map(|i| {
+            a.seen[i] = true;
+            a.rows.at(i).1
+        });
+        if actual == Some(fp) {
+            return Ok(());
         }
+        // A difference: its values are copied only when it is listed.
+        let table = a.table.clone();
+        let values = (listed < MAX_LISTED && actual.is_some()).then(|| norm.to_vec());
+        self.compare(&table, actual, fp, *id, legacy(), values);
         Ok(())
     }
     fn finish_table(&mut self) -> Result<(), ConnectorError> {
