@@ -315,7 +315,8 @@ bullets([
     "dropped before it, since the thread that freed them waits for the commit and returns nothing "
     "meanwhile. With `MIMALLOC_PURGE_DELAY=0` the same run at scale 2 peaked at 274 MiB, during the "
     "load, and held 224 MiB during the commit, in about the same time (97 s); asking the allocator "
-    "to return them from the code takes its C interface, unsafe code this workspace forbids.",
+    "to return them from the code takes its C interface, unsafe code this workspace forbids; "
+    "mimalloc's version 3 (the Rust crate's default) instead of 2 made it worse (335 MiB).",
     "What still grows with the data: a parent's keys, held while its children are read (TPC-H's "
     "orders for the order lines, 24 bytes each: 36 MB at scale 1); verify's v2 fingerprints of the "
     "table being read (24 bytes a row: 144 MB for 6 M order lines at scale 1, 288 MB at scale 2); "
