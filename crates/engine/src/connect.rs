@@ -474,12 +474,13 @@ pub trait Target: Send {
     ) -> Result<Vec<Vec<Value>>, ConnectorError>;
 }
 
-/// `SELECT cols FROM table [WHERE account_id = <param>] ORDER BY 1`, the query every row read uses.
-fn select_rows_sql(d: Dialect, table: &str, columns: &[(String, Type)], account: bool) -> String {
+/// `SELECT cols FROM table [WHERE account_id = <param>] ORDER BY <order>`, the query every row
+/// read uses: `order` is `1` (the first column, the id) or SQLite's `rowid` (load order).
+fn select_rows_sql(d: Dialect, table: &str, columns: &[(String, Type)], account: bool, order: &str) -> String {
     let cols: Vec<String> = columns.iter().map(|(c, _)| d.ident(c)).collect();
     let param = if d == Dialect::Sqlite { "?1" } else { "$1" };
     let filter = if account { format!(" WHERE account_id = {param}") } else { String::new() };
-    format!("SELECT {} FROM {}{filter} ORDER BY 1", cols.join(", "), d.ident(table))
+    format!("SELECT {} FROM {}{filter} ORDER BY {order}", cols.join(", "), d.ident(table))
 }
 
 /// Appends one row in COPY text format.
@@ -1318,7 +1319,7 @@ fn sqlite_read(
     columns: &[(String, Type)],
     account: Option<Uuid>,
 ) -> Result<Vec<Vec<Value>>, ConnectorError> {
-    let sql = select_rows_sql(Dialect::Sqlite, table, columns, account.is_some());
+    let sql = select_rows_sql(Dialect::Sqlite, table, columns, account.is_some(), "1");
     sqlite_collect(conn, table, &sql, columns, account)
 }
 
@@ -1650,17 +1651,13 @@ impl Target for SqliteTarget {
         account: Option<Uuid>,
         f: &mut dyn FnMut(Vec<Value>) -> Result<(), ConnectorError>,
     ) -> Result<(), ConnectorError> {
-        let mut sql = select_rows_sql(Dialect::Sqlite, table, columns, account.is_some());
         let conn = self.conn()?;
         // In load order, the rowid's (an upsert keeps a row's rowid), as verify meets the rows
         // again, and without a seek into the table per row of the key's index; a table without
         // rowids comes in key order.
-        let rowids = format!("SELECT rowid FROM {} LIMIT 0", Dialect::Sqlite.ident(table));
-        if conn.prepare(&rowids).is_ok()
-            && let Some(by_key) = sql.strip_suffix(" ORDER BY 1")
-        {
-            sql = format!("{by_key} ORDER BY rowid");
-        }
+        let has_rowid = conn.prepare(&format!("SELECT rowid FROM {} LIMIT 0", Dialect::Sqlite.ident(table))).is_ok();
+        let order = if has_rowid { "rowid" } else { "1" };
+        let sql = select_rows_sql(Dialect::Sqlite, table, columns, account.is_some(), order);
         sqlite_each(&conn, table, &sql, columns, account, f)
     }
     fn read_rows(
@@ -2855,7 +2852,7 @@ impl Target for PgTarget {
         columns: &[(String, Type)],
         account: Option<Uuid>,
     ) -> Result<Vec<Vec<Value>>, ConnectorError> {
-        let sql = select_rows_sql(Dialect::Postgres, table, columns, account.is_some());
+        let sql = select_rows_sql(Dialect::Postgres, table, columns, account.is_some(), "1");
         let (tx, rx) = mpsc::channel();
         self.send(PgJob::Read(sql.clone(), columns.to_vec(), account, tx))?;
         rx.recv().map_err(|_| q(sql)("the writer thread stopped".into()))?
