@@ -1,7 +1,7 @@
-//! Rows keyed by v2 id: sorted with a bucket index over the ids' leading bits, or kept in the
-//! order they come with a cursor that expects the next lookup to be for the next entry.
+//! Rows keyed by v2 id, sorted with a bucket index over the ids' leading bits; parents' keys
+//! in blocks.
 //!
-//! Preview, verification and the final migration hold one entry per row of an account, so the
+//! Preview and the final migration hold one entry per row of an account, so the
 //! entries must be small (a hash map took three times the memory). A plain binary search over
 //! millions of them misses the cache on nearly every step; cutover's ids are UUIDv5, i.e. SHA-1
 //! output, so their leading bits are uniform and a table of bucket starts (a byte or so per row)
@@ -78,88 +78,6 @@ impl<T> SortedIds<T> {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
-    }
-}
-
-/// Entries in the order they came, found by id with a cursor: a run meets records in the same
-/// order as the run before it wrote them (v1's key order), so nearly every lookup is for the
-/// entry at the cursor or just past it (records deleted since leave a small gap). A lookup
-/// that is not is answered by an index of positions by id, built the first time one is needed.
-#[derive(Debug, Clone)]
-pub struct OrderedIds<T> {
-    entries: Vec<(Uuid, T)>,
-    cursor: usize,
-    index: Option<SortedIds<u32>>,
-}
-
-/// How far past the cursor an id is looked for before the index is asked.
-const NEAR: usize = 8;
-
-/// How far past the cursor [`OrderedIds::find_near`] looks: a few microseconds a miss, and
-/// past a stretch of rows v1 no longer gives.
-const FAR: usize = 4096;
-
-impl<T> OrderedIds<T> {
-    /// Keeps `entries` in their order.
-    pub fn new(entries: Vec<(Uuid, T)>) -> Self {
-        Self { entries, cursor: 0, index: None }
-    }
-
-    /// The position of `id`, if present; the cursor moves past it.
-    pub fn find(&mut self, id: &Uuid) -> Option<usize> {
-        // From the entry found last: a caller may look the same id up twice in a row.
-        let start = self.cursor.saturating_sub(1);
-        let end = (self.cursor + NEAR).min(self.entries.len());
-        if let Some(k) = self.entries[start.min(end)..end].iter().position(|e| e.0 == *id) {
-            self.cursor = start + k + 1;
-            return Some(start + k);
-        }
-        let entries = &self.entries;
-        let index = self.index.get_or_insert_with(|| {
-            tracing::debug!(entries = entries.len(), "an id out of reach: indexing every id");
-            SortedIds::new(
-                entries.iter().enumerate().map(|(i, e)| (e.0, u32::try_from(i).unwrap_or(u32::MAX))).collect(),
-            )
-        });
-        let at = *index.get(id)? as usize;
-        self.cursor = at + 1;
-        Some(at)
-    }
-
-    /// The position of `id` if it is near the cursor or at most [`FAR`] entries ahead of it,
-    /// without the index; the cursor moves past it. `None` says neither that `id` is absent
-    /// nor that it is present further on.
-    pub fn find_near(&mut self, id: &Uuid) -> Option<usize> {
-        let start = self.cursor.saturating_sub(1);
-        let end = (self.cursor + FAR).min(self.entries.len());
-        let k = self.entries.get(start..end)?.iter().position(|e| e.0 == *id)?;
-        self.cursor = start + k + 1;
-        Some(start + k)
-    }
-
-    /// Whether [`find`](Self::find) has built its index of every id.
-    pub fn indexed(&self) -> bool {
-        self.index.is_some()
-    }
-
-    /// Entry `i` (a position [`find`](Self::find) gave).
-    pub fn at(&self, i: usize) -> &(Uuid, T) {
-        &self.entries[i]
-    }
-
-    /// Every entry, in their order.
-    pub fn iter(&self) -> std::slice::Iter<'_, (Uuid, T)> {
-        self.entries.iter()
-    }
-
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 }
 
@@ -302,43 +220,6 @@ mod tests {
                 assert_eq!(s.find(&Uuid::new_v5(&Uuid::NAMESPACE_OID, &i.to_le_bytes())), None);
             }
         }
-    }
-
-    #[test]
-    fn ordered_ids_are_found_in_order_out_of_order_and_not_at_all() {
-        let ids: Vec<Uuid> = (0..1000u32).map(|i| Uuid::new_v5(&Uuid::NAMESPACE_OID, &i.to_le_bytes())).collect();
-        let mut o = OrderedIds::new(ids.iter().enumerate().map(|(i, u)| (*u, i)).collect());
-        // In order, with gaps (records gone since), each id twice in a row.
-        for i in (0..1000).filter(|i| i % 7 != 3) {
-            assert_eq!(o.find(&ids[i]), Some(i));
-            assert_eq!(o.find(&ids[i]), Some(i));
-        }
-        assert!(o.index.is_none(), "in order, no index is needed");
-        // Out of order and unknown ids.
-        assert_eq!(o.find(&ids[5]), Some(5));
-        assert_eq!(o.find(&ids[999]), Some(999));
-        assert_eq!(o.find(&Uuid::nil()), None);
-        assert_eq!(o.at(42).1, 42);
-        assert_eq!(o.len(), 1000);
-    }
-
-    #[test]
-    fn near_ids_are_found_without_the_index_and_others_are_left_to_the_caller() {
-        let ids: Vec<Uuid> = (0..3 * FAR as u32).map(|i| Uuid::from_u128(u128::from(i) * 7919)).collect();
-        let mut o = OrderedIds::new(ids.iter().enumerate().map(|(i, u)| (*u, i)).collect());
-        assert_eq!(o.find_near(&ids[0]), Some(0));
-        // Past a stretch v1 no longer gives, then back to the order.
-        assert_eq!(o.find_near(&ids[FAR - 10]), Some(FAR - 10));
-        assert_eq!(o.find_near(&ids[FAR - 9]), Some(FAR - 9));
-        // Behind the cursor, too far ahead, or absent: not found here, cursor unmoved.
-        assert_eq!(o.find_near(&ids[5]), None);
-        assert_eq!(o.find_near(&ids[3 * FAR - 1]), None);
-        assert_eq!(o.find_near(&Uuid::nil()), None);
-        assert_eq!(o.find_near(&ids[FAR - 8]), Some(FAR - 8));
-        assert!(!o.indexed(), "none of this needs the index");
-        // The index answers what is out of reach.
-        assert_eq!(o.find(&ids[5]), Some(5));
-        assert!(o.indexed());
     }
 
     #[test]

@@ -3,17 +3,17 @@
 //! counts per entity explained by the buckets, pack-declared totals, every row (fingerprints
 //! first, field by field where they differ), and a sample of records side by side.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::connect::{ConnectorError, Dialect, Source, Target};
+use crate::connect::{ConnectorError, Dialect, Source, Target, q};
 use crate::ddl::Schema;
-use crate::ids::OrderedIds;
 use crate::pack::Pack;
-use crate::run::{EngineError, RunSpec, account_uuid, run_tapped};
+use crate::run::{EngineError, RunReport, RunSpec, account_uuid, run_tapped};
 use crate::value::{Type, Value};
 
 /// How much to verify.
@@ -174,23 +174,27 @@ pub fn table_fingerprints(
     Ok(out)
 }
 
-/// What v2 holds for the table being verified, read when the mapping reaches it: (id,
-/// fingerprint) in the order the table stores them (24 bytes a row), which is the order its
-/// rows were loaded in and the mapping gives them again, and whether the mapping gave each.
+/// The v2 side of a table, streamed by the reader thread ([`read_v2`]) in the order the table
+/// stores its rows, which is the order they were loaded in and the mapping gives them again:
+/// only a window of it is held, and the rows the mapping passes over or meets early.
 struct Actual {
     table: String,
     columns: Vec<(String, Type)>,
     /// Whether a float column makes expected integers read back as floats.
     has_float: bool,
-    rows: OrderedIds<u64>,
-    seen: Vec<bool>,
-    /// Rows the mapping gave whose id was not near v2's cursor: out of order, or not in v2.
+    /// v2 rows received and not reached yet, in order: (id, fingerprint).
+    ahead: VecDeque<(Uuid, u64)>,
+    /// Whether the reader has more of the table to send.
+    more: bool,
+    /// v2 rows passed over and not given by the mapping yet: out of order, or extra.
+    passed: FastMap<Uuid, u64>,
+    /// Rows the mapping gave whose id was neither ahead nor passed over: out of order, or not
+    /// in v2.
     deferred: Vec<Deferred>,
 }
 
-/// A row told apart when its table ends, against the v2 rows the mapping did not reach: an
-/// index of every id (20 bytes a row) for a handful of rows v2 lacks would cost more than the
-/// fingerprints themselves. Past [`MAX_DEFERRED`] rows, the index is built after all.
+/// A row told apart later, once v2's rows it may be among were read: when the table ends, or
+/// once [`MAX_DEFERRED`] rows wait and the rest of the table is read at once.
 struct Deferred {
     id: Uuid,
     fp: u64,
@@ -200,8 +204,131 @@ struct Deferred {
     values: Option<Vec<Value>>,
 }
 
-/// Rows a table may leave to its end before the index of every v2 id is built.
+/// Rows that may wait for the rest of the table before it is read whole into memory.
 const MAX_DEFERRED: usize = 16_384;
+
+/// v2 rows held ahead of the mapping: an id is looked for among them before it is deferred.
+const WINDOW: usize = 4096;
+
+/// Rows the reader sends at a time.
+const BATCH: usize = 1024;
+
+/// What the reader thread sends: a table's rows, then whether its scan ended well.
+enum Batch {
+    Rows(Vec<(Uuid, u64)>),
+    End(Result<(), ConnectorError>),
+}
+
+fn reader_gone(table: &str) -> ConnectorError {
+    q(format!("reading {table} from v2"))("the reader thread stopped".into())
+}
+
+impl Actual {
+    /// Receives rows until [`WINDOW`] are ahead or the table ended.
+    fn fill(&mut self, rx: &Receiver<Batch>) -> Result<(), ConnectorError> {
+        while self.more && self.ahead.len() < WINDOW {
+            match rx.recv() {
+                Ok(Batch::Rows(rows)) => self.ahead.extend(rows),
+                Ok(Batch::End(end)) => {
+                    self.more = false;
+                    end?;
+                }
+                Err(_) => {
+                    self.more = false;
+                    return Err(reader_gone(&self.table));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// v2's fingerprint of `id` if it is in the window (what lies before it is passed over)
+    /// or was passed over. `None` is final only once [`complete`](Self::complete).
+    fn find(&mut self, id: &Uuid, rx: &Receiver<Batch>) -> Result<Option<u64>, ConnectorError> {
+        self.fill(rx)?;
+        if let Some(k) = self.ahead.iter().position(|e| e.0 == *id) {
+            self.passed.extend(self.ahead.drain(..k));
+            return Ok(self.ahead.pop_front().map(|e| e.1));
+        }
+        Ok(self.passed.remove(id))
+    }
+
+    /// Whether every v2 row of the table was read and is passed over or given.
+    fn complete(&self) -> bool {
+        !self.more && self.ahead.is_empty()
+    }
+
+    /// Reads the rest of the table: every row not given is then passed over.
+    fn read_rest(&mut self, rx: &Receiver<Batch>) -> Result<(), ConnectorError> {
+        loop {
+            self.passed.extend(self.ahead.drain(..));
+            if !self.more {
+                return Ok(());
+            }
+            self.fill(rx)?;
+        }
+    }
+}
+
+/// v2's counts and totals, kept by the reader thread as it reads.
+struct V2Side {
+    /// v2 rows per "table|legacy prefix" (the v1 table a row came from).
+    per_ref: FastMap<String, u64>,
+    totals: Totals,
+    /// Rows read.
+    compared: u64,
+}
+
+/// The reader thread: for each table asked, streams v2's (id, fingerprint) in the order the
+/// table stores its rows, counting rows per legacy prefix and adding up totals, until no more
+/// tables are asked. Reading v2 beside the mapping takes the second core, and holds a window
+/// of a table instead of the whole table's fingerprints (24 bytes a row).
+fn read_v2(
+    v2: &mut dyn Target,
+    pack: &Pack,
+    account: Uuid,
+    ask: &Receiver<(String, Vec<(String, Type)>)>,
+    tx: &SyncSender<Batch>,
+) -> V2Side {
+    let mut side = V2Side { per_ref: FastMap::default(), totals: Totals::new(pack), compared: 0 };
+    let mut prefix = String::new();
+    while let Ok((table, columns)) = ask.recv() {
+        let mut batch = Vec::with_capacity(BATCH);
+        let V2Side { per_ref, totals, compared } = &mut side;
+        let scanned = v2.scan_rows(&table, &columns, Some(account), &mut |row| {
+            let Some(Value::Uuid(id)) = row.first() else { return Ok(()) };
+            if let Some(Value::Text(legacy)) = row.get(2) {
+                prefix.clear();
+                prefix.push_str(&table);
+                prefix.push('|');
+                prefix.push_str(legacy.split(':').next().unwrap_or(""));
+                match per_ref.get_mut(prefix.as_str()) {
+                    Some(n) => *n += 1,
+                    None => {
+                        per_ref.insert(prefix.clone(), 1);
+                    }
+                }
+            }
+            totals.add(&table, &row);
+            *compared += 1;
+            batch.push((*id, fingerprint(&row)));
+            if batch.len() == BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                tx.send(Batch::Rows(full)).map_err(|_| reader_gone(&table))?;
+            }
+            Ok(())
+        });
+        let sent = match scanned {
+            Ok(()) if !batch.is_empty() => tx.send(Batch::Rows(batch)).and_then(|()| tx.send(Batch::End(Ok(())))),
+            end => tx.send(Batch::End(end)),
+        };
+        // The verification stopped: nothing more is asked.
+        if sent.is_err() {
+            break;
+        }
+    }
+    side
+}
 
 /// A row the mapping gives differently: table, id, legacy reference, the expected values.
 type ChangedRow = (String, Uuid, String, Vec<Value>);
@@ -281,19 +408,17 @@ impl Totals {
     }
 }
 
-/// A target that compares every row the mapping gives with v2 as it goes. It reads v2's
-/// fingerprints of a table when the mapping starts it and lets them go when it finishes, so
-/// that one table's fingerprints are held at a time and v1 is mapped once.
+/// A target that compares every row the mapping gives with v2 as it goes. v2's side of a
+/// table is asked of the reader thread when the mapping starts the table, and streams beside
+/// it: v1 is mapped once, and only a window of v2 is held.
 struct Capture<'a> {
     pack: &'a Pack,
-    v2: &'a mut dyn Target,
-    account: Uuid,
+    /// Asks the reader thread for a table, read with these columns.
+    ask: Sender<(String, Vec<(String, Type)>)>,
+    /// The asked table's rows, from the reader thread.
+    rx: Receiver<Batch>,
     only_table: Option<String>,
     expected_totals: Totals,
-    actual_totals: Totals,
-    /// v2 rows per "table|legacy prefix" (the v1 table a row came from).
-    per_ref: FastMap<String, u64>,
-    compared: u64,
     current: Option<Actual>,
     /// Tables read, with the columns they were read with.
     read: BTreeMap<String, Vec<(String, Type)>>,
@@ -312,7 +437,7 @@ impl Capture<'_> {
         self.changed.len() + self.missing.len() + self.extra.len()
     }
 
-    /// Reads v2's side of a table: fingerprints, counts per legacy prefix, totals.
+    /// Asks the reader thread for v2's side of a table.
     fn read_table(&mut self, table: &str) -> Result<Actual, ConnectorError> {
         let schema = self.pack.v2.table(table);
         let columns: Vec<(String, Type)> = crate::preview::target_columns(self.pack, table)
@@ -322,52 +447,18 @@ impl Capture<'_> {
                 (c, ty)
             })
             .collect();
-        let mut rows = Vec::with_capacity(self.state_rows(table));
-        let (per_ref, totals, compared) = (&mut self.per_ref, &mut self.actual_totals, &mut self.compared);
-        let mut prefix = String::new();
-        self.v2.scan_rows(table, &columns, Some(self.account), &mut |row| {
-            let Some(Value::Uuid(id)) = row.first() else { return Ok(()) };
-            if let Some(Value::Text(legacy)) = row.get(2) {
-                prefix.clear();
-                prefix.push_str(table);
-                prefix.push('|');
-                prefix.push_str(legacy.split(':').next().unwrap_or(""));
-                match per_ref.get_mut(prefix.as_str()) {
-                    Some(n) => *n += 1,
-                    None => {
-                        per_ref.insert(prefix.clone(), 1);
-                    }
-                }
-            }
-            totals.add(table, &row);
-            *compared += 1;
-            rows.push((*id, fingerprint(&row)));
-            Ok(())
-        })?;
-        let rows = OrderedIds::new(rows);
-        let seen = vec![false; rows.len()];
+        self.ask.send((table.to_owned(), columns.clone())).map_err(|_| reader_gone(table))?;
         let has_float = columns.iter().any(|c| c.1 == Type::Float);
         self.read.insert(table.to_owned(), columns.clone());
-        Ok(Actual { table: table.to_owned(), columns, has_float, rows, seen, deferred: Vec::new() })
-    }
-
-    /// How many rows the row state says the table holds (0 when it cannot tell): the table's
-    /// fingerprints are gathered into room for that many. Grown instead, the vector held its
-    /// old and its new buffer at once, a peak of 2.5 times the table's fingerprints.
-    fn state_rows(&mut self, table: &str) -> usize {
-        let mut heads = Vec::new();
-        let read = self.v2.scan_state(self.account, table, false, &mut |h| {
-            heads.push(h);
-            Ok(())
-        });
-        if read.is_err() {
-            return 0;
-        }
-        // With several generations, rows written again are counted again: room for a few more.
-        let n = crate::state::live_count_without_entries(&heads).unwrap_or_else(|| {
-            heads.iter().filter(|h| h.kind == crate::state::ChunkKind::Rows).map(|h| h.n.max(0) as u64).sum()
-        });
-        usize::try_from(n).unwrap_or(0)
+        Ok(Actual {
+            table: table.to_owned(),
+            columns,
+            has_float,
+            ahead: VecDeque::with_capacity(WINDOW + BATCH),
+            more: true,
+            passed: FastMap::default(),
+            deferred: Vec::new(),
+        })
     }
 
     /// A row of the table being verified whose fingerprint is `fp`, against v2's (`None`: v2
@@ -399,29 +490,28 @@ impl Capture<'_> {
         }
     }
 
-    /// What the mapping did not give of the table just finished, and the rows it left to the end.
-    fn finish(&mut self, mut a: Actual) {
-        if !a.deferred.is_empty() {
-            let mut wanted: FastMap<Uuid, usize> = a.deferred.iter().enumerate().map(|(k, d)| (d.id, k)).collect();
-            let mut found = vec![None; a.deferred.len()];
-            for ((id, fp), seen) in a.rows.iter().zip(a.seen.iter_mut()) {
-                if !*seen && let Some(k) = wanted.remove(id) {
-                    *seen = true;
-                    found[k] = Some(*fp);
-                }
-            }
-            for (d, actual) in std::mem::take(&mut a.deferred).into_iter().zip(found) {
-                self.compare(&a.table, actual, d.fp, d.id, d.legacy, d.values);
-            }
+    /// Tells the deferred rows apart, once the whole table was read.
+    fn settle(&mut self, a: &mut Actual) {
+        for d in std::mem::take(&mut a.deferred) {
+            let actual = a.passed.remove(&d.id);
+            self.compare(&a.table, actual, d.fp, d.id, d.legacy, d.values);
         }
-        for ((id, _), seen) in a.rows.iter().zip(&a.seen) {
-            if !seen {
-                self.total += 1;
-                if self.listed() < MAX_LISTED {
-                    self.extra.push((a.table.clone(), *id));
-                }
-            }
+    }
+
+    /// Reads the rest of the table just finished: the rows left to its end are told apart, and
+    /// what the mapping did not give is extra.
+    fn finish(&mut self, mut a: Actual) -> Result<(), ConnectorError> {
+        a.read_rest(&self.rx)?;
+        self.settle(&mut a);
+        let mut extra: Vec<Uuid> = a.passed.into_keys().collect();
+        self.total += extra.len() as u64;
+        let room = MAX_LISTED.saturating_sub(self.listed());
+        if room > 0 {
+            // In id order: the same rows are listed every time.
+            extra.sort_unstable();
+            self.extra.extend(extra.into_iter().take(room).map(|id| (a.table.clone(), id)));
         }
+        Ok(())
     }
 }
 
@@ -463,19 +553,25 @@ impl Target for Capture<'_> {
             _ => String::new(),
         };
         let fp = fingerprint(norm);
-        let at = match a.rows.find_near(id) {
-            Some(i) => Some(i),
-            None if a.deferred.len() < MAX_DEFERRED && !a.rows.indexed() => {
+        let actual = match a.find(id, &self.rx)? {
+            Some(actual) => Some(actual),
+            None if a.complete() => None,
+            None => {
                 let values = (a.deferred.len() < MAX_LISTED).then(|| norm.to_vec());
                 a.deferred.push(Deferred { id: *id, fp, legacy: legacy(), values });
+                if a.deferred.len() > MAX_DEFERRED {
+                    // Far out of order: the rest of the table is read now, and every row is
+                    // told apart as it comes from here on.
+                    tracing::debug!(table = %a.table, "rows far out of order: reading the rest of v2's table");
+                    a.read_rest(&self.rx)?;
+                    if let Some(mut a) = self.current.take() {
+                        self.settle(&mut a);
+                        self.current = Some(a);
+                    }
+                }
                 return Ok(());
             }
-            None => a.rows.find(id),
         };
-        let actual = at.map(|i| {
-            a.seen[i] = true;
-            a.rows.at(i).1
-        });
         if actual == Some(fp) {
             return Ok(());
         }
@@ -486,10 +582,10 @@ impl Target for Capture<'_> {
         Ok(())
     }
     fn finish_table(&mut self) -> Result<(), ConnectorError> {
-        if let Some(a) = self.current.take() {
-            self.finish(a);
+        match self.current.take() {
+            Some(a) => self.finish(a),
+            None => Ok(()),
         }
-        Ok(())
     }
     fn commit(&mut self) -> Result<(), ConnectorError> {
         Ok(())
@@ -540,27 +636,11 @@ pub fn verify(
     let only_entity = only_entity.transpose()?;
     let only_table = only_entity.and_then(|i| pack.entities[i].target.as_ref().map(|t| t.table.clone()));
 
-    let mut cap = Capture {
-        pack,
-        v2: target,
-        account,
-        only_table: only_table.clone(),
-        expected_totals: Totals::new(pack),
-        actual_totals: Totals::new(pack),
-        per_ref: FastMap::default(),
-        compared: 0,
-        current: None,
-        read: BTreeMap::new(),
-        changed: Vec::new(),
-        missing: Vec::new(),
-        extra: Vec::new(),
-        total: 0,
-    };
     let sample = opts.sample;
     let mut samples: Vec<Vec<(Vec<Value>, Uuid)>> = vec![Vec::new(); pack.entities.len()];
     let mut seen_records = vec![0u64; pack.entities.len()];
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-    let report = run_tapped(spec, source, Some(&mut cap), &mut |_| Ok(()), &mut |ei, v1, id| {
+    let mut tap = |ei: usize, v1: &[Value], id: Uuid| {
         if sample == 0 {
             return;
         }
@@ -578,30 +658,49 @@ pub fn verify(
                 s[j] = (v1.to_vec(), id);
             }
         }
-    })?;
+    };
     // Tables the mapping did not reach (an entity out of scope) are all extra, if v2 has rows.
     let mut tables: Vec<&str> =
         pack.entities.iter().filter_map(|e| e.target.as_ref().map(|t| t.table.as_str())).collect();
     tables.dedup();
-    for table in tables {
-        if !cap.read.contains_key(table) && only_table.as_deref().is_none_or(|o| o == table) {
-            let a = cap.read_table(table)?;
-            cap.finish(a);
-        }
-    }
-    let Capture {
-        v2: target,
-        expected_totals,
-        actual_totals,
-        per_ref,
-        compared,
-        read,
-        changed,
-        missing,
-        extra,
-        total,
-        ..
-    } = cap;
+    let v2 = &mut *target;
+    let (report, cap, side) = std::thread::scope(|s| {
+        let (ask, asked) = mpsc::channel();
+        let (tx, rx) = mpsc::sync_channel(4);
+        let reader = s.spawn(move || read_v2(v2, pack, account, &asked, &tx));
+        let mut cap = Capture {
+            pack,
+            ask,
+            rx,
+            only_table: only_table.clone(),
+            expected_totals: Totals::new(pack),
+            current: None,
+            read: BTreeMap::new(),
+            changed: Vec::new(),
+            missing: Vec::new(),
+            extra: Vec::new(),
+            total: 0,
+        };
+        let mut run = || -> Result<RunReport, EngineError> {
+            let report = run_tapped(spec, source, Some(&mut cap), &mut |_| Ok(()), &mut tap)?;
+            for table in &tables {
+                if !cap.read.contains_key(*table) && only_table.as_deref().is_none_or(|o| o == *table) {
+                    let a = cap.read_table(table)?;
+                    cap.finish(a)?;
+                }
+            }
+            Ok(report)
+        };
+        let report = run();
+        let Capture { ask, rx, expected_totals, read, changed, missing, extra, total, .. } = cap;
+        // Nothing more is asked or read: the reader ends, also when the run failed midway.
+        drop((ask, rx));
+        let side = reader.join().map_err(|_| reader_gone("v2"));
+        (report, (expected_totals, read, changed, missing, extra, total), side)
+    });
+    let (report, side) = (report?, side?);
+    let (expected_totals, read, changed, missing, extra, total) = cap;
+    let V2Side { per_ref, totals: actual_totals, compared } = side;
     let (expected_aggs, actual_aggs) = (expected_totals.into_map(pack), actual_totals.into_map(pack));
 
     let mut differences = Vec::new();
@@ -743,4 +842,112 @@ pub fn verify(
         samples,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::pack::PackSource;
+
+    fn id(n: u64) -> Uuid {
+        Uuid::new_v5(&Uuid::NAMESPACE_OID, &n.to_le_bytes())
+    }
+
+    fn row(n: u64) -> Vec<Value> {
+        vec![Value::Uuid(id(n)), Value::Int(n as i64)]
+    }
+
+    /// Compares the rows `given` by the mapping with v2's `stored` (in their order, each row's
+    /// value changed where `changed`), as the reader thread would send them: the differences
+    /// found, as (kind, row).
+    fn compare(given: &[u64], stored: &[u64], changed: &[u64]) -> (u64, Vec<(DiffKind, u64)>) {
+        let pack = PackSource::Builtin.load("omikai").unwrap();
+        let (ask, _asked) = mpsc::channel();
+        let (tx, rx) = mpsc::channel();
+        for part in stored.chunks(BATCH) {
+            let rows = part
+                .iter()
+                .map(|&n| {
+                    let v = if changed.contains(&n) { n + 1_000_000 } else { n };
+                    (id(n), fingerprint(&[Value::Uuid(id(n)), Value::Int(v as i64)]))
+                })
+                .collect();
+            tx.send(Batch::Rows(rows)).unwrap();
+        }
+        tx.send(Batch::End(Ok(()))).unwrap();
+        let mut cap = Capture {
+            pack: &pack,
+            ask,
+            rx,
+            only_table: None,
+            expected_totals: Totals::new(&pack),
+            current: None,
+            read: BTreeMap::new(),
+            changed: Vec::new(),
+            missing: Vec::new(),
+            extra: Vec::new(),
+            total: 0,
+        };
+        cap.start_table("contact", &[]).unwrap();
+        for &n in given {
+            cap.write_row(&row(n)).unwrap();
+        }
+        cap.finish_table().unwrap();
+        let back = |u: &Uuid| (0..2_000_000).find(|&n| id(n) == *u).unwrap();
+        let mut found: Vec<(DiffKind, u64)> = cap.changed.iter().map(|c| (DiffKind::Changed, back(&c.1))).collect();
+        found.extend(cap.missing.iter().map(|m| (DiffKind::Missing, back(&m.1))));
+        found.extend(cap.extra.iter().map(|e| (DiffKind::Extra, back(&e.1))));
+        found.sort_unstable_by_key(|f| (f.1, f.0 as u8));
+        (cap.total, found)
+    }
+
+    /// 3 changed, 2 missing in v2 (10, 40_000), 2 extra in v2 (50_000, 50_001).
+    fn planted(given: &[u64], stored: &[u64]) {
+        let (total, found) = compare(given, stored, &[7, 20_000, 39_999]);
+        let want = vec![
+            (DiffKind::Changed, 7),
+            (DiffKind::Missing, 10),
+            (DiffKind::Changed, 20_000),
+            (DiffKind::Changed, 39_999),
+            (DiffKind::Missing, 40_000),
+            (DiffKind::Extra, 50_000),
+            (DiffKind::Extra, 50_001),
+        ];
+        assert_eq!((total, found), (7, want));
+    }
+
+    fn v2_rows(order: impl Iterator<Item = u64>) -> Vec<u64> {
+        order.filter(|n| *n != 10 && *n != 40_000).chain([50_000, 50_001]).collect()
+    }
+
+    #[test]
+    fn rows_in_the_same_order_are_matched_in_passing() {
+        let given: Vec<u64> = (0..=40_000).collect();
+        planted(&given, &v2_rows(0..=40_000));
+        // The extra rows in the middle of v2's order, not at its end.
+        let mut stored = v2_rows(0..=40_000);
+        let extra = stored.split_off(stored.len() - 2);
+        stored.splice(30_000..30_000, extra);
+        planted(&given, &stored);
+    }
+
+    #[test]
+    fn rows_out_of_order_are_told_apart_when_the_table_ends() {
+        // 5,000 rows (more than the window) moved to v2's end, and a few to its front.
+        let given: Vec<u64> = (0..=40_000).collect();
+        let order = (12_000..=40_000).rev().take(5).chain(0..1000).chain(6000..=40_000).chain(1000..6000);
+        let mut stored = v2_rows(order);
+        let mut seen = std::collections::HashSet::new();
+        stored.retain(|n| seen.insert(*n));
+        planted(&given, &stored);
+    }
+
+    #[test]
+    fn rows_in_another_order_altogether_are_told_apart_after_reading_the_rest() {
+        // v2 backwards: every row far from where the mapping is, past MAX_DEFERRED rows.
+        let given: Vec<u64> = (0..=40_000).collect();
+        planted(&given, &v2_rows((0..=40_000).rev()));
+    }
 }
