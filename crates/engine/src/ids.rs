@@ -1,5 +1,5 @@
 //! Rows keyed by v2 id, sorted with a bucket index over the ids' leading bits; parents' keys
-//! in blocks.
+//! in blocks, or as bits.
 //!
 //! Preview and the final migration hold one entry per row of an account, so the
 //! entries must be small (a hash map took three times the memory). A plain binary search over
@@ -106,7 +106,8 @@ pub struct IntIds {
 }
 
 impl IntIds {
-    fn last_key(&self) -> Option<i64> {
+    /// The highest key in the blocks (keys beside them are lower).
+    pub fn last_key(&self) -> Option<i64> {
         self.blocks.last().and_then(|b| b.last()).map(|e| e.0)
     }
 
@@ -184,6 +185,74 @@ impl IntIds {
     }
 
     /// Whether no key has one.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A set of integer keys at a bit each over the span from the first key: a legacy sequence
+/// takes a bit or a few a key (TPC-H's orders use one key in four) where [`IntIds`] takes 24
+/// bytes. A key below the first, or one that would make the set take more than 64 bits a key,
+/// is refused: the caller keeps it another way.
+#[derive(Debug, Clone, Default)]
+pub struct KeyBits {
+    base: Option<i64>,
+    words: Vec<u64>,
+    len: usize,
+}
+
+/// Words a [`KeyBits`] may hold beyond one a key: room for a sparse start.
+const BITS_SLACK: usize = 1024;
+
+impl KeyBits {
+    /// The word and bit of `key`, if it is not below the first key.
+    fn place(&self, key: i64) -> Option<(usize, u32)> {
+        let offset = u64::try_from(i128::from(key) - i128::from(self.base?)).ok()?;
+        Some((usize::try_from(offset / 64).ok()?, (offset % 64) as u32))
+    }
+
+    /// Adds `key`; false when it is refused (see the type).
+    pub fn insert(&mut self, key: i64) -> bool {
+        self.base.get_or_insert(key);
+        let Some((w, bit)) = self.place(key) else { return false };
+        if w >= self.words.len() {
+            if w >= self.len + 1 + BITS_SLACK {
+                return false;
+            }
+            self.words.resize(w + 1, 0);
+        }
+        let word = &mut self.words[w];
+        if *word & (1 << bit) == 0 {
+            *word |= 1 << bit;
+            self.len += 1;
+        }
+        true
+    }
+
+    /// Whether `key` is in the set.
+    pub fn contains(&self, key: i64) -> bool {
+        self.place(key).and_then(|(w, bit)| self.words.get(w).map(|x| x & (1 << bit) != 0)).unwrap_or(false)
+    }
+
+    /// Takes `key` out; whether it was in.
+    pub fn remove(&mut self, key: i64) -> bool {
+        let Some((word, bit)) = self.place(key).and_then(|(w, bit)| self.words.get_mut(w).map(|x| (x, bit))) else {
+            return false;
+        };
+        let was = *word & (1 << bit) != 0;
+        *word &= !(1 << bit);
+        if was {
+            self.len -= 1;
+        }
+        was
+    }
+
+    /// Keys in the set.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -273,5 +342,28 @@ mod tests {
             assert_eq!(ids.get(k), want.get(&k).copied());
             assert_eq!(ids.get(k), want.get(&k).copied());
         }
+    }
+
+    #[test]
+    fn key_bits_hold_dense_keys_and_refuse_the_rest() {
+        let mut b = KeyBits::default();
+        assert!(!b.contains(5));
+        // One key in four from 100, as TPC-H's orders.
+        for k in (100..100_000).step_by(4) {
+            assert!(b.insert(k));
+        }
+        assert_eq!(b.len(), 24_975);
+        assert!(b.contains(100) && b.contains(99_996) && !b.contains(101) && !b.contains(99) && !b.contains(1 << 40));
+        // Below the first key, or far past the last: refused, and nothing changed.
+        assert!(!b.insert(99));
+        assert!(!b.insert(100_000 + 64 * (24_975 + BITS_SLACK as i64 + 2)));
+        assert!(!b.insert(i64::MAX) && !b.insert(i64::MIN));
+        assert_eq!(b.len(), 24_975);
+        // Again, removed, removed again.
+        assert!(b.insert(100));
+        assert_eq!(b.len(), 24_975);
+        assert!(b.remove(104) && !b.remove(104) && !b.remove(-3));
+        assert!(!b.contains(104));
+        assert_eq!(b.len(), 24_974);
     }
 }

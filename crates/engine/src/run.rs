@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::connect::{ConnectorError, Scan, Source, SourceRow, Target};
 use crate::expr::{EvalCtx, Fail, Lookup};
-use crate::ids::IntIds;
+use crate::ids::{IntIds, KeyBits};
 use crate::pack::{Entity, Pack};
 use crate::value::Value;
 
@@ -278,14 +278,41 @@ enum Outcome {
 /// fast hasher (keys are the customer's own data, but a run is not a service under attack).
 /// It is held for as long as children still come, so its size is part of a run's peak memory:
 /// migrated records with an integer key (most of them, in most packs) sit apart in key order
-/// at 24 bytes an entry ([`IntIds`]), a third of what an entry of the general map takes.
+/// at 24 bytes an entry ([`IntIds`]), a third of what an entry of the general map takes. Past
+/// [`SPILL`] of those, a record whose id is its own (not a survivor's) keeps only a bit
+/// ([`KeyBits`]): its id is derived from the key again when a child looks it up, a SHA-1
+/// that children met in their parent's order pay once a parent.
 #[derive(Debug, Clone, Default)]
 struct KeyMap {
     migrated: IntIds,
+    /// Integer keys migrated with their own id, past [`SPILL`] entries of `migrated`.
+    own: KeyBits,
     other: HashMap<KeyVal, Outcome, foldhash::fast::RandomState>,
+    /// The account and entity ids are derived from; none: `own` stays empty.
+    derive: Option<(Uuid, String)>,
+    /// Entries `migrated` holds before `own` takes the keys it can.
+    spill: usize,
+    /// The id derived last, for the children of one parent that come one after another.
+    last: std::cell::Cell<Option<(i64, Uuid)>>,
 }
 
+/// Migrated integer keys a parent's map holds with their ids (24 MiB) before it keeps the ids
+/// it can derive again as bits: a parent looked up at random (a part, a customer) beyond that
+/// costs a SHA-1 a lookup instead of memory that grows with the table.
+const SPILL: usize = 1 << 20;
+
 impl KeyMap {
+    /// The map of `entity`'s records in `account`.
+    fn new(account: Uuid, entity: &str) -> Self {
+        Self { derive: Some((account, entity.to_owned())), spill: SPILL, ..Self::default() }
+    }
+
+    /// The id a record with the integer key `key` has of its own.
+    fn own_id(&self, key: i64) -> Option<Uuid> {
+        let (account, entity) = self.derive.as_ref()?;
+        Some(row_uuid(account, entity, itoa::Buffer::new().format(key)))
+    }
+
     /// Records `key`'s outcome; a later one for the same key replaces it.
     fn insert(&mut self, key: KeyVal, outcome: Outcome) {
         match (key, outcome) {
@@ -293,11 +320,21 @@ impl KeyMap {
                 if !self.other.is_empty() {
                     self.other.remove(&KeyVal::Int(i));
                 }
+                if self.migrated.len() >= self.spill && self.own_id(i) == Some(id) && self.own.insert(i) {
+                    if self.migrated.last_key().is_some_and(|last| i <= last) {
+                        self.migrated.remove(i);
+                    }
+                    return;
+                }
+                if !self.own.is_empty() {
+                    self.own.remove(i);
+                }
                 self.migrated.insert(i, id);
             }
             (key, outcome) => {
                 if let KeyVal::Int(i) = key {
                     self.migrated.remove(i);
+                    self.own.remove(i);
                 }
                 self.other.insert(key, outcome);
             }
@@ -305,10 +342,20 @@ impl KeyMap {
     }
 
     fn get(&self, key: &KeyVal) -> Option<Outcome> {
-        if let KeyVal::Int(i) = key
-            && let Some(id) = self.migrated.get(*i)
-        {
-            return Some(Outcome::Migrated(id));
+        if let KeyVal::Int(i) = key {
+            if self.own.contains(*i) {
+                if let Some((k, id)) = self.last.get()
+                    && k == *i
+                {
+                    return Some(Outcome::Migrated(id));
+                }
+                let id = self.own_id(*i)?;
+                self.last.set(Some((*i, id)));
+                return Some(Outcome::Migrated(id));
+            }
+            if let Some(id) = self.migrated.get(*i) {
+                return Some(Outcome::Migrated(id));
+            }
         }
         self.other.get(key).cloned()
     }
@@ -436,7 +483,7 @@ pub fn run_tapped(
     let show = spec.progress && std::io::stderr().is_terminal();
 
     for (ei, ent) in pack.entities.iter().enumerate() {
-        let mut map = needed[ei].then(KeyMap::default);
+        let mut map = needed[ei].then(|| KeyMap::new(account, &ent.name));
         let mut rep = EntityReport {
             entity: ent.name.clone(),
             source: ent.source.clone(),
@@ -933,5 +980,43 @@ mod tests {
         m.insert(KeyVal::Int(7), Outcome::Migrated(a));
         assert_eq!(found(&m, KeyVal::Int(7)), format!("migrated {a}"));
         assert_eq!((m.migrated.len(), m.other.len()), (2, 1));
+    }
+
+    #[test]
+    fn past_the_spill_a_key_map_keeps_bits_for_ids_it_can_derive() {
+        let account = account_uuid("acme");
+        let own = |k: i64| row_uuid(&account, "order", &k.to_string());
+        let survivor = Uuid::from_u128(99);
+        let mut m = KeyMap::new(account, "order");
+        m.spill = 4;
+        for k in (1..=40).step_by(3) {
+            // Key 16's record merged into a survivor: its id is not its own.
+            m.insert(KeyVal::Int(k), Outcome::Migrated(if k == 16 { survivor } else { own(k) }));
+        }
+        m.insert(KeyVal::Int(19), Outcome::Rejected("invalid_value".into()));
+        m.insert(KeyVal::Int(2), Outcome::Migrated(own(2)));
+        assert_eq!((m.migrated.len(), m.own.len(), m.other.len()), (6, 8, 1), "{m:?}");
+        for k in 0..45 {
+            let want = match k {
+                16 => format!("migrated {survivor}"),
+                19 => "rejected invalid_value".to_owned(),
+                k if k == 2 || k % 3 == 1 && k <= 40 => format!("migrated {}", own(k)),
+                _ => "none".to_owned(),
+            };
+            // Twice: the second answer comes from the id derived last.
+            assert_eq!(found(&m, KeyVal::Int(k)), want, "key {k}");
+            assert_eq!(found(&m, KeyVal::Int(k)), want, "key {k}");
+        }
+        // A key kept as a bit takes another outcome, then its own id again.
+        m.insert(KeyVal::Int(22), Outcome::Excluded("closed".into()));
+        assert_eq!(found(&m, KeyVal::Int(22)), "excluded closed");
+        m.insert(KeyVal::Int(22), Outcome::Migrated(survivor));
+        assert_eq!(found(&m, KeyVal::Int(22)), format!("migrated {survivor}"));
+        m.insert(KeyVal::Int(22), Outcome::Migrated(own(22)));
+        assert_eq!(found(&m, KeyVal::Int(22)), format!("migrated {}", own(22)));
+        // Without an account to derive from, nothing is kept as bits.
+        let mut plain = KeyMap { spill: 0, ..KeyMap::default() };
+        plain.insert(KeyVal::Int(1), Outcome::Migrated(own(1)));
+        assert_eq!((plain.migrated.len(), plain.own.len()), (1, 0));
     }
 }
