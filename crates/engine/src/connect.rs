@@ -279,14 +279,6 @@ pub trait RowsById: Send {
         account: Uuid,
         ids: &[Uuid],
     ) -> Result<Vec<Vec<Value>>, ConnectorError>;
-    /// As [`Target::scan_state_part`], on this connection.
-    fn scan_state_part(
-        &mut self,
-        account: Uuid,
-        table: &str,
-        part: state::Part,
-        f: &mut dyn FnMut(ChunkHead) -> Result<(), ConnectorError>,
-    ) -> Result<(), ConnectorError>;
 }
 
 /// A v2 database.
@@ -321,9 +313,7 @@ pub trait Target: Send {
     fn replaces_account(&self) -> bool {
         true
     }
-    /// Inserts rows, or updates the ones whose `conflict` columns already exist. A target may
-    /// write them after it returns, in the same transaction: a failure (a foreign key the rows
-    /// break, say) is then returned by a later call, by the commit at the latest.
+    /// Inserts rows, or updates the ones whose `conflict` columns already exist.
     fn upsert_rows(
         &mut self,
         table: &str,
@@ -1800,32 +1790,6 @@ impl Drop for PgSnapshotReader {
 }
 
 impl RowsById for PgSnapshotReader {
-    fn scan_state_part(
-        &mut self,
-        account: Uuid,
-        table: &str,
-        part: state::Part,
-        f: &mut dyn FnMut(ChunkHead) -> Result<(), ConnectorError>,
-    ) -> Result<(), ConnectorError> {
-        let conn =
-            self.conn.as_mut().ok_or_else(|| q(format!("row state of {table}"))("the connection is closed".into()))?;
-        let (select, types) = pg_state_select(account, table, true, Some(part));
-        let sql = format!("COPY ({select}) TO STDOUT (FORMAT binary)");
-        let mut failed = None;
-        self.rt.block_on(copy_out_batches(conn, &sql, types, &mut |batch| {
-            for row in batch {
-                let head = ChunkHead::from_row(row)
-                    .ok_or_else(|| q("reading the row state")("a chunk is malformed".into()))
-                    .and_then(&mut *f);
-                if let Err(e) = head {
-                    failed = Some(e);
-                    return false;
-                }
-            }
-            true
-        }))?;
-        failed.map_or(Ok(()), Err)
-    }
     fn read_rows_by_id(
         &mut self,
         table: &str,
@@ -1941,18 +1905,7 @@ enum PgJob {
     CopyOut(String, Vec<Type>, mpsc::SyncSender<Result<Vec<Vec<Value>>, ConnectorError>>),
     /// Row-state chunks to compress and COPY, with the transaction id they carry.
     CopyState(Vec<state::Chunk>, i64),
-    /// Statements run one after another without the caller waiting; the first failure is
-    /// kept for the next sync point, as a COPY's is.
-    Script(Vec<Step>),
     Sync(mpsc::Sender<Result<(), ConnectorError>>),
-}
-
-/// A statement of a [`PgJob::Script`].
-enum Step {
-    Exec(String),
-    Copy(String, Vec<u8>),
-    /// A count that must be zero: the foreign key it checks, and what its rows would do.
-    ExpectNone(String, [String; 4], String),
 }
 
 /// A PostgreSQL v2 database loaded with COPY. A writer thread owns the connection, so that
@@ -1986,9 +1939,6 @@ pub struct PgTarget {
     /// Tables emptied by this transaction (TRUNCATE): COPY loads them frozen, so nobody has to
     /// set their rows' hint bits (and write every page again) on first read.
     frozen: Vec<String>,
-    /// Single-column foreign keys by child table, as [`PgTarget::foreign_keys`] gives them,
-    /// asked once a transaction.
-    child_keys: std::collections::HashMap<String, Vec<[String; 4]>>,
 }
 
 /// A connection URL, which may hold a password: shown masked.
@@ -2022,78 +1972,6 @@ pub const LOAD_FILLFACTOR: u8 = 90;
 const STATE_SEND: usize = 8;
 
 const COPY_CHUNK: usize = 1 << 20;
-
-/// The `SELECT` of an account's row-state chunks of a table (with ids and fingerprints when
-/// `entries`; one part only when given), and the types its columns read as.
-fn pg_state_select(account: Uuid, table: &str, entries: bool, part: Option<state::Part>) -> (String, Vec<Type>) {
-    let select = format!(
-        "SELECT generation::int8, chunk::int8, kind::int8, xid, n::int8{} FROM {} WHERE account_id = '{}' AND table_name = '{}'{}",
-        if entries { ", ids, fps" } else { "" },
-        state::STATE_TABLE,
-        account.hyphenated(),
-        table.replace('\'', "''"),
-        state::Part::sql(part)
-    );
-    (select, state::head_columns(entries).into_iter().map(|c| c.1).collect())
-}
-
-/// Runs a binary `COPY … TO STDOUT` and hands its rows, decoded as `types`, to `each` in
-/// batches of 1,024 rows or about 1 MiB, whichever comes first (row-state chunks are tens of
-/// kilobytes a row); `each` returning false stops it.
-async fn copy_out_batches(
-    conn: &mut sqlx::PgConnection,
-    sql: &str,
-    types: Vec<Type>,
-    each: &mut dyn FnMut(Vec<Vec<Value>>) -> bool,
-) -> Result<(), ConnectorError> {
-    let mut stream = conn.copy_out_raw(sql).await.map_err(|e| q(sql)(e.to_string()))?;
-    let mut decoder = pgcopy::Decoder::new(types);
-    let mut batch = Vec::with_capacity(1024);
-    let mut bytes_in_batch = 0usize;
-    while let Some(bytes) = stream.try_next().await.map_err(|e| q(sql)(e.to_string()))? {
-        bytes_in_batch += bytes.len();
-        decoder.feed(&bytes, &mut batch).map_err(q(sql))?;
-        if (batch.len() >= 1024 || bytes_in_batch >= 1 << 20) && !batch.is_empty() {
-            bytes_in_batch = 0;
-            if !each(std::mem::take(&mut batch)) {
-                return Ok(());
-            }
-        }
-    }
-    if !batch.is_empty() {
-        each(batch);
-    }
-    Ok(())
-}
-
-/// Runs a step of a script on the writer thread's connection.
-async fn run_step(conn: &mut sqlx::PgConnection, step: Step) -> Result<(), ConnectorError> {
-    match step {
-        Step::Exec(sql) => match sqlx::query(sqlx::AssertSqlSafe(sql.clone())).execute(&mut *conn).await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(q(sql)(e.to_string())),
-        },
-        Step::Copy(stmt, data) => {
-            let copied = async {
-                let mut c = conn.copy_in_raw(&stmt).await?;
-                c.send(data).await?;
-                c.finish().await
-            };
-            copied.await.map(|_| ()).map_err(|e| q(stmt)(e.to_string()))
-        }
-        Step::ExpectNone(sql, fk, what) => {
-            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(|e| q(sql)(e.to_string()))?;
-            if n > 0 {
-                let [t, c, p, pc] = fk;
-                return Err(q(format!("foreign key {t}.{c} → {p}.{pc}"))(format!("{n} rows {what}")));
-            }
-            Ok(())
-        }
-    }
-}
 
 impl std::fmt::Debug for PgJob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -2149,12 +2027,47 @@ impl PgTarget {
                             let _ = reply.send(rt.block_on(pg_read(&mut conn, &sql, &cols, id)));
                         }
                         PgJob::CopyOut(sql, types, reply) => {
-                            let copied = rt.block_on(copy_out_batches(&mut conn, &sql, types, &mut |batch| {
-                                reply.send(Ok(batch)).is_ok()
-                            }));
-                            if let Err(e) = copied {
-                                let _ = reply.send(Err(e));
-                            }
+                            rt.block_on(async {
+                                let mut stream = match conn.copy_out_raw(&sql).await {
+                                    Ok(s) => s,
+                                    Err(e) => {
+                                        let _ = reply.send(Err(q(sql.clone())(e.to_string())));
+                                        return;
+                                    }
+                                };
+                                let mut decoder = pgcopy::Decoder::new(types);
+                                let mut batch = Vec::with_capacity(1024);
+                                // Batches of 1,024 rows or about 1 MiB, whichever comes first:
+                                // row-state chunks are tens of kilobytes a row.
+                                let mut bytes_in_batch = 0usize;
+                                loop {
+                                    match stream.try_next().await {
+                                        Ok(Some(bytes)) => {
+                                            bytes_in_batch += bytes.len();
+                                            if let Err(e) = decoder.feed(&bytes, &mut batch) {
+                                                let _ = reply.send(Err(q(sql.clone())(e)));
+                                                return;
+                                            }
+                                            if (batch.len() >= 1024 || bytes_in_batch >= 1 << 20) && !batch.is_empty() {
+                                                bytes_in_batch = 0;
+                                                if reply.send(Ok(std::mem::take(&mut batch))).is_err() {
+                                                    return;
+                                                }
+                                            }
+                                        }
+                                        Ok(None) => {
+                                            if !batch.is_empty() {
+                                                let _ = reply.send(Ok(batch));
+                                            }
+                                            return;
+                                        }
+                                        Err(e) => {
+                                            let _ = reply.send(Err(q(sql.clone())(e.to_string())));
+                                            return;
+                                        }
+                                    }
+                                }
+                            });
                         }
                         PgJob::CopyState(chunks, xid) => {
                             // Compressing here keeps it off the engine thread.
@@ -2183,14 +2096,6 @@ impl PgTarget {
                                 }
                             }
                         }
-                        PgJob::Script(steps) => {
-                            for step in steps {
-                                if failed.is_some() {
-                                    break;
-                                }
-                                failed = rt.block_on(run_step(&mut conn, step)).err();
-                            }
-                        }
                         PgJob::Sync(reply) => {
                             let _ = reply.send(failed.take().map_or(Ok(()), Err));
                         }
@@ -2211,7 +2116,6 @@ impl PgTarget {
             state_pending: Vec::new(),
             xid: 0,
             frozen: Vec::new(),
-            child_keys: std::collections::HashMap::new(),
             deferred: Vec::new(),
             binary: None,
             state_written: false,
@@ -2265,7 +2169,15 @@ impl PgTarget {
         part: Option<state::Part>,
         f: &mut dyn FnMut(ChunkHead) -> Result<(), ConnectorError>,
     ) -> Result<(), ConnectorError> {
-        let (select, types) = pg_state_select(account, table, entries, part);
+        let select = format!(
+            "SELECT generation::int8, chunk::int8, kind::int8, xid, n::int8{} FROM {} WHERE account_id = '{}' AND table_name = '{}'{}",
+            if entries { ", ids, fps" } else { "" },
+            state::STATE_TABLE,
+            account.hyphenated(),
+            table.replace('\'', "''"),
+            state::Part::sql(part)
+        );
+        let types = state::head_columns(entries).into_iter().map(|c| c.1).collect();
         self.copy_out(&select, types, &mut |row| {
             let head =
                 ChunkHead::from_row(row).ok_or_else(|| q("reading the row state")("a chunk is malformed".into()))?;
@@ -2817,34 +2729,29 @@ impl Target for PgTarget {
         if rows.is_empty() {
             return Ok(());
         }
-        // COPY into a temporary twin of the table, then one INSERT … ON CONFLICT from it. The
-        // writer thread runs it while the caller goes on (a final migration maps the next
-        // records meanwhile); a failure comes back at the next statement or the commit.
+        // COPY into a temporary twin of the table, then one INSERT … ON CONFLICT from it.
         let d = Dialect::Postgres;
         let tmp = format!("cutover_up_{}", table.to_lowercase());
         self.flush()?;
+        self.exec(
+            &format!(
+                "CREATE TEMP TABLE IF NOT EXISTS {tmp} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
+                d.ident(table)
+            ),
+            None,
+        )?;
+        self.exec(&format!("TRUNCATE {tmp}"), None)?;
         let cols: Vec<String> = columns.iter().map(|c| d.ident(c)).collect();
         let mut buf = Vec::new();
         for r in rows {
             copy_row(&mut buf, r);
         }
-        let mut steps = vec![
-            Step::Exec(format!(
-                "CREATE TEMP TABLE IF NOT EXISTS {tmp} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
-                d.ident(table)
-            )),
-            Step::Exec(format!("TRUNCATE {tmp}")),
-            Step::Copy(format!("COPY {tmp} ({}) FROM STDIN", cols.join(", ")), buf),
-        ];
+        self.send(PgJob::Copy(format!("COPY {tmp} ({}) FROM STDIN", cols.join(", ")), buf))?;
+        self.sync()?;
         if self.deferred_keys {
             // The per-row key checks are off for this session: the rows about to be written are
             // checked here, set-based (their parents were written before them).
-            if !self.child_keys.contains_key(table) {
-                let fks = self.foreign_keys(&[table.to_owned()], false)?;
-                self.child_keys.insert(table.to_owned(), fks);
-            }
-            let fks = self.child_keys.get(table).cloned().unwrap_or_default();
-            for fk in fks {
+            for fk in self.foreign_keys(&[table.to_owned()], false)? {
                 let [_, c, p, pc] = &fk;
                 if !columns.iter().any(|x| x.eq_ignore_ascii_case(c)) {
                     continue;
@@ -2856,18 +2763,11 @@ impl Target for PgTarget {
                     d.ident(pc),
                     d.ident(c)
                 );
-                let what = format!("would point at no {p}");
-                steps.push(Step::ExpectNone(check, fk, what));
+                self.expect_none(&check, &fk, None, &format!("would point at no {p}"))?;
             }
         }
-        steps.push(Step::Exec(upsert_sql(
-            d,
-            table,
-            columns,
-            conflict,
-            &format!("SELECT {} FROM {tmp}", cols.join(", ")),
-        )));
-        self.send(PgJob::Script(steps))
+        self.exec(&upsert_sql(d, table, columns, conflict, &format!("SELECT {} FROM {tmp}", cols.join(", "))), None)?;
+        Ok(())
     }
     fn delete_ids(&mut self, table: &str, ids: &[Uuid]) -> Result<u64, ConnectorError> {
         self.flush()?;
@@ -2967,7 +2867,6 @@ impl PgTarget {
         self.deferred_keys = self.exec("SET session_replication_role = replica", None).is_ok();
         self.loaded.clear();
         self.frozen.clear();
-        self.child_keys.clear();
         self.exec(begin, None)?;
         self.in_tx = true;
         self.repeatable = begin.contains("REPEATABLE READ");

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::connect::{ConnectorError, Dialect, RowsById, Source, Target};
+use crate::connect::{ConnectorError, Dialect, Source, Target};
 use crate::ddl::Schema;
 use crate::live::{Entry, LiveState, Parts};
 use crate::preview::{ChangeKind, Preview, preview};
@@ -97,22 +97,16 @@ impl Current {
     fn find(
         &mut self,
         target: &mut dyn Target,
-        reader: Option<&mut (dyn RowsById + 'static)>,
         account: Uuid,
         id: &Uuid,
     ) -> Result<Option<(i64, i64)>, ConnectorError> {
-        let mut parts = StateParts { target, reader, account, table: &self.table, generation: self.generation };
+        let mut parts = StateParts { target, account, table: &self.table, generation: self.generation };
         self.live.find(id, &mut parts)
     }
 
     /// The ids of the live rows the run did not give again.
-    fn finish(
-        self,
-        target: &mut dyn Target,
-        reader: Option<&mut (dyn RowsById + 'static)>,
-        account: Uuid,
-    ) -> Result<Vec<Uuid>, ConnectorError> {
-        let mut parts = StateParts { target, reader, account, table: &self.table, generation: self.generation };
+    fn finish(self, target: &mut dyn Target, account: Uuid) -> Result<Vec<Uuid>, ConnectorError> {
+        let mut parts = StateParts { target, account, table: &self.table, generation: self.generation };
         self.live.finish(&mut parts)
     }
 }
@@ -124,9 +118,6 @@ const PART_CHUNKS: u32 = 128;
 /// Reads the live state of the run's table from the real target, a part at a time.
 struct StateParts<'t> {
     target: &'t mut dyn Target,
-    /// A second connection in the run's snapshot, when there is one: parts are read there, so
-    /// that they do not wait behind the rows the target is writing.
-    reader: Option<&'t mut (dyn RowsById + 'static)>,
     account: Uuid,
     table: &'t str,
     generation: Option<i32>,
@@ -137,15 +128,11 @@ impl Parts for StateParts<'_> {
         let Some(generation) = self.generation else { return Ok(None) };
         let part = state::Part { generation, after, limit: PART_CHUNKS };
         let (mut entries, mut last) = (Vec::new(), None);
-        let mut each = |h: state::ChunkHead| {
+        self.target.scan_state_part(self.account, self.table, part, &mut |h| {
             entries.extend(state::live(std::slice::from_ref(&h), |_, v1, v2| (v1, v2)));
             last = Some(h.chunk);
             Ok(())
-        };
-        match self.reader.as_deref_mut() {
-            Some(reader) => reader.scan_state_part(self.account, self.table, part, &mut each)?,
-            None => self.target.scan_state_part(self.account, self.table, part, &mut each)?,
-        }
+        })?;
         Ok(last.map(|c| (entries, c)))
     }
     fn all_ids(&mut self) -> Result<Vec<Uuid>, ConnectorError> {
@@ -178,13 +165,6 @@ struct Saving<'a> {
 /// the recovery bundle safely on disk before the commit. It holds the state of one table at a time.
 struct DeltaTarget<'a> {
     inner: &'a mut dyn Target,
-    /// A second connection that sees v2 as the run's transaction began ([`Target::snapshot_reader`]),
-    /// opened when the run starts: the row state is read there, and with it the rows of a table
-    /// are written as they gather rather than all at commit, since the recovery bundle reads
-    /// what they overwrite there too. `None` where the target has none (SQLite).
-    reader: Option<Box<dyn RowsById>>,
-    /// Rows in `pending`, by table.
-    pending_rows: HashMap<String, usize>,
     saving: Saving<'a>,
     current: Option<Current>,
     /// A failure to read the row state where it could not be returned at once
@@ -205,16 +185,6 @@ struct DeltaTarget<'a> {
     last_row: Vec<Value>,
     counts: BTreeMap<String, DeltaCounts>,
     bundle: Option<BundleManifest>,
-}
-
-impl DeltaTarget<'_> {
-    /// Writes the rows gathered for `table` now, in the run's transaction.
-    fn write_pending(&mut self, table: &str) -> Result<(), ConnectorError> {
-        self.pending_rows.remove(table);
-        let Some(encoded) = self.pending.remove(table) else { return Ok(()) };
-        let cols = self.columns.get(table).map_or(&[][..], Vec::as_slice);
-        upsert_encoded(&mut *self.inner, table, cols, &encoded)
-    }
 }
 
 impl Target for DeltaTarget<'_> {
@@ -271,7 +241,7 @@ impl Target for DeltaTarget<'_> {
         }
         let drifted = self.saving.drifted.contains_key(&e.id);
         let Some(cur) = self.current.as_mut() else { return Ok(()) };
-        let loaded = match cur.find(&mut *self.inner, self.reader.as_deref_mut(), self.saving.account, &e.id)? {
+        let loaded = match cur.find(&mut *self.inner, self.saving.account, &e.id)? {
             Some((v1, v2)) => {
                 cur.live.give();
                 // Unchanged only if the mapping gives exactly the row it loaded: an unchanged v1
@@ -295,12 +265,7 @@ impl Target for DeltaTarget<'_> {
         } else {
             c.inserted += 1;
         }
-        state::encode_entry(self.pending.entry(table.clone()).or_default(), "", &self.last_row);
-        let gathered = self.pending_rows.entry(table.clone()).or_default();
-        *gathered += 1;
-        if *gathered >= UPSERT_ROWS && self.reader.is_some() {
-            self.write_pending(&table)?;
-        }
+        state::encode_entry(self.pending.entry(table).or_default(), "", &self.last_row);
         // The new generation of the row state: written now, in the same transaction.
         self.inner.write_state(e)
     }
@@ -309,7 +274,7 @@ impl Target for DeltaTarget<'_> {
             return false;
         }
         let Some(cur) = self.current.as_mut() else { return false };
-        let found = match cur.find(&mut *self.inner, self.reader.as_deref_mut(), self.saving.account, id) {
+        let found = match cur.find(&mut *self.inner, self.saving.account, id) {
             Ok(found) => found,
             Err(e) => {
                 self.failed = Some(e);
@@ -336,13 +301,9 @@ impl Target for DeltaTarget<'_> {
         }
         if let Some(cur) = self.current.take() {
             let table = cur.table.clone();
-            let gone = cur.finish(&mut *self.inner, self.reader.as_deref_mut(), self.saving.account)?;
+            let gone = cur.finish(&mut *self.inner, self.saving.account)?;
             self.all_given = gone.is_empty();
             self.gone.extend(gone.into_iter().map(|id| (table.clone(), id)));
-            // The table's last rows, before its children's rows are written and checked.
-            if self.reader.is_some() {
-                self.write_pending(&table)?;
-            }
         }
         Ok(())
     }
@@ -362,10 +323,7 @@ impl Target for DeltaTarget<'_> {
         // Where v2 has a second connection that sees it as this transaction began, the bundle
         // is read there while the rows are written here: nothing is overwritten for anyone
         // until the commit, which waits for the bundle to be on disk.
-        let reader = match self.reader.take() {
-            Some(reader) => Some(reader),
-            None => self.inner.snapshot_reader()?,
-        };
+        let reader = self.inner.snapshot_reader()?;
         let DeltaTarget { inner, saving, order, columns, pending, counts, .. } = self;
         let bundle = match reader {
             Some(mut reader) => std::thread::scope(|s| {
@@ -590,21 +548,6 @@ impl Saving<'_> {
 /// Rows upserted by one statement at commit.
 const UPSERT_ROWS: usize = 16_384;
 
-/// Upserts rows encoded one after another ([`state::encode_entry`]) into `table`, a slice at
-/// a time: decoded, the rows take five times the memory they take encoded.
-fn upsert_encoded(inner: &mut dyn Target, table: &str, cols: &[String], encoded: &[u8]) -> Result<(), ConnectorError> {
-    let mut at = 0;
-    while at < encoded.len() {
-        let rows: Vec<Vec<Value>> = state::decode_entries(encoded, &mut at, UPSERT_ROWS)
-            .map_err(|reason| ConnectorError::Query { what: format!("the rows to write to {table}"), reason })?
-            .into_iter()
-            .map(|(_, values)| values)
-            .collect();
-        inner.upsert_rows(table, cols, &["id"], &rows)?;
-    }
-    Ok(())
-}
-
 /// Writes the rows the final migration changes: upserts the pending rows table by table
 /// (parents first), then deletes what goes (children first) and leaves its row state.
 fn write_changes(
@@ -620,7 +563,16 @@ fn write_changes(
     for table in order {
         let encoded = pending.remove(table).unwrap_or_default();
         let cols = columns.get(table).map_or(&[][..], Vec::as_slice);
-        upsert_encoded(inner, table, cols, &encoded)?;
+        // A slice at a time: decoded, the rows take five times the memory they take encoded.
+        let mut at = 0;
+        while at < encoded.len() {
+            let rows: Vec<Vec<Value>> = state::decode_entries(&encoded, &mut at, UPSERT_ROWS)
+                .map_err(|reason| ConnectorError::Query { what: format!("the rows to write to {table}"), reason })?
+                .into_iter()
+                .map(|(_, values)| values)
+                .collect();
+            inner.upsert_rows(table, cols, &["id"], &rows)?;
+        }
     }
     // Children before parents.
     for table in saving.table_order.iter().rev() {
@@ -713,12 +665,8 @@ pub fn final_run_checked(
             (i.id, Drift { kind: i.kind, table: i.table.clone(), legacy_ref: i.legacy_ref.clone(), values })
         })
         .collect();
-    // Opened now, in the preview's snapshot: see `DeltaTarget::reader`.
-    let reader = target.snapshot_reader()?;
     let mut delta = DeltaTarget {
         inner: target,
-        reader,
-        pending_rows: HashMap::new(),
         saving: Saving {
             pack: spec.pack,
             account,
