@@ -187,8 +187,10 @@ bullets([
     "IN list again) on a writer thread, so mapping and storing run on both cores (162 s to about 31 s).",
     "Verify and the final migration look rows up by id with a cursor that follows load order (v2 "
     "scans and the row state both come back in the order v1 is read), instead of a binary search "
-    "per row; verify reads one table's v2 fingerprints at a time, and the final migration one part "
-    "of a table's state (128 chunks, 131,072 rows) at a time, the next when the run reaches it.",
+    "per row; verify streams v2 on a thread of its own beside the mapping and holds a window of "
+    "4,096 rows of it (until 2026-12-04, one table's v2 fingerprints at a time), and the final "
+    "migration one part of a table's state (128 chunks, 131,072 rows) at a time, the next when the "
+    "run reaches it.",
     "The SQLite source lends its rows and refills the same strings for the next batch (no allocation "
     "per value, no frees on the other thread); fingerprints hash a row in one call; UUIDv5 uses the "
     "CPU's SHA instructions; a row's key is built without allocating.",
@@ -374,8 +376,12 @@ bullets([
 ])
 md.append(
     "The runs before this one gave these ratios (up to 2026-12-02 on another machine of the same "
-    "kind, an AMD EPYC: \"this machine\" in the sections above, where a date before this run's is "
-    "given, is that one): earlier on 2026-12-04 (this machine, before targets scanned v2 in load "
+    "kind, an AMD EPYC like this run's: \"this machine\" in the sections above, where a date before "
+    "this run's is given, is that one; earlier on 2026-12-04 on an Intel Xeon of the same kind): "
+    "earlier on 2026-12-04 (the Xeon; after targets scanned v2 in load order, before verify read v2 "
+    "beside the mapping) vs pgloader 1.10, vs `psql \\copy` 4.49, SQLite→SQLite vs sqlite3 7.62, "
+    "verify vs reladiff 7.98 (9.99 s, peak RSS 146 MiB), final 0.17 of the first (4.15 s of "
+    "23.94 s), peak RSS 244 MiB; before that on 2026-12-04 (the Xeon, before targets scanned v2 in load "
     "order and verify stopped indexing every id at the first row out of reach) vs pgloader 1.18, vs "
     "`psql \\copy` 4.06, SQLite→SQLite vs sqlite3 8.86, verify vs reladiff 7.81 (10.46 s, peak RSS "
     "209 MiB), final 0.17 of the first (3.87 s of 23.35 s), peak RSS 244 MiB; on 2026-12-02 (the final migration's "
