@@ -118,3 +118,26 @@ fn postgres_target() {
     let Some(db) = TestDb::postgres() else { return };
     planted_differences_are_found_and_nothing_else(&db.url);
 }
+
+/// A v2 table verify cannot read stops it with an error that names the table: the thread
+/// reading v2 beside the mapping reports it instead of leaving the mapping waiting.
+#[test]
+fn a_v2_table_that_cannot_be_read_stops_verify_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("v1.db");
+    cutover_demo::generate(&v1, Spec { customers: 20, seed: 3, cutoff: DEFAULT_CUTOFF }).unwrap();
+    let pack = PackSource::Builtin.load("omikai").unwrap();
+    let included: Vec<String> = pack.template.entities.iter().map(|e| e.name.clone()).collect();
+    let opts = BTreeMap::new();
+    let s = spec(&pack, &included, &opts);
+    let v2 = dir.path().join("v2.db");
+    let v2 = v2.to_str().unwrap();
+    let mut src = SourceConfig::Sqlite { path: v1.clone() }.build().unwrap();
+    let mut tgt = TargetConfig::from_url(v2).unwrap().build().unwrap();
+    run(&s, src.as_mut(), Some(tgt.as_mut()), &mut |_| Ok(())).unwrap();
+    drop(tgt);
+    exec(v2, "PRAGMA foreign_keys = OFF; ALTER TABLE invoice_line RENAME TO invoice_line_gone");
+    let mut tgt = TargetConfig::from_url(v2).unwrap().build().unwrap();
+    let err = verify(&s, src.as_mut(), tgt.as_mut(), &VerifyOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("invoice_line") && !err.contains("thread stopped"), "{err}");
+}
