@@ -432,7 +432,30 @@ struct Capture<'a> {
     total: u64,
 }
 
-impl Capture<'_> {
+impl<'a> Capture<'a> {
+    /// Compares what the mapping gives of `only_table` (or of every table) with v2's rows, asking
+    /// the reader thread for them through `ask` and receiving them on `rx`.
+    fn new(
+        pack: &'a Pack,
+        ask: Sender<(String, Vec<(String, Type)>)>,
+        rx: Receiver<Batch>,
+        only_table: Option<String>,
+    ) -> Self {
+        Self {
+            pack,
+            ask,
+            rx,
+            only_table,
+            expected_totals: Totals::new(pack),
+            current: None,
+            read: BTreeMap::new(),
+            changed: Vec::new(),
+            missing: Vec::new(),
+            extra: Vec::new(),
+            total: 0,
+        }
+    }
+
     fn listed(&self) -> usize {
         self.changed.len() + self.missing.len() + self.extra.len()
     }
@@ -668,19 +691,7 @@ pub fn verify(
         let (ask, asked) = mpsc::channel();
         let (tx, rx) = mpsc::sync_channel(4);
         let reader = s.spawn(move || read_v2(v2, pack, account, &asked, &tx));
-        let mut cap = Capture {
-            pack,
-            ask,
-            rx,
-            only_table: only_table.clone(),
-            expected_totals: Totals::new(pack),
-            current: None,
-            read: BTreeMap::new(),
-            changed: Vec::new(),
-            missing: Vec::new(),
-            extra: Vec::new(),
-            total: 0,
-        };
+        let mut cap = Capture::new(pack, ask, rx, only_table.clone());
         let mut run = || -> Result<RunReport, EngineError> {
             let report = run_tapped(spec, source, Some(&mut cap), &mut |_| Ok(()), &mut tap)?;
             for table in &tables {
@@ -877,19 +888,7 @@ mod tests {
             tx.send(Batch::Rows(rows)).unwrap();
         }
         tx.send(Batch::End(Ok(()))).unwrap();
-        let mut cap = Capture {
-            pack: &pack,
-            ask,
-            rx,
-            only_table: None,
-            expected_totals: Totals::new(&pack),
-            current: None,
-            read: BTreeMap::new(),
-            changed: Vec::new(),
-            missing: Vec::new(),
-            extra: Vec::new(),
-            total: 0,
-        };
+        let mut cap = Capture::new(&pack, ask, rx, None);
         cap.start_table("contact", &[]).unwrap();
         for &n in given {
             cap.write_row(&row(n)).unwrap();
