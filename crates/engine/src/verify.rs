@@ -246,11 +246,19 @@ impl Actual {
     /// or was passed over. `None` is final only once [`complete`](Self::complete).
     fn find(&mut self, id: &Uuid, rx: &Receiver<Batch>) -> Result<Option<u64>, ConnectorError> {
         self.fill(rx)?;
+        if self.ahead.front().is_some_and(|e| e.0 == *id) {
+            return Ok(self.ahead.pop_front().map(|e| e.1));
+        }
+        // An id is either ahead or passed over, never both: a row met early costs a lookup
+        // rather than a scan of the window.
+        if let Some(fp) = self.passed.remove(id) {
+            return Ok(Some(fp));
+        }
         if let Some(k) = self.ahead.iter().position(|e| e.0 == *id) {
             self.passed.extend(self.ahead.drain(..k));
             return Ok(self.ahead.pop_front().map(|e| e.1));
         }
-        Ok(self.passed.remove(id))
+        Ok(None)
     }
 
     /// Whether every v2 row of the table was read and is passed over or given.

@@ -28,15 +28,21 @@ fn exec(url: &str, sql: &str) {
     cutover_testkit::exec(url, sql).unwrap();
 }
 
-fn planted_differences_are_found_and_nothing_else(v2: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let v1 = dir.path().join("v1.db");
-    cutover_demo::generate(&v1, Spec { customers: 150, seed: 9, cutoff: DEFAULT_CUTOFF }).unwrap();
+/// Demo v1 data of `customers` in `dir`, and the omikai pack with every entity in scope.
+fn demo(dir: &std::path::Path, customers: u32, seed: u64) -> (std::path::PathBuf, Pack, Vec<String>) {
+    let v1 = dir.join("v1.db");
+    cutover_demo::generate(&v1, Spec { customers, seed, cutoff: DEFAULT_CUTOFF }).unwrap();
     let pack = PackSource::Builtin.load("omikai").unwrap();
     let included: Vec<String> = pack.template.entities.iter().map(|e| e.name.clone()).collect();
+    (v1, pack, included)
+}
+
+fn planted_differences_are_found_and_nothing_else(v2: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (v1, pack, included) = demo(dir.path(), 150, 9);
     let opts = BTreeMap::new();
     let s = spec(&pack, &included, &opts);
-    let mut src = SourceConfig::Sqlite { path: v1.clone() }.build().unwrap();
+    let mut src = SourceConfig::Sqlite { path: v1 }.build().unwrap();
     let mut tgt = TargetConfig::from_url(v2).unwrap().build().unwrap();
     run(&s, src.as_mut(), Some(tgt.as_mut()), &mut |_| Ok(())).unwrap();
 
@@ -124,15 +130,12 @@ fn postgres_target() {
 #[test]
 fn a_v2_table_that_cannot_be_read_stops_verify_with_its_name() {
     let dir = tempfile::tempdir().unwrap();
-    let v1 = dir.path().join("v1.db");
-    cutover_demo::generate(&v1, Spec { customers: 20, seed: 3, cutoff: DEFAULT_CUTOFF }).unwrap();
-    let pack = PackSource::Builtin.load("omikai").unwrap();
-    let included: Vec<String> = pack.template.entities.iter().map(|e| e.name.clone()).collect();
+    let (v1, pack, included) = demo(dir.path(), 20, 3);
     let opts = BTreeMap::new();
     let s = spec(&pack, &included, &opts);
     let v2 = dir.path().join("v2.db");
     let v2 = v2.to_str().unwrap();
-    let mut src = SourceConfig::Sqlite { path: v1.clone() }.build().unwrap();
+    let mut src = SourceConfig::Sqlite { path: v1 }.build().unwrap();
     let mut tgt = TargetConfig::from_url(v2).unwrap().build().unwrap();
     run(&s, src.as_mut(), Some(tgt.as_mut()), &mut |_| Ok(())).unwrap();
     drop(tgt);
