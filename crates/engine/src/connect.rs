@@ -267,6 +267,11 @@ pub trait Source: Send {
         scan: &Scan<'_>,
         f: &mut dyn FnMut(&SourceRow) -> Result<(), ConnectorError>,
     ) -> Result<(), ConnectorError>;
+    /// Says which scan comes after the next one: a source may get it ready meanwhile, on a
+    /// thread of its own, so that it starts at once. Only a hint; the default ignores it.
+    fn prepare(&mut self, scan: &Scan<'_>) {
+        let _ = scan;
+    }
 }
 
 /// Reads rows by id, as [`Target::read_rows_by_id`] does, on a connection of its own.
@@ -613,7 +618,8 @@ impl StoredOrder {
     }
 }
 
-/// The scan reading the table as stored when that gives its rows in key order, or `None`.
+/// The scan reading the table as stored when that gives its rows in key order, or `None`: a
+/// scan by ranges of rowids, which two readers can share.
 ///
 /// SQLite reads a table in the order of a key that is not its rowid through the key's index,
 /// with a seek into the table for every row: three times the work of reading the table as
@@ -621,27 +627,42 @@ impl StoredOrder {
 /// usual case, stores its rows in that order; one pass over the index alone (0.4 s there)
 /// proves it, in the read transaction the scan then runs in, so both see the same rows. The
 /// rows come in exactly the order of the index, duplicate keys included (the index orders them
-/// by rowid too). Any doubt, or an error, leaves the scan as it was.
-fn storage_order(conn: &rusqlite::Connection, s: &Scan<'_>, sql: &str) -> Option<StoredOrder> {
+/// by rowid too). A table whose key is its rowid (an `INTEGER PRIMARY KEY`) is stored in key
+/// order by definition: SQLite's plan, a plain scan without a sort, says so, and no pass is
+/// needed. Any doubt, or an error, leaves the scan as it was.
+fn storage_order(conn: &rusqlite::Connection, table: &str, order: &str, sql: &str) -> Option<StoredOrder> {
     let plan: Vec<String> = {
         let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).ok()?;
         st.query_map([], |r| r.get::<_, String>(3)).ok()?.collect::<Result<_, _>>().ok()?
     };
-    // Only a scan through an index: a table stored by its key (an INTEGER PRIMARY KEY, WITHOUT
-    // ROWID) is read as stored already, and a sort is not worth a pass that may prove nothing.
-    if !plan.iter().any(|d| d.starts_with("SCAN t USING INDEX ")) || plan.iter().any(|d| d.contains("B-TREE")) {
+    // A sort is not worth a pass that may prove nothing.
+    if plan.iter().any(|d| d.contains("B-TREE")) {
         return None;
     }
+    // A plain scan that needs no sort reads the table in key order already: its rowid order,
+    // or the key's own for a WITHOUT ROWID table, which has no rowid to split by (the query
+    // for the ends below fails there).
+    let by_rowid = match plan.as_slice() {
+        [only] if only == "SCAN t" => true,
+        _ if plan.iter().any(|d| d.starts_with("SCAN t USING INDEX ")) => false,
+        _ => return None,
+    };
     // A column may be named like the rowid; the rowid then answers to another of its names.
     let names: Vec<String> = {
-        let mut st = conn.prepare(&format!("PRAGMA table_info({})", Dialect::Sqlite.ident(s.table))).ok()?;
+        let mut st = conn.prepare(&format!("PRAGMA table_info({})", Dialect::Sqlite.ident(table))).ok()?;
         st.query_map([], |r| r.get::<_, String>(1)).ok()?.collect::<Result<_, _>>().ok()?
     };
     let rowid = ["_rowid_", "rowid", "oid"].into_iter().find(|n| !names.iter().any(|c| c.eq_ignore_ascii_case(n)))?;
-    let order = key_order(Dialect::Sqlite, s);
+    let head = sql.strip_suffix(&format!(" ORDER BY {order}"))?.to_owned();
+    if by_rowid {
+        let ends = format!("SELECT min(t.{rowid}), max(t.{rowid}) FROM {} t", Dialect::Sqlite.ident(table));
+        let (first, last) =
+            conn.query_row(&ends, [], |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?))).ok()?;
+        return Some(StoredOrder { head, rowid, first: first?, last: last? });
+    }
     let started = std::time::Instant::now();
     let mut st =
-        conn.prepare(&format!("SELECT t.{rowid} FROM {} t ORDER BY {order}", Dialect::Sqlite.ident(s.table))).ok()?;
+        conn.prepare(&format!("SELECT t.{rowid} FROM {} t ORDER BY {order}", Dialect::Sqlite.ident(table))).ok()?;
     let mut rows = st.query([]).ok()?;
     let (mut first, mut last) = (None, i64::MIN);
     while let Some(r) = rows.next().ok()? {
@@ -652,12 +673,7 @@ fn storage_order(conn: &rusqlite::Connection, s: &Scan<'_>, sql: &str) -> Option
         first.get_or_insert(id);
         last = id;
     }
-    let head = sql.strip_suffix(&format!(" ORDER BY {order}"))?.to_owned();
-    tracing::debug!(
-        table = s.table,
-        ms = started.elapsed().as_millis() as u64,
-        "rows stored in key order: read as stored"
-    );
+    tracing::debug!(table, ms = started.elapsed().as_millis() as u64, "rows stored in key order: read as stored");
     Some(StoredOrder { head, rowid, first: first?, last })
 }
 
@@ -668,6 +684,27 @@ fn storage_order(conn: &rusqlite::Connection, s: &Scan<'_>, sql: &str) -> Option
 pub struct SqliteSource {
     conn: rusqlite::Connection,
     path: PathBuf,
+    /// A scan got ready ahead ([`Source::prepare`]): its query and what opens it.
+    ahead: Option<(String, JoinHandle<Option<Opened>>)>,
+}
+
+/// A scan's first connection, in the read transaction the scan runs in, and the way it reads
+/// the table ([`storage_order`]): what takes a pass over a big table's index before its first
+/// row, so worth doing while the table before it is read.
+#[derive(Debug)]
+struct Opened {
+    conn: rusqlite::Connection,
+    stored: Option<StoredOrder>,
+}
+
+impl Opened {
+    fn open(path: &std::path::Path, table: &str, order: &str, sql: &str) -> Result<Self, ConnectorError> {
+        let conn = SqliteSource::connect(path)?;
+        // One snapshot for the order check and the scan; the connection's end ends it.
+        conn.execute_batch("BEGIN").map_err(|e| q(format!("reading {table}"))(e.to_string()))?;
+        let stored = storage_order(&conn, table, order, sql);
+        Ok(Self { conn, stored })
+    }
 }
 
 /// Rows handed from the reader thread to the mapping thread at a time.
@@ -676,7 +713,7 @@ pub(crate) const READ_BATCH: usize = 1024;
 impl SqliteSource {
     /// Opens the file read-only; a missing file is an error, not a new database.
     pub fn open(path: &std::path::Path) -> Result<Self, ConnectorError> {
-        Ok(Self { conn: Self::connect(path)?, path: path.to_owned() })
+        Ok(Self { conn: Self::connect(path)?, path: path.to_owned(), ahead: None })
     }
 
     fn connect(path: &std::path::Path) -> Result<rusqlite::Connection, ConnectorError> {
@@ -728,15 +765,21 @@ impl Source for SqliteSource {
         // once mapped, and their reader fills the same rows again: their strings keep their
         // buffers, so a row costs no allocation and no free on the other thread.
         let reading = |why: String| q(format!("reading {}", s.table))(why);
-        let err = |e: rusqlite::Error| reading(e.to_string());
         let sql = select_sql(Dialect::Sqlite, s);
-        let conn = Self::connect(&self.path)?;
-        // One snapshot for the order check and the scan; the connection's end ends it.
-        conn.execute_batch("BEGIN").map_err(err)?;
+        // Got ready ahead when it was the scan said to come; anything else (another scan, a
+        // thread that could not open it) opens it now, as it would have been.
+        let ready = match self.ahead.take() {
+            Some((ahead, handle)) if ahead == sql => handle.join().ok().flatten(),
+            _ => None,
+        };
+        let Opened { conn, stored } = match ready {
+            Some(opened) => opened,
+            None => Opened::open(&self.path, s.table, &key_order(Dialect::Sqlite, s), &sql)?,
+        };
         let block = parallel_block(s.columns.len());
         let mut blocks_in_all = 1;
         // Each reader: its connection, its query, and the ranges of rowids it reads (`None`: all).
-        let readers = match storage_order(&conn, s, &sql) {
+        let readers = match stored {
             Some(stored) => {
                 let blocks = split_rowids(stored.first, stored.last, block);
                 match self.second_reader(&conn, s, blocks.len()) {
@@ -815,6 +858,16 @@ impl Source for SqliteSource {
             result
         })
     }
+    fn prepare(&mut self, s: &Scan<'_>) {
+        let sql = select_sql(Dialect::Sqlite, s);
+        let (path, table, order) = (self.path.clone(), s.table.to_owned(), key_order(Dialect::Sqlite, s));
+        let job = sql.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sqlite-ahead".into())
+            .spawn(move || Opened::open(&path, &table, &order, &job).ok());
+        // A scan said before and not run is dropped: its thread ends on its own.
+        self.ahead = spawned.ok().map(|h| (sql, h));
+    }
 }
 
 /// Rowids in a block of a scan split between two readers: about 4 MiB of decoded rows, so that
@@ -824,8 +877,15 @@ fn parallel_block(columns: usize) -> i64 {
     (rows / READ_BATCH).clamp(1, 32) as i64 * READ_BATCH as i64
 }
 
-/// `first..=last` in blocks of `block` rowids.
+/// Blocks a scan is split into at most: rowids far apart (a table whose keys are its rowids
+/// and jump by millions) make larger blocks rather than a list as long as the span.
+const MAX_BLOCKS: i64 = 1 << 16;
+
+/// `first..=last` in blocks of `block` rowids, or of more when that would make more than
+/// [`MAX_BLOCKS`] blocks.
 fn split_rowids(first: i64, last: i64, block: i64) -> Vec<(i64, i64)> {
+    let span = i128::from(last) - i128::from(first) + 1;
+    let block = i64::try_from(span / i128::from(MAX_BLOCKS) + 1).map_or(i64::MAX, |wide| wide.max(block));
     let mut blocks = Vec::new();
     let mut lo = first;
     while lo <= last {
@@ -2950,7 +3010,9 @@ mod tests {
             let src = SqliteSource::open(&path).unwrap();
             let first = SqliteSource::connect(&path).unwrap();
             first.execute_batch("BEGIN").unwrap();
-            let stored = storage_order(&first, &scan, &select_sql(Dialect::Sqlite, &scan)).unwrap();
+            let stored =
+                storage_order(&first, "BIG", &key_order(Dialect::Sqlite, &scan), &select_sql(Dialect::Sqlite, &scan))
+                    .unwrap();
             assert_eq!((stored.first, stored.last), (1, 150_000));
             let cores = std::thread::available_parallelism().map_or(1, usize::from);
             let blocks = split_rowids(stored.first, stored.last, parallel_block(scan.columns.len())).len();
@@ -2990,7 +3052,7 @@ mod tests {
         let read = |table: &str| {
             let columns = if table == "COVERED" { &columns } else { &with_v };
             let s = Scan { table, columns, extra: &[], order_by: &order };
-            storage_order(&c, &s, &select_sql(Dialect::Sqlite, &s)).map(|o| o.sql())
+            storage_order(&c, table, &key_order(Dialect::Sqlite, &s), &select_sql(Dialect::Sqlite, &s)).map(|o| o.sql())
         };
         assert_eq!(
             read("IN_ORDER").as_deref(),
@@ -3000,8 +3062,27 @@ mod tests {
             read("OWN_ROWID").as_deref(),
             Some(r#"SELECT t."A", t."B", t."V" FROM "OWN_ROWID" t ORDER BY t.oid"#)
         );
-        for table in ["SHUFFLED", "NO_KEY", "CLUSTERED", "BY_ROWID", "COVERED"] {
+        // Keyed by its rowid: stored in key order, nothing to prove.
+        assert_eq!(
+            read("BY_ROWID").as_deref(),
+            Some(r#"SELECT t."A", t."B", t."V" FROM "BY_ROWID" t ORDER BY t._rowid_"#)
+        );
+        for table in ["SHUFFLED", "NO_KEY", "CLUSTERED", "COVERED"] {
             assert_eq!(read(table), None, "{table}");
+        }
+    }
+
+    /// Blocks cover the rowids from first to last once each, and stay few however far apart
+    /// the two ends are.
+    #[test]
+    fn rowids_split_into_blocks_that_cover_them_once_and_stay_few() {
+        assert_eq!(split_rowids(1, 10, 4), [(1, 4), (5, 8), (9, 10)]);
+        assert_eq!(split_rowids(5, 5, 4), [(5, 5)]);
+        for (first, last) in [(1, 4_000_000_000_000_000), (i64::MIN, i64::MAX), (-7, i64::MAX)] {
+            let blocks = split_rowids(first, last, 5120);
+            assert!(blocks.len() as i64 <= MAX_BLOCKS, "{} blocks", blocks.len());
+            assert_eq!((blocks[0].0, blocks[blocks.len() - 1].1), (first, last));
+            assert!(blocks.windows(2).all(|w| w[0].1.checked_add(1) == Some(w[1].0)), "gaps or overlaps");
         }
     }
 

@@ -525,6 +525,11 @@ pub fn run_tapped(
         let has_float = out_cols.iter().any(|c| c.1 == crate::value::Type::Float);
         let table_name = ent.target.as_ref().map(|t| t.table.clone()).unwrap_or_default();
         let scan = Scan { table: &ent.source, columns: &ent.columns, extra: &ent.extra, order_by: &key_names };
+        // The next entity's scan gets ready while this one is read.
+        if let Some(next) = pack.entities.get(ei + 1) {
+            let keys = next.key_columns();
+            source.prepare(&Scan { table: &next.source, columns: &next.columns, extra: &next.extra, order_by: &keys });
+        }
         let mut merge_groups: HashMap<String, (String, Uuid)> = HashMap::new();
         let mut out_row: Vec<Value> = Vec::new();
         let mut key_buf = String::new();

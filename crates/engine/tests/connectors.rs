@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use cutover_demo::{DEFAULT_CUTOFF, Spec};
-use cutover_engine::connect::{Reference, Scan, SourceConfig, Target, TargetConfig, copy_tables};
+use cutover_engine::connect::{Reference, Scan, Source, SourceConfig, Target, TargetConfig, copy_tables};
 use cutover_engine::ddl;
 use cutover_engine::pack::PackSource;
 use cutover_engine::run::{RunSpec, run};
@@ -222,6 +222,77 @@ fn a_big_sqlite_table_read_by_two_readers_comes_whole_and_in_key_order() {
         matches!(stopped, Err(cutover_engine::connect::ConnectorError::Query { ref reason, .. }) if reason == "stop")
     );
     assert_eq!(n, 50_000);
+}
+
+/// A big table keyed by its rowid (an `INTEGER PRIMARY KEY`) is read by two threads too, in
+/// ranges of its keys: every row comes once and in key order, with keys below zero and keys
+/// so far apart that ranges of the usual size would number in the billions.
+#[test]
+fn a_big_sqlite_table_keyed_by_its_rowid_comes_whole_and_in_key_order() {
+    let (_dir, path, _, _) = abv_v1(
+        "CREATE TABLE BIG (A INTEGER PRIMARY KEY, B TEXT, V TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 150000)
+         INSERT INTO BIG SELECT i, 'b', 'v' || i FROM n;
+         INSERT INTO BIG VALUES (-7, 'b', 'low'), (4000000000000000, 'b', 'far'), (9223372036854775807, 'b', 'last');",
+    );
+    let columns = vec![("A".to_owned(), Type::Int), ("B".to_owned(), Type::Text), ("V".to_owned(), Type::Text)];
+    let order = vec!["A".to_owned()];
+    let mut expected: Vec<(i64, String)> = vec![(-7, "low".to_owned())];
+    expected.extend((1..=150_000i64).map(|i| (i, format!("v{i}"))));
+    expected.push((4_000_000_000_000_000, "far".to_owned()));
+    expected.push((i64::MAX, "last".to_owned()));
+    let mut s = SourceConfig::Sqlite { path }.build().unwrap();
+    let mut seen = Vec::with_capacity(expected.len());
+    s.scan(&Scan { table: "BIG", columns: &columns, extra: &[], order_by: &order }, &mut |r| {
+        match r.values.as_slice() {
+            [Value::Int(a), Value::Text(_), Value::Text(v)] => seen.push((*a, v.clone())),
+            other => panic!("unexpected row {other:?}"),
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(seen.len(), expected.len());
+    assert!(seen == expected, "rows missing, repeated or out of key order");
+}
+
+/// A scan said to come next is got ready on a thread while another is read: it then reads
+/// what it would have read without, and a scan other than the one said, or one whose table
+/// is missing, is opened as it would have been, with its own error.
+#[test]
+fn a_sqlite_scan_got_ready_ahead_reads_what_it_would_have() {
+    let (_dir, path, columns, order) = abv_v1(
+        "CREATE TABLE ONE (A INTEGER, B TEXT, V TEXT, PRIMARY KEY (A, B));
+         CREATE TABLE TWO (A INTEGER PRIMARY KEY, B TEXT, V TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60000)
+         INSERT INTO ONE SELECT i, 'b', 'one' || i FROM n;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60000)
+         INSERT INTO TWO SELECT i, 'b', 'two' || i FROM n;",
+    );
+    let by_a = vec!["A".to_owned()];
+    let one = Scan { table: "ONE", columns: &columns, extra: &[], order_by: &order };
+    let two = Scan { table: "TWO", columns: &columns, extra: &[], order_by: &by_a };
+    let missing = Scan { table: "GONE", columns: &columns, extra: &[], order_by: &by_a };
+    let mut s = SourceConfig::Sqlite { path }.build().unwrap();
+    let read = |s: &mut Box<dyn Source>, scan: &Scan<'_>| {
+        let mut v = Vec::new();
+        s.scan(scan, &mut |r| {
+            v.push(r.values[2].to_string());
+            Ok(())
+        })
+        .map(|()| v)
+    };
+    let expect = |name: &str| (1..=60_000).map(|i| format!("{name}{i}")).collect::<Vec<_>>();
+    s.prepare(&two);
+    assert!(read(&mut s, &one).unwrap() == expect("one"));
+    assert!(read(&mut s, &two).unwrap() == expect("two"));
+    // Said, then another scan runs first.
+    s.prepare(&two);
+    assert!(read(&mut s, &one).unwrap() == expect("one"));
+    assert!(read(&mut s, &two).unwrap() == expect("two"));
+    s.prepare(&missing);
+    assert!(read(&mut s, &one).unwrap() == expect("one"));
+    let e = read(&mut s, &missing).unwrap_err().to_string();
+    assert!(e.contains("GONE"), "{e}");
 }
 
 #[test]
