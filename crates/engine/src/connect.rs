@@ -4,6 +4,7 @@
 //! struct behind the [`Source`] or [`Target`] trait. Every connector passes the same
 //! compliance suite (`tests/connectors.rs`).
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
@@ -684,8 +685,9 @@ fn storage_order(conn: &rusqlite::Connection, table: &str, order: &str, sql: &st
 pub struct SqliteSource {
     conn: rusqlite::Connection,
     path: PathBuf,
-    /// A scan got ready ahead ([`Source::prepare`]): its query and what opens it.
-    ahead: Option<(String, JoinHandle<Option<Opened>>)>,
+    /// Scans got ready ahead ([`Source::prepare`]), the last [`AHEAD`] said: their queries
+    /// and what opens them. A run says the next scan before it starts the one it got ready.
+    ahead: VecDeque<(String, JoinHandle<Option<Opened>>)>,
 }
 
 /// A scan's first connection, in the read transaction the scan runs in, and the way it reads
@@ -707,13 +709,16 @@ impl Opened {
     }
 }
 
+/// Scans a SQLite source keeps ready ahead at most: the one about to run and the one after it.
+const AHEAD: usize = 2;
+
 /// Rows handed from the reader thread to the mapping thread at a time.
 pub(crate) const READ_BATCH: usize = 1024;
 
 impl SqliteSource {
     /// Opens the file read-only; a missing file is an error, not a new database.
     pub fn open(path: &std::path::Path) -> Result<Self, ConnectorError> {
-        Ok(Self { conn: Self::connect(path)?, path: path.to_owned(), ahead: None })
+        Ok(Self { conn: Self::connect(path)?, path: path.to_owned(), ahead: VecDeque::new() })
     }
 
     fn connect(path: &std::path::Path) -> Result<rusqlite::Connection, ConnectorError> {
@@ -768,9 +773,9 @@ impl Source for SqliteSource {
         let sql = select_sql(Dialect::Sqlite, s);
         // Got ready ahead when it was the scan said to come; anything else (another scan, a
         // thread that could not open it) opens it now, as it would have been.
-        let ready = match self.ahead.take() {
-            Some((ahead, handle)) if ahead == sql => handle.join().ok().flatten(),
-            _ => None,
+        let ready = match self.ahead.iter().position(|(ahead, _)| *ahead == sql) {
+            Some(i) => self.ahead.remove(i).and_then(|(_, handle)| handle.join().ok().flatten()),
+            None => None,
         };
         let Opened { conn, stored } = match ready {
             Some(opened) => opened,
@@ -865,8 +870,13 @@ impl Source for SqliteSource {
         let spawned = std::thread::Builder::new()
             .name("sqlite-ahead".into())
             .spawn(move || Opened::open(&path, &table, &order, &job).ok());
-        // A scan said before and not run is dropped: its thread ends on its own.
-        self.ahead = spawned.ok().map(|h| (sql, h));
+        if let Ok(handle) = spawned {
+            // Scans said before and not run are dropped: their threads end on their own.
+            if self.ahead.len() == AHEAD {
+                self.ahead.pop_front();
+            }
+            self.ahead.push_back((sql, handle));
+        }
     }
 }
 
