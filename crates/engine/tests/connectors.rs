@@ -295,6 +295,50 @@ fn a_sqlite_scan_got_ready_ahead_reads_what_it_would_have() {
     assert!(e.contains("GONE"), "{e}");
 }
 
+/// A table wider than a SQL function takes arguments, and a scan with an expression column,
+/// read with a sort or without: every value of every row comes, in key order.
+#[test]
+fn sqlite_scans_read_wide_tables_and_expressions() {
+    let width = 1100;
+    let cols: Vec<String> = (0..width).map(|i| format!("C{i} INTEGER")).collect();
+    let (_dir, path, _, _) = abv_v1(&format!(
+        "CREATE TABLE WIDE (K INTEGER PRIMARY KEY, {});
+         CREATE TABLE LOOSE (K INTEGER, V TEXT);",
+        cols.join(", ")
+    ));
+    let c = rusqlite::Connection::open(&path).unwrap();
+    for k in [3i64, 1, 2] {
+        let values: Vec<String> = (0..width).map(|i| (k * 10_000 + i).to_string()).collect();
+        c.execute_batch(&format!("INSERT INTO WIDE VALUES ({k}, {});", values.join(", "))).unwrap();
+        c.execute("INSERT INTO LOOSE VALUES (?1, ?2)", rusqlite::params![k, format!("v{k}")]).unwrap();
+    }
+    drop(c);
+    let mut s = SourceConfig::Sqlite { path }.build().unwrap();
+    let mut columns = vec![("K".to_owned(), Type::Int)];
+    columns.extend((0..width).map(|i| (format!("C{i}"), Type::Int)));
+    let key = vec!["K".to_owned()];
+    let mut rows = Vec::new();
+    s.scan(&Scan { table: "WIDE", columns: &columns, extra: &[], order_by: &key }, &mut |r| {
+        rows.push(r.values.clone());
+        Ok(())
+    })
+    .unwrap();
+    let expected: Vec<Vec<Value>> = (1..=3i64)
+        .map(|k| std::iter::once(Value::Int(k)).chain((0..width).map(|i| Value::Int(k * 10_000 + i))).collect())
+        .collect();
+    assert!(rows == expected, "wide rows differ");
+    // No index on K: SQLite sorts.
+    let columns = vec![("K".to_owned(), Type::Int), ("V".to_owned(), Type::Text), ("UP".to_owned(), Type::Text)];
+    let extra = vec![("UP".to_owned(), "upper(t.V) || '!'".to_owned())];
+    let mut seen = Vec::new();
+    s.scan(&Scan { table: "LOOSE", columns: &columns, extra: &extra, order_by: &key }, &mut |r| {
+        seen.push(r.values.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(seen, ["1 v1 V1!", "2 v2 V2!", "3 v3 V3!"]);
+}
+
 #[test]
 fn sqlite_source_reports_values_that_do_not_fit_their_type() {
     let f = fixture();
