@@ -285,6 +285,12 @@ pub trait RowsById: Send {
         account: Uuid,
         ids: &[Uuid],
     ) -> Result<Vec<Vec<Value>>, ConnectorError>;
+    /// The chunks of one part of an account's table's row state, with their entries, as
+    /// [`Target::scan_state_part`] gives them.
+    fn state_part(&mut self, account: Uuid, table: &str, part: state::Part) -> Result<Vec<ChunkHead>, ConnectorError> {
+        let _ = (account, part);
+        Err(q(format!("reading the row state of {table}"))("not supported by this reader".into()))
+    }
 }
 
 /// A v2 database.
@@ -1940,6 +1946,19 @@ impl RowsById for PgSnapshotReader {
             out.extend(self.rt.block_on(pg_read(conn, &sql, columns, Some(account)))?);
         }
         Ok(out)
+    }
+    fn state_part(&mut self, account: Uuid, table: &str, part: state::Part) -> Result<Vec<ChunkHead>, ConnectorError> {
+        let what = || q(format!("reading the row state of {table}"));
+        let conn = self.conn.as_mut().ok_or_else(|| what()("the connection is closed".into()))?;
+        let sql = format!(
+            "SELECT generation::int8, chunk::int8, kind::int8, xid, n::int8, ids, fps FROM {} \
+             WHERE account_id = $1 AND table_name = '{}'{}",
+            state::STATE_TABLE,
+            table.replace('\'', "''"),
+            state::Part::sql(Some(part))
+        );
+        let rows = self.rt.block_on(pg_read(conn, &sql, &state::head_columns(true), Some(account)))?;
+        rows.into_iter().map(|r| ChunkHead::from_row(r).ok_or_else(|| what()("a chunk is malformed".into()))).collect()
     }
 }
 
