@@ -684,6 +684,14 @@ fn demo_serve_opens_the_portal_with_the_printed_logins() {
         assert!(std::time::Instant::now() < deadline, "the portal did not open");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    // It runs itself again with glibc's allocator held to two arenas (SQLite allocates there).
+    if cfg!(all(target_os = "linux", target_env = "gnu")) && std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        let environ = std::fs::read(format!("/proc/{}/environ", child.id())).unwrap();
+        assert!(
+            environ.split(|b| *b == 0).any(|v| v == b"MALLOC_ARENA_MAX=2"),
+            "no MALLOC_ARENA_MAX in the portal's env"
+        );
+    }
     let login = |email: &str| {
         let body = format!(r#"{{"email":"{email}","password":"{}"}}"#, logins[email]);
         let (code, head, _) = http(&addr, "POST", "/api/login", None, Some(&body));
