@@ -613,6 +613,18 @@ fn key_order(d: Dialect, s: &Scan<'_>) -> String {
     s.order_by.iter().map(|c| format!("t.{}", d.ident(c))).collect::<Vec<_>>().join(", ")
 }
 
+/// The steps of SQLite's plan for `sql` (`EXPLAIN QUERY PLAN`'s details), its parameters left
+/// unbound: they do not change the plan's shape.
+fn query_plan(conn: &rusqlite::Connection, sql: &str) -> Option<Vec<String>> {
+    let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).ok()?;
+    let mut rows = explain.raw_query();
+    let mut plan = Vec::new();
+    while let Some(step) = rows.next().ok()? {
+        plan.push(step.get::<_, String>(3).ok()?);
+    }
+    Some(plan)
+}
+
 /// A scan that reads the table as stored: its `SELECT … FROM table t` without an order, the
 /// name the rowid answers to, and the first and last rowid.
 #[derive(Debug, PartialEq)]
@@ -647,10 +659,7 @@ impl StoredOrder {
 /// order by definition: SQLite's plan, a plain scan without a sort, says so, and no pass is
 /// needed. Any doubt, or an error, leaves the scan as it was.
 fn storage_order(conn: &rusqlite::Connection, table: &str, order: &str, sql: &str) -> Option<StoredOrder> {
-    let plan: Vec<String> = {
-        let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).ok()?;
-        st.query_map([], |r| r.get::<_, String>(3)).ok()?.collect::<Result<_, _>>().ok()?
-    };
+    let plan = query_plan(conn, sql)?;
     // A sort is not worth a pass that may prove nothing.
     if plan.iter().any(|d| d.contains("B-TREE")) {
         return None;
@@ -1053,15 +1062,9 @@ fn row_taking<'c>(conn: &'c rusqlite::Connection, s: &Scan<'_>, sql: &str) -> Op
         Ok(rusqlite::types::Null)
     })
     .ok()?;
-    // Its parameters (a block's rowids) unbound: they do not change the plan's shape.
-    let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {wrapped}")).ok()?;
-    let mut plan = explain.raw_query();
-    while let Some(step) = plan.next().ok()? {
-        if step.get_ref(3).ok()?.as_str().ok()?.contains("B-TREE") {
-            return None;
-        }
+    if query_plan(conn, &wrapped)?.iter().any(|d| d.contains("B-TREE")) {
+        return None;
     }
-    drop(plan);
     conn.prepare(&wrapped).ok()
 }
 
@@ -1950,16 +1953,22 @@ impl RowsById for PgSnapshotReader {
     fn state_part(&mut self, account: Uuid, table: &str, part: state::Part) -> Result<Vec<ChunkHead>, ConnectorError> {
         let what = || q(format!("reading the row state of {table}"));
         let conn = self.conn.as_mut().ok_or_else(|| what()("the connection is closed".into()))?;
-        let sql = format!(
-            "SELECT generation::int8, chunk::int8, kind::int8, xid, n::int8, ids, fps FROM {} \
-             WHERE account_id = $1 AND table_name = '{}'{}",
-            state::STATE_TABLE,
-            table.replace('\'', "''"),
-            state::Part::sql(Some(part))
-        );
+        let sql = pg_state_select("$1", table, true, Some(part));
         let rows = self.rt.block_on(pg_read(conn, &sql, &state::head_columns(true), Some(account)))?;
         rows.into_iter().map(|r| ChunkHead::from_row(r).ok_or_else(|| what()("a chunk is malformed".into()))).collect()
     }
+}
+
+/// The `SELECT` of an account's row-state chunks of a table on PostgreSQL, in the columns of
+/// [`state::head_columns`]: `account` is the account's SQL (a literal or a parameter).
+fn pg_state_select(account: &str, table: &str, entries: bool, part: Option<state::Part>) -> String {
+    format!(
+        "SELECT generation::int8, chunk::int8, kind::int8, xid, n::int8{} FROM {} WHERE account_id = {account} AND table_name = '{}'{}",
+        if entries { ", ids, fps" } else { "" },
+        state::STATE_TABLE,
+        table.replace('\'', "''"),
+        state::Part::sql(part)
+    )
 }
 
 fn pg_value(r: &sqlx::postgres::PgRow, i: usize) -> Result<Value, sqlx::Error> {
@@ -2324,14 +2333,7 @@ impl PgTarget {
         part: Option<state::Part>,
         f: &mut dyn FnMut(ChunkHead) -> Result<(), ConnectorError>,
     ) -> Result<(), ConnectorError> {
-        let select = format!(
-            "SELECT generation::int8, chunk::int8, kind::int8, xid, n::int8{} FROM {} WHERE account_id = '{}' AND table_name = '{}'{}",
-            if entries { ", ids, fps" } else { "" },
-            state::STATE_TABLE,
-            account.hyphenated(),
-            table.replace('\'', "''"),
-            state::Part::sql(part)
-        );
+        let select = pg_state_select(&format!("'{}'", account.hyphenated()), table, entries, part);
         let types = state::head_columns(entries).into_iter().map(|c| c.1).collect();
         self.copy_out(&select, types, &mut |row| {
             let head =

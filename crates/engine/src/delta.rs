@@ -130,16 +130,11 @@ type AheadPart = Result<Option<(Vec<Entry>, i32)>, ConnectorError>;
 struct Ahead {
     rx: mpsc::Receiver<AheadPart>,
     /// Gives the reader back once the parts are read, or the run stopped taking them.
-    handle: std::thread::JoinHandle<Box<dyn RowsById>>,
+    handle: std::thread::JoinHandle<Reader>,
 }
 
 impl Ahead {
-    fn start(
-        mut reader: Box<dyn RowsById>,
-        account: Uuid,
-        table: &str,
-        generation: i32,
-    ) -> Result<Self, ConnectorError> {
+    fn start(mut reader: Reader, account: Uuid, table: &str, generation: i32) -> Result<Self, ConnectorError> {
         // One part waits while the next is read: 8 MiB at most.
         let (tx, rx) = mpsc::sync_channel::<AheadPart>(1);
         let table = table.to_owned();
@@ -248,7 +243,7 @@ struct DeltaTarget<'a> {
     inner: &'a mut dyn Target,
     /// A connection that sees v2 as the run's transaction began (none where v2 has none): it
     /// reads the row state ahead while the run maps, then the recovery bundle at commit.
-    reader: Option<Box<dyn RowsById>>,
+    reader: Option<Reader>,
     saving: Saving<'a>,
     current: Option<Current>,
     /// A failure to read the row state where it could not be returned at once
