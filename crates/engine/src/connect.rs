@@ -4,7 +4,7 @@
 //! struct behind the [`Source`] or [`Target`] trait. Every connector passes the same
 //! compliance suite (`tests/connectors.rs`).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
@@ -2094,6 +2094,8 @@ pub struct PgTarget {
     deferred: Vec<String>,
     /// Column types of the table being loaded when every one has a binary encoding; text COPY otherwise.
     binary: Option<Vec<PgType>>,
+    /// The same for the tables a final migration upserts into, by table.
+    upsert_types: HashMap<String, Option<Vec<PgType>>>,
     /// Whether this transaction wrote row state.
     state_written: bool,
     /// Where it is connected, for a second connection ([`Target::snapshot_reader`]).
@@ -2282,6 +2284,7 @@ impl PgTarget {
             frozen: Vec::new(),
             deferred: Vec::new(),
             binary: None,
+            upsert_types: HashMap::new(),
             state_written: false,
             url: SecretUrl(url.to_owned()),
             repeatable: false,
@@ -2899,28 +2902,55 @@ impl Target for PgTarget {
         )?;
         self.exec(&format!("TRUNCATE {tmp}"), None)?;
         let cols: Vec<String> = columns.iter().map(|c| d.ident(c)).collect();
+        // Binary where every column has an encoding and every value fits it: the server then
+        // parses no UUID, date or number (TPC-H's order lines: 25 ms a batch against 63).
+        let types = match self.upsert_types.get(table) {
+            Some(t) => t.clone(),
+            None => {
+                let t = self.binary_types(table, columns)?;
+                self.upsert_types.insert(table.to_owned(), t.clone());
+                t
+            }
+        };
         let mut buf = Vec::new();
-        for r in rows {
-            copy_row(&mut buf, r);
-        }
-        self.send(PgJob::Copy(format!("COPY {tmp} ({}) FROM STDIN", cols.join(", ")), buf))?;
+        let binary = types.is_some_and(|types| rows.iter().all(|r| pgcopy::write_row(&mut buf, r, &types).is_ok()));
+        let format = if binary {
+            buf.extend_from_slice(pgcopy::TRAILER);
+            " (FORMAT binary)"
+        } else {
+            buf.clear();
+            for r in rows {
+                copy_row(&mut buf, r);
+            }
+            ""
+        };
+        self.send(PgJob::Copy(format!("COPY {tmp} ({}) FROM STDIN{format}", cols.join(", ")), buf))?;
         self.sync()?;
         if self.deferred_keys {
             // The per-row key checks are off for this session: the rows about to be written are
-            // checked here, set-based (their parents were written before them).
+            // checked here, set-based (their parents were written before them). Each value is
+            // looked up once, in the parent key's order, so that its index is read front to back
+            // (TPC-H's order lines: 33-35 ms a batch against 48-96 ms for their orders).
             for fk in self.foreign_keys(&[table.to_owned()], false)? {
                 let [_, c, p, pc] = &fk;
                 if !columns.iter().any(|x| x.eq_ignore_ascii_case(c)) {
                     continue;
                 }
-                let check = format!(
-                    "SELECT COUNT(*)::bigint FROM {tmp} x WHERE x.{} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {} y WHERE y.{} = x.{})",
-                    d.ident(c),
-                    d.ident(p),
-                    d.ident(pc),
-                    d.ident(c)
+                let (c, p, pc) = (d.ident(c), d.ident(p), d.ident(pc));
+                let missing = format!(
+                    "SELECT v FROM (SELECT DISTINCT x.{c} AS v FROM {tmp} x WHERE x.{c} IS NOT NULL ORDER BY 1) x \
+                     WHERE NOT EXISTS (SELECT 1 FROM {p} y WHERE y.{pc} = x.v)"
                 );
-                self.expect_none(&check, &fk, None, &format!("would point at no {p}"))?;
+                let any = self.query(
+                    &format!("SELECT COUNT(*)::bigint FROM ({missing}) m"),
+                    &[("n".to_owned(), Type::Int)],
+                    None,
+                )?;
+                if any.first().and_then(|r| r.first()).is_some_and(|n| *n != Value::Int(0)) {
+                    // The rows that break it, counted for the message.
+                    let check = format!("SELECT COUNT(*)::bigint FROM {tmp} x WHERE x.{c} IN ({missing})");
+                    self.expect_none(&check, &fk, None, &format!("would point at no {}", fk[2]))?;
+                }
             }
         }
         self.exec(&upsert_sql(d, table, columns, conflict, &format!("SELECT {} FROM {tmp}", cols.join(", "))), None)?;
