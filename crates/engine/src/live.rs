@@ -124,7 +124,10 @@ impl LiveState {
         self.settle_last();
         self.fill(NEAR, parts)?;
         if let Some(k) = self.ahead.iter().take(NEAR).position(|e| e.0 == *id) {
-            self.passed.extend(self.ahead.drain(..k));
+            // Almost always the front: an empty extend still costs a hash map's reserve.
+            if k > 0 {
+                self.passed.extend(self.ahead.drain(..k));
+            }
             let Some((id, fps)) = self.ahead.pop_front() else { return Ok(None) };
             return Ok(self.found(id, fps));
         }
