@@ -656,6 +656,9 @@ const UPSERT_ROWS: usize = 16_384;
 /// Bytes of encoded rows to upsert held in one buffer (see [`DeltaTarget::pending`]).
 const PENDING_SEGMENT: usize = 4 << 20;
 
+/// Writes a batch of decoded rows.
+type WriteBatch<'w> = dyn FnMut(&[Vec<Value>]) -> Result<(), ConnectorError> + 'w;
+
 /// Why [`in_batches`] stopped.
 enum Batched {
     /// The encoded rows could not be decoded.
@@ -670,7 +673,7 @@ enum Batched {
 fn in_batches(
     segments: Vec<Vec<u8>>,
     batch: usize,
-    write: &mut dyn FnMut(&[Vec<Value>]) -> Result<(), ConnectorError>,
+    write: &mut WriteBatch<'_>,
 ) -> Result<(), Batched> {
     let mut rows: Vec<Vec<Value>> = Vec::new();
     for segment in segments {
