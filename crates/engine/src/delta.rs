@@ -670,11 +670,7 @@ enum Batched {
 /// Decodes the rows encoded in `segments`, in order, and hands them to `write` `batch` at a
 /// time (the last batch may be smaller): decoded, rows take five times the memory they take
 /// encoded. Each segment is freed once decoded.
-fn in_batches(
-    segments: Vec<Vec<u8>>,
-    batch: usize,
-    write: &mut WriteBatch<'_>,
-) -> Result<(), Batched> {
+fn in_batches(segments: Vec<Vec<u8>>, batch: usize, write: &mut WriteBatch<'_>) -> Result<(), Batched> {
     let mut rows: Vec<Vec<Value>> = Vec::new();
     for segment in segments {
         let mut at = 0;
