@@ -659,32 +659,30 @@ const PENDING_SEGMENT: usize = 4 << 20;
 /// Writes a batch of decoded rows.
 type WriteBatch<'w> = dyn FnMut(&[Vec<Value>]) -> Result<(), ConnectorError> + 'w;
 
-/// Why [`in_batches`] stopped.
-enum Batched {
-    /// The encoded rows could not be decoded.
-    Decode(String),
-    /// Writing a batch failed.
-    Write(ConnectorError),
-}
-
-/// Decodes the rows encoded in `segments`, in order, and hands them to `write` `batch` at a
-/// time (the last batch may be smaller): decoded, rows take five times the memory they take
-/// encoded. Each segment is freed once decoded.
-fn in_batches(segments: Vec<Vec<u8>>, batch: usize, write: &mut WriteBatch<'_>) -> Result<(), Batched> {
+/// Decodes the rows to write to `table` encoded in `segments`, in order, and hands them to
+/// `write` `batch` at a time (the last batch may be smaller): decoded, rows take five times the
+/// memory they take encoded. Each segment is freed once decoded.
+fn in_batches(
+    table: &str,
+    segments: Vec<Vec<u8>>,
+    batch: usize,
+    write: &mut WriteBatch<'_>,
+) -> Result<(), ConnectorError> {
+    let undecodable = |reason| ConnectorError::Query { what: format!("the rows to write to {table}"), reason };
     let mut rows: Vec<Vec<Value>> = Vec::new();
     for segment in segments {
         let mut at = 0;
         while at < segment.len() {
-            let decoded = state::decode_entries(&segment, &mut at, batch - rows.len()).map_err(Batched::Decode)?;
+            let decoded = state::decode_entries(&segment, &mut at, batch - rows.len()).map_err(undecodable)?;
             rows.extend(decoded.into_iter().map(|(_, values)| values));
             if rows.len() >= batch {
-                write(&rows).map_err(Batched::Write)?;
+                write(&rows)?;
                 rows.clear();
             }
         }
     }
     if !rows.is_empty() {
-        write(&rows).map_err(Batched::Write)?;
+        write(&rows)?;
     }
     Ok(())
 }
@@ -704,14 +702,7 @@ fn write_changes(
     for table in order {
         let cols = columns.get(table).map_or(&[][..], Vec::as_slice);
         let segments = pending.remove(table).unwrap_or_default();
-        in_batches(segments, UPSERT_ROWS, &mut |rows| inner.upsert_rows(table, cols, &["id"], rows)).map_err(|e| {
-            match e {
-                Batched::Decode(reason) => {
-                    ConnectorError::Query { what: format!("the rows to write to {table}"), reason }
-                }
-                Batched::Write(e) => e,
-            }
-        })?;
+        in_batches(table, segments, UPSERT_ROWS, &mut |rows| inner.upsert_rows(table, cols, &["id"], rows))?;
     }
     // Children before parents.
     for table in saving.table_order.iter().rev() {
@@ -920,10 +911,11 @@ mod tests {
             batches.push(rows.iter().map(|r| if let Value::Int(i) = r[0] { i } else { -1 }).collect());
             Ok(())
         };
-        assert!(in_batches(segments, 4, &mut write).is_ok());
+        assert!(in_batches("t", segments, 4, &mut write).is_ok());
         assert_eq!(batches, vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9]]);
         let mut none = |_: &[Vec<Value>]| Ok(());
-        assert!(matches!(in_batches(vec![vec![0xff, 0xff, 0xff]], 4, &mut none), Err(Batched::Decode(_))));
+        let e = in_batches("t", vec![vec![0xff, 0xff, 0xff]], 4, &mut none).expect_err("undecodable rows");
+        assert!(e.to_string().contains("the rows to write to t"), "{e}");
     }
 
     /// The bundle's lines are written without building a JSON tree: they must be the bytes
