@@ -325,7 +325,9 @@ pub trait Target: Send {
     fn replaces_account(&self) -> bool {
         true
     }
-    /// Inserts rows, or updates the ones whose `conflict` columns already exist.
+    /// Inserts rows, or updates the ones whose `conflict` columns already exist. A target may
+    /// write them after it returns, in order with its other writes; a failure then comes back
+    /// from a later call (at the latest [`Target::commit`]).
     fn upsert_rows(
         &mut self,
         table: &str,
@@ -2069,7 +2071,66 @@ enum PgJob {
     CopyOut(String, Vec<Type>, mpsc::SyncSender<Result<Vec<Vec<Value>>, ConnectorError>>),
     /// Row-state chunks to compress and COPY, with the transaction id they carry.
     CopyState(Vec<state::Chunk>, i64),
+    /// An upsert run without a reply ([`PgTarget::upsert_rows`]).
+    Upsert(Box<UpsertJob>),
     Sync(mpsc::Sender<Result<(), ConnectorError>>),
+}
+
+/// An upsert the writer thread runs on its own: the run goes on mapping meanwhile (a final
+/// migration upserts its changed rows while it still reads v1), and a failure is kept and
+/// reported by the next call that waits for the writer, as a COPY's is.
+struct UpsertJob {
+    /// Run first: the temporary twin of the table made, and emptied.
+    prepare: Vec<String>,
+    /// The `COPY` into the twin, and its data.
+    copy: String,
+    data: Vec<u8>,
+    /// The foreign keys the rows must keep: each with a count of the values no parent holds,
+    /// and a count of the rows holding them (run only when the first is not zero).
+    checks: Vec<([String; 4], String, String)>,
+    /// The `INSERT … ON CONFLICT` from the twin.
+    upsert: String,
+}
+
+impl UpsertJob {
+    async fn run(self, conn: &mut sqlx::PgConnection) -> Result<(), ConnectorError> {
+        for sql in &self.prepare {
+            sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| q(sql)(e.to_string()))?;
+        }
+        let copied: Result<u64, sqlx::Error> = async {
+            let mut c = conn.copy_in_raw(&self.copy).await?;
+            c.send(self.data).await?;
+            c.finish().await
+        }
+        .await;
+        copied.map_err(|e| q(&self.copy)(e.to_string()))?;
+        let count = [("n".to_owned(), Type::Int)];
+        for (fk, any, rows) in &self.checks {
+            let n = pg_read(conn, any, &count, None).await?;
+            if n.first().and_then(|r| r.first()).is_some_and(|n| *n != Value::Int(0)) {
+                let n = pg_read(conn, rows, &count, None).await?;
+                if let Some(Value::Int(k)) = n.first().and_then(|r| r.first())
+                    && *k > 0
+                {
+                    return Err(broken_key(fk, *k, &format!("would point at no {}", fk[2])));
+                }
+            }
+        }
+        sqlx::query(sqlx::AssertSqlSafe(self.upsert.clone()))
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| q(&self.upsert)(e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// `k` rows break the foreign key `fk` (child table, column, parent table, column) as `what` says.
+fn broken_key(fk: &[String; 4], k: i64, what: &str) -> ConnectorError {
+    let [t, c, p, pc] = fk;
+    q(format!("foreign key {t}.{c} → {p}.{pc}"))(format!("{k} rows {what}"))
 }
 
 /// A PostgreSQL v2 database loaded with COPY. A writer thread owns the connection, so that
@@ -2096,6 +2157,8 @@ pub struct PgTarget {
     binary: Option<Vec<PgType>>,
     /// The same for the tables a final migration upserts into, by table.
     upsert_types: HashMap<String, Option<Vec<PgType>>>,
+    /// The foreign keys an upsert into a table checks, by table ([`Self::foreign_keys`]).
+    upsert_keys: HashMap<String, Vec<[String; 4]>>,
     /// Whether this transaction wrote row state.
     state_written: bool,
     /// Where it is connected, for a second connection ([`Target::snapshot_reader`]).
@@ -2190,9 +2253,25 @@ impl PgTarget {
                             let _ = reply.send(r);
                         }
                         PgJob::Read(sql, cols, id, reply) => {
-                            let _ = reply.send(rt.block_on(pg_read(&mut conn, &sql, &cols, id)));
+                            // A write's failure first: the transaction is aborted, and the
+                            // read would only say so.
+                            let _ = reply.send(match failed.take() {
+                                Some(e) => Err(e),
+                                None => rt.block_on(pg_read(&mut conn, &sql, &cols, id)),
+                            });
+                        }
+                        PgJob::Upsert(job) => {
+                            if failed.is_none()
+                                && let Err(e) = rt.block_on(job.run(&mut conn))
+                            {
+                                failed = Some(e);
+                            }
                         }
                         PgJob::CopyOut(sql, types, reply) => {
+                            if let Some(e) = failed.take() {
+                                let _ = reply.send(Err(e));
+                                continue;
+                            }
                             rt.block_on(async {
                                 let mut stream = match conn.copy_out_raw(&sql).await {
                                     Ok(s) => s,
@@ -2285,6 +2364,7 @@ impl PgTarget {
             deferred: Vec::new(),
             binary: None,
             upsert_types: HashMap::new(),
+            upsert_keys: HashMap::new(),
             state_written: false,
             url: SecretUrl(url.to_owned()),
             repeatable: false,
@@ -2425,8 +2505,7 @@ impl PgTarget {
         if let Some(Value::Int(k)) = n.first().and_then(|r| r.first())
             && *k > 0
         {
-            let [t, c, p, pc] = fk;
-            return Err(q(format!("foreign key {t}.{c} → {p}.{pc}"))(format!("{k} rows {what}")));
+            return Err(broken_key(fk, *k, what));
         }
         Ok(())
     }
@@ -2652,6 +2731,9 @@ impl Target for PgTarget {
         self.state_written = false;
         self.exec("COMMIT", None)?;
         self.in_tx = false;
+        // Learned again in the next transaction: the schema may change between them.
+        self.upsert_types.clear();
+        self.upsert_keys.clear();
         self.reset_role();
         Ok(())
     }
@@ -2661,6 +2743,8 @@ impl Target for PgTarget {
         self.state_pending.clear();
         self.binary = None;
         self.state_written = false;
+        self.upsert_types.clear();
+        self.upsert_keys.clear();
         // The drops were part of the transaction: rolling back restores them.
         self.deferred.clear();
         let _ = self.sync();
@@ -2889,18 +2973,12 @@ impl Target for PgTarget {
         if rows.is_empty() {
             return Ok(());
         }
-        // COPY into a temporary twin of the table, then one INSERT … ON CONFLICT from it.
+        // COPY into a temporary twin of the table, then one INSERT … ON CONFLICT from it, all
+        // on the writer thread without a reply: the caller goes on (a final migration maps the
+        // rest of v1 meanwhile), and a failure comes back from the next call that waits.
         let d = Dialect::Postgres;
         let tmp = format!("cutover_up_{}", table.to_lowercase());
         self.flush()?;
-        self.exec(
-            &format!(
-                "CREATE TEMP TABLE IF NOT EXISTS {tmp} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
-                d.ident(table)
-            ),
-            None,
-        )?;
-        self.exec(&format!("TRUNCATE {tmp}"), None)?;
         let cols: Vec<String> = columns.iter().map(|c| d.ident(c)).collect();
         // Binary where every column has an encoding and every value fits it: the server then
         // parses no UUID, date or number (TPC-H's order lines: 25 ms a batch against 63).
@@ -2912,26 +2990,33 @@ impl Target for PgTarget {
                 t
             }
         };
-        let mut buf = Vec::new();
-        let binary = types.is_some_and(|types| rows.iter().all(|r| pgcopy::write_row(&mut buf, r, &types).is_ok()));
+        let mut data = Vec::new();
+        let binary = types.is_some_and(|types| rows.iter().all(|r| pgcopy::write_row(&mut data, r, &types).is_ok()));
         let format = if binary {
-            buf.extend_from_slice(pgcopy::TRAILER);
+            data.extend_from_slice(pgcopy::TRAILER);
             " (FORMAT binary)"
         } else {
-            buf.clear();
+            data.clear();
             for r in rows {
-                copy_row(&mut buf, r);
+                copy_row(&mut data, r);
             }
             ""
         };
-        self.send(PgJob::Copy(format!("COPY {tmp} ({}) FROM STDIN{format}", cols.join(", ")), buf))?;
-        self.sync()?;
+        let mut checks = Vec::new();
         if self.deferred_keys {
             // The per-row key checks are off for this session: the rows about to be written are
-            // checked here, set-based (their parents were written before them). Each value is
-            // looked up once, in the parent key's order, so that its index is read front to back
+            // checked set-based (their parents were written before them). Each value is looked
+            // up once, in the parent key's order, so that its index is read front to back
             // (TPC-H's order lines: 33-35 ms a batch against 48-96 ms for their orders).
-            for fk in self.foreign_keys(&[table.to_owned()], false)? {
+            let keys = match self.upsert_keys.get(table) {
+                Some(k) => k.clone(),
+                None => {
+                    let k = self.foreign_keys(&[table.to_owned()], false)?;
+                    self.upsert_keys.insert(table.to_owned(), k.clone());
+                    k
+                }
+            };
+            for fk in keys {
                 let [_, c, p, pc] = &fk;
                 if !columns.iter().any(|x| x.eq_ignore_ascii_case(c)) {
                     continue;
@@ -2941,20 +3026,25 @@ impl Target for PgTarget {
                     "SELECT v FROM (SELECT DISTINCT x.{c} AS v FROM {tmp} x WHERE x.{c} IS NOT NULL ORDER BY 1) x \
                      WHERE NOT EXISTS (SELECT 1 FROM {p} y WHERE y.{pc} = x.v)"
                 );
-                let any = self.query(
-                    &format!("SELECT COUNT(*)::bigint FROM ({missing}) m"),
-                    &[("n".to_owned(), Type::Int)],
-                    None,
-                )?;
-                if any.first().and_then(|r| r.first()).is_some_and(|n| *n != Value::Int(0)) {
-                    // The rows that break it, counted for the message.
-                    let check = format!("SELECT COUNT(*)::bigint FROM {tmp} x WHERE x.{c} IN ({missing})");
-                    self.expect_none(&check, &fk, None, &format!("would point at no {}", fk[2]))?;
-                }
+                // The rows that break it are counted for the message only when some do.
+                let any = format!("SELECT COUNT(*)::bigint FROM ({missing}) m");
+                let rows = format!("SELECT COUNT(*)::bigint FROM {tmp} x WHERE x.{c} IN ({missing})");
+                checks.push((fk, any, rows));
             }
         }
-        self.exec(&upsert_sql(d, table, columns, conflict, &format!("SELECT {} FROM {tmp}", cols.join(", "))), None)?;
-        Ok(())
+        self.send(PgJob::Upsert(Box::new(UpsertJob {
+            prepare: vec![
+                format!(
+                    "CREATE TEMP TABLE IF NOT EXISTS {tmp} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
+                    d.ident(table)
+                ),
+                format!("TRUNCATE {tmp}"),
+            ],
+            copy: format!("COPY {tmp} ({}) FROM STDIN{format}", cols.join(", ")),
+            data,
+            checks,
+            upsert: upsert_sql(d, table, columns, conflict, &format!("SELECT {} FROM {tmp}", cols.join(", "))),
+        })))
     }
     fn delete_ids(&mut self, table: &str, ids: &[Uuid]) -> Result<u64, ConnectorError> {
         self.flush()?;

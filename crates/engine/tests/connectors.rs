@@ -623,6 +623,16 @@ fn targets_refuse_upserts_and_deletes_that_break_a_key() {
             assert!(err.contains("2 rows would point at no parent"), "{name}: {err}");
         }
         t.rollback().unwrap();
+        if name != "sqlite" {
+            // PostgreSQL writes an upsert after it returns: the next call that reads says what
+            // broke, not only that the transaction is aborted. (SQLite checks at commit.)
+            t.begin().unwrap();
+            let typed = cols_typed(&schema, "probe");
+            let r = t.upsert_rows("probe", &cols, &["id"], &dangling).and_then(|()| t.read_rows("probe", &typed, None));
+            let err = r.expect_err("a read after an upsert to a missing parent").to_string();
+            assert!(err.contains("2 rows would point at no parent"), "{name}: {err}");
+            t.rollback().unwrap();
+        }
 
         // Deleting the parent its child still points at.
         t.begin().unwrap();

@@ -11,7 +11,7 @@ use cutover_engine::delta::final_run;
 use cutover_engine::pack::{Pack, PackSource};
 use cutover_engine::preview::preview;
 use cutover_engine::run::{RunSpec, run};
-use cutover_engine::value::Value;
+use cutover_engine::value::{Type, Value};
 use cutover_testkit::TestDb;
 
 fn exec_v2(url: &str, sql: &str) {
@@ -151,6 +151,76 @@ fn sqlite_target() {
 fn postgres_target() {
     let (Some(a), Some(b)) = (TestDb::postgres(), TestDb::postgres()) else { return };
     final_migration_restores_v1_and_keeps_what_it_overwrites(&a.url, &b.url);
+}
+
+/// A final migration that rewrites more rows of a table than one upsert takes (on
+/// PostgreSQL they are written while the run still reads v1, a batch as soon as it is full):
+/// v2 ends as a fresh migration gives it, and the recovery bundle holds every overwritten row
+/// as it was before the run, the parallel phase's edits included.
+fn a_final_migration_rewriting_many_rows(v2: &str, fresh: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("v1.db");
+    cutover_demo::generate(&v1, Spec { customers: 700, seed: 9, cutoff: DEFAULT_CUTOFF }).unwrap();
+    let pack = PackSource::Builtin.load("omikai").unwrap();
+    let (included, opts) = scope(&pack);
+    let spec = acme(&pack, &included, &opts);
+    first_migration(&spec, &v1, v2);
+    exec_v2(v2, "UPDATE order_signature SET pages = pages + 1000 WHERE signature_number = 1");
+    let cols = [("legacy_ref".to_owned(), Type::Text), ("pages".to_owned(), Type::Int)];
+    let before: BTreeMap<String, Value> = {
+        let mut t = TargetConfig::from_url(v2).unwrap().build().unwrap();
+        t.read_rows("order_signature", &cols, None)
+            .unwrap()
+            .into_iter()
+            .map(|r| match r.as_slice() {
+                [Value::Text(k), pages] => (k.clone(), pages.clone()),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    assert!(before.len() > 5_000, "more than one batch of order signatures: {}", before.len());
+    let c = rusqlite::Connection::open(&v1).unwrap();
+    c.execute("UPDATE JOBSIG SET PAGES = PAGES + 1", []).unwrap();
+    drop(c);
+
+    let mut tgt = TargetConfig::from_url(v2).unwrap().build().unwrap();
+    let p = preview(&pack, tgt.as_mut(), "acme").unwrap();
+    let drifted = p.items.len();
+    assert!(drifted > 100, "{drifted}");
+    let bundle_dir = dir.path().join("recovery/run-2");
+    let mut src = SourceConfig::Sqlite { path: v1.clone() }.build().unwrap();
+    let r = final_run(&spec, src.as_mut(), tgt.as_mut(), &p.id, &bundle_dir, &mut |_| Ok(())).unwrap();
+    drop(tgt);
+
+    first_migration(&spec, &v1, fresh);
+    assert_eq!(snapshot(&pack, v2), snapshot(&pack, fresh));
+    assert_eq!(r.tables["order_signature"].rewritten, before.len() as u64);
+    assert_eq!(r.totals().rewritten, before.len() as u64, "{:?}", r.tables);
+    // Every line of the bundle is an order signature as v2 had it before the run.
+    let rows = std::fs::read_to_string(bundle_dir.join("rows.jsonl")).unwrap();
+    let mut saved = BTreeMap::new();
+    for line in rows.lines() {
+        let l: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(l["table"], "order_signature", "{line}");
+        let key = l["legacy_ref"].as_str().unwrap().to_owned();
+        saved.insert(key, Value::Int(l["values"]["pages"].as_i64().unwrap()));
+    }
+    assert_eq!(saved, before);
+    let reasons = |r: &str| rows.lines().filter(|l| l.contains(r)).count();
+    assert_eq!(reasons("\"changed in v2\""), drifted, "the parallel phase's edits");
+}
+
+#[test]
+fn many_rows_sqlite_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("v2.db"), dir.path().join("fresh.db"));
+    a_final_migration_rewriting_many_rows(a.to_str().unwrap(), b.to_str().unwrap());
+}
+
+#[test]
+fn many_rows_postgres_target() {
+    let (Some(a), Some(b)) = (TestDb::postgres(), TestDb::postgres()) else { return };
+    a_final_migration_rewriting_many_rows(&a.url, &b.url);
 }
 
 /// A v1 change to one record can change how untouched records map: a customer that becomes a
