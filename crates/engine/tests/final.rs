@@ -181,6 +181,17 @@ fn a_final_migration_rewriting_many_rows(v2: &str, fresh: &str) {
     assert!(before.len() > 5_000, "more than one batch of order signatures: {}", before.len());
     let c = rusqlite::Connection::open(&v1).unwrap();
     c.execute("UPDATE JOBSIG SET PAGES = PAGES + 1", []).unwrap();
+    // A new order, read before every other, with its signatures: they go in the table's first
+    // batch, written while the run still reads, and their key check needs the order written
+    // when its own table ended.
+    let job: i64 =
+        before.keys().filter_map(|k| k.strip_prefix("JOBSIG:")?.split('/').next()?.parse().ok()).min().unwrap();
+    c.execute_batch(&format!(
+        "CREATE TEMP TABLE j AS SELECT * FROM JOB WHERE JOBNO = {job}; UPDATE j SET JOBNO = 0; INSERT INTO JOB SELECT * FROM j; \
+         CREATE TEMP TABLE s AS SELECT * FROM JOBSIG WHERE JOBNO = {job}; UPDATE s SET JOBNO = 0; INSERT INTO JOBSIG SELECT * FROM s;"
+    ))
+    .unwrap();
+    let new_signatures: u64 = c.query_row("SELECT COUNT(*) FROM JOBSIG WHERE JOBNO = 0", [], |r| r.get(0)).unwrap();
     drop(c);
 
     let mut tgt = TargetConfig::from_url(v2).unwrap().build().unwrap();
@@ -195,6 +206,7 @@ fn a_final_migration_rewriting_many_rows(v2: &str, fresh: &str) {
     first_migration(&spec, &v1, fresh);
     assert_eq!(snapshot(&pack, v2), snapshot(&pack, fresh));
     assert_eq!(r.tables["order_signature"].rewritten, before.len() as u64);
+    assert_eq!((r.tables["sales_order"].inserted, r.tables["order_signature"].inserted), (1, new_signatures));
     assert_eq!(r.totals().rewritten, before.len() as u64, "{:?}", r.tables);
     // Every line of the bundle is an order signature as v2 had it before the run.
     let rows = std::fs::read_to_string(bundle_dir.join("rows.jsonl")).unwrap();
