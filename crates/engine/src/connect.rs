@@ -1865,6 +1865,26 @@ impl PgSource {
 }
 
 /// Runs a query (with `$1` bound to `id` when given) and gives its rows as values of `cols`' types.
+/// Runs `sql` (with `id` as `$1`) and returns the rows it affected.
+async fn pg_exec(conn: &mut sqlx::PgConnection, sql: &str, id: Option<Uuid>) -> Result<u64, ConnectorError> {
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
+    if let Some(id) = id {
+        query = query.bind(id);
+    }
+    query.execute(conn).await.map(|r| r.rows_affected()).map_err(|e| q(sql)(e.to_string()))
+}
+
+/// Sends `data` to the `COPY … FROM STDIN` statement `stmt`.
+async fn pg_copy_in(conn: &mut sqlx::PgConnection, stmt: &str, data: Vec<u8>) -> Result<(), ConnectorError> {
+    let copied: Result<u64, sqlx::Error> = async {
+        let mut c = conn.copy_in_raw(stmt).await?;
+        c.send(data).await?;
+        c.finish().await
+    }
+    .await;
+    copied.map(|_| ()).map_err(|e| q(stmt)(e.to_string()))
+}
+
 async fn pg_read(
     conn: &mut sqlx::PgConnection,
     sql: &str,
@@ -2098,18 +2118,9 @@ struct UpsertJob {
 impl UpsertJob {
     async fn run(self, conn: &mut sqlx::PgConnection) -> Result<(), ConnectorError> {
         for sql in &self.prepare {
-            sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| q(sql)(e.to_string()))?;
+            pg_exec(conn, sql, None).await?;
         }
-        let copied: Result<u64, sqlx::Error> = async {
-            let mut c = conn.copy_in_raw(&self.copy).await?;
-            c.send(self.data).await?;
-            c.finish().await
-        }
-        .await;
-        copied.map_err(|e| q(&self.copy)(e.to_string()))?;
+        pg_copy_in(conn, &self.copy, self.data).await?;
         let count = [("n".to_owned(), Type::Int)];
         for (fk, any, rows) in &self.checks {
             let n = pg_read(conn, any, &count, None).await?;
@@ -2122,11 +2133,7 @@ impl UpsertJob {
                 }
             }
         }
-        sqlx::query(sqlx::AssertSqlSafe(self.upsert.clone()))
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| q(&self.upsert)(e.to_string()))?;
-        Ok(())
+        pg_exec(conn, &self.upsert, None).await.map(|_| ())
     }
 }
 
@@ -2230,28 +2237,15 @@ impl PgTarget {
                     match job {
                         PgJob::Copy(stmt, data) => {
                             if failed.is_none()
-                                && let Err(e) = rt.block_on(async {
-                                    let mut c = conn.copy_in_raw(&stmt).await?;
-                                    c.send(data).await?;
-                                    c.finish().await
-                                })
+                                && let Err(e) = rt.block_on(pg_copy_in(&mut conn, &stmt, data))
                             {
-                                failed = Some(q(stmt)(e.to_string()));
+                                failed = Some(e);
                             }
                         }
                         PgJob::Exec(sql, id, reply) => {
                             let r = match failed.take() {
                                 Some(e) => Err(e),
-                                None => rt
-                                    .block_on(async {
-                                        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
-                                        if let Some(id) = id {
-                                            query = query.bind(id);
-                                        }
-                                        query.execute(&mut conn).await
-                                    })
-                                    .map(|r| r.rows_affected())
-                                    .map_err(|e| q(sql)(e.to_string())),
+                                None => rt.block_on(pg_exec(&mut conn, &sql, id)),
                             };
                             let _ = reply.send(r);
                         }
@@ -2335,12 +2329,8 @@ impl PgTarget {
                             if failed.is_none() {
                                 if let Some(e) = bad {
                                     failed = Some(q("row state")(e));
-                                } else if let Err(e) = rt.block_on(async {
-                                    let mut c = conn.copy_in_raw(&stmt).await?;
-                                    c.send(data).await?;
-                                    c.finish().await
-                                }) {
-                                    failed = Some(q(stmt)(e.to_string()));
+                                } else if let Err(e) = rt.block_on(pg_copy_in(&mut conn, &stmt, data)) {
+                                    failed = Some(e);
                                 }
                             }
                         }

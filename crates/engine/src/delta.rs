@@ -281,10 +281,7 @@ impl DeltaTarget<'_> {
     fn write_held(&mut self) -> Result<(), ConnectorError> {
         self.held = 0;
         let Some(table) = self.current.as_ref().map(|c| c.table.as_str()) else { return Ok(()) };
-        let Some(segments) = self.pending.remove(table) else { return Ok(()) };
-        let cols = self.columns.get(table).map_or(&[][..], Vec::as_slice);
-        let inner = &mut *self.inner;
-        in_batches(table, segments, UPSERT_ROWS, &mut |rows| inner.upsert_rows(table, cols, &["id"], rows))
+        upsert_pending(&mut *self.inner, table, &self.columns, &mut self.pending)
     }
 }
 
@@ -720,6 +717,18 @@ fn in_batches(
     Ok(())
 }
 
+/// Upserts the rows held for `table` in `pending`, [`UPSERT_ROWS`] at a time, and lets them go.
+fn upsert_pending(
+    inner: &mut dyn Target,
+    table: &str,
+    columns: &HashMap<String, Vec<String>>,
+    pending: &mut HashMap<String, Vec<Vec<u8>>>,
+) -> Result<(), ConnectorError> {
+    let Some(segments) = pending.remove(table) else { return Ok(()) };
+    let cols = columns.get(table).map_or(&[][..], Vec::as_slice);
+    in_batches(table, segments, UPSERT_ROWS, &mut |rows| inner.upsert_rows(table, cols, &["id"], rows))
+}
+
 /// Writes the rows the final migration changes: upserts the pending rows table by table
 /// (parents first), then deletes what goes (children first) and leaves its row state.
 fn write_changes(
@@ -733,9 +742,7 @@ fn write_changes(
 ) -> Result<(), ConnectorError> {
     let started = std::time::Instant::now();
     for table in order {
-        let cols = columns.get(table).map_or(&[][..], Vec::as_slice);
-        let segments = pending.remove(table).unwrap_or_default();
-        in_batches(table, segments, UPSERT_ROWS, &mut |rows| inner.upsert_rows(table, cols, &["id"], rows))?;
+        upsert_pending(inner, table, columns, pending)?;
     }
     // Children before parents.
     for table in saving.table_order.iter().rev() {
