@@ -1323,8 +1323,8 @@ impl SqliteTarget {
     }
 
     /// Rows a multi-row INSERT takes: every execution of a statement sets up its CHECK
-    /// constraints again (an `IN (…)` list is a small table SQLite builds), so fewer
-    /// executions. Within SQLite's limit of 32,766 parameters.
+    /// constraints again (an `IN (…)` list of a schema cutover did not create is a small
+    /// table SQLite builds), so fewer executions. Within SQLite's limit of 32,766 parameters.
     fn batch_rows(&self) -> usize {
         (32_000 / self.columns.max(1)).clamp(1, 128)
     }
@@ -1543,8 +1543,10 @@ impl Target for SqliteTarget {
         }
         let tx = conn.transaction().map_err(|e| q("creating the v2 schema")(e.to_string()))?;
         for s in &v2.statements {
-            // Keys as unique indexes of their own: a first load drops and rebuilds them.
+            // Keys as unique indexes of their own: a first load drops and rebuilds them. IN
+            // lists as comparisons, which SQLite checks without building a table per INSERT.
             let (table, indexes) = crate::ddl::keys_as_indexes(s);
+            let table = crate::ddl::in_lists_as_comparisons(&table);
             for stmt in std::iter::once(&table).chain(&indexes) {
                 tx.execute_batch(stmt).map_err(|e| q(format!("creating the v2 schema: {stmt}"))(e.to_string()))?;
             }

@@ -595,6 +595,53 @@ fn targets_refuse_a_first_load_that_breaks_a_key() {
     }
 }
 
+/// A value outside a CHECK constraint's IN list does not commit, in a first load or any
+/// other; the SQLite target writes such lists as comparisons, which must refuse the same rows.
+#[test]
+fn targets_refuse_a_value_outside_a_check_list() {
+    let schema = ddl::parse(
+        "checks.sql",
+        "CREATE TABLE coded (id UUID PRIMARY KEY, account_id UUID NOT NULL,
+             s TEXT CHECK (s IN ('open', 'won', 'lost')), n BIGINT NOT NULL CHECK (n NOT IN (1, 2, 3)));",
+    )
+    .unwrap();
+    let account = Uuid::from_u128(8);
+    let cols = ["id", "account_id", "s", "n"].map(String::from);
+    let row = |i: u128, s: Value, n: i64| vec![Value::Uuid(Uuid::from_u128(i)), Value::Uuid(account), s, Value::Int(n)];
+    for (name, _db, url) in targets() {
+        let mut t = TargetConfig::from_url(&url).unwrap().build().unwrap();
+        t.ensure_schema(&schema).unwrap();
+        for first in [true, false] {
+            for (bad, what) in
+                [(row(3, Value::Text("Won".into()), 4), "s"), (row(3, Value::Text("won".into()), 2), "n")]
+            {
+                t.begin().unwrap();
+                if first {
+                    assert!(t.defer_constraints(&["coded"]).unwrap(), "{name}: empty table");
+                }
+                t.start_table("coded", &cols).unwrap();
+                t.write_row(&row(1, Value::Text("open".into()), 0)).unwrap();
+                t.write_row(&row(2, Value::Null, 7)).unwrap();
+                let done = t.write_row(&bad).and_then(|()| t.finish_table()).and_then(|()| t.commit());
+                let err = done.expect_err("a value outside the list must not commit").to_string();
+                assert!(err.to_lowercase().contains("check"), "{name}, {what}: {err}");
+                t.rollback().unwrap();
+                let back = t.read_rows("coded", &[("id".to_owned(), Type::Uuid)], None).unwrap();
+                assert!(back.is_empty(), "{name}, {what}: nothing committed");
+            }
+        }
+        // The rows in the lists (and NULL, which a CHECK lets through) commit.
+        t.begin().unwrap();
+        t.start_table("coded", &cols).unwrap();
+        for (i, s) in ["open", "won", "lost"].into_iter().enumerate() {
+            t.write_row(&row(i as u128 + 1, Value::Text(s.into()), i as i64 + 4)).unwrap();
+        }
+        t.write_row(&row(9, Value::Null, 0)).unwrap();
+        t.finish_table().and_then(|()| t.commit()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(t.read_rows("coded", &[("id".to_owned(), Type::Uuid)], None).unwrap().len(), 4, "{name}");
+    }
+}
+
 /// The final migration's writes (upserts and deletes by id) keep every key too: a row pointing
 /// at no parent, or a parent deleted under its children, never commits.
 #[test]
