@@ -1544,9 +1544,10 @@ impl Target for SqliteTarget {
         let tx = conn.transaction().map_err(|e| q("creating the v2 schema")(e.to_string()))?;
         for s in &v2.statements {
             // Keys as unique indexes of their own: a first load drops and rebuilds them. IN
-            // lists as comparisons, which SQLite checks without building a table per INSERT.
+            // lists as comparisons, which SQLite checks without building a table per INSERT;
+            // UUIDs and dates with text affinity, which SQLite does not try as numbers.
             let (table, indexes) = crate::ddl::keys_as_indexes(s);
-            let table = crate::ddl::in_lists_as_comparisons(&table);
+            let table = crate::ddl::text_affinity(&crate::ddl::in_lists_as_comparisons(&table));
             for stmt in std::iter::once(&table).chain(&indexes) {
                 tx.execute_batch(stmt).map_err(|e| q(format!("creating the v2 schema: {stmt}"))(e.to_string()))?;
             }

@@ -17,14 +17,14 @@ pub fn mapping(data: &[u8]) {
     }
 }
 
-/// A schema file, its keys turned into indexes and its IN lists into comparisons as the
-/// SQLite target does.
+/// A schema file, its keys turned into indexes and its IN lists into comparisons and its
+/// UUIDs and dates given text affinity, as the SQLite target does.
 pub fn schema(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     if let Ok(s) = crate::ddl::parse("v2.sql", text) {
         for stmt in &s.statements {
             let (table, _) = crate::ddl::keys_as_indexes(stmt);
-            let _ = crate::ddl::in_lists_as_comparisons(&table);
+            let _ = crate::ddl::text_affinity(&crate::ddl::in_lists_as_comparisons(&table));
         }
     }
 }
