@@ -245,6 +245,21 @@ pub fn in_lists_as_comparisons(stmt: &str) -> String {
     out
 }
 
+/// Whether a BETWEEN comes before token `p` within its parentheses (whose AND `p` may be).
+fn between_before(s: &str, toks: &[Token], p: usize) -> bool {
+    let mut depth = 0;
+    for t in toks[..p].iter().rev() {
+        match t.kind {
+            Tok::Punct(b')') => depth += 1,
+            Tok::Punct(b'(') if depth == 0 => return false,
+            Tok::Punct(b'(') => depth -= 1,
+            Tok::Word if depth == 0 && s[t.start..t.end].eq_ignore_ascii_case("BETWEEN") => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
 /// A CREATE TABLE statement with `TEXT` added to the type of its UUID and DATE columns
 /// (`id UUID TEXT NOT NULL`). SQLite gives a column declared UUID or DATE numeric affinity,
 /// and so tries every value written to it as a number first, which a UUID or a date in text
@@ -375,9 +390,16 @@ fn in_list_at(s: &str, toks: &[Token], i: usize) -> Option<(usize, String)> {
         Tok::Word if !KEYWORDS.iter().any(|k| word(name, k)) => {}
         _ => return None,
     }
-    // What comes before must end an operand's left side: an opening parenthesis, AND, OR or NOT.
-    let before_ok = match i.checked_sub(1).map(|p| &toks[p]) {
-        Some(t) => t.kind == Tok::Punct(b'(') || word(t, "AND") || word(t, "OR") || word(t, "NOT"),
+    // Nothing before the name may bind to it ahead of IN: only an opening parenthesis, OR, an
+    // AND that is not a BETWEEN's (`x BETWEEN 1 AND s IN (…)` is `(x BETWEEN 1 AND s) IN (…)`),
+    // or a NOT with one of those before it (`a IS NOT s IN (…)` is `(a IS NOT s) IN (…)`).
+    let opens = |p: usize| {
+        let t = &toks[p];
+        t.kind == Tok::Punct(b'(') || word(t, "OR") || (word(t, "AND") && !between_before(s, toks, p))
+    };
+    let before_ok = match i.checked_sub(1) {
+        Some(p) if word(&toks[p], "NOT") => p.checked_sub(1).is_some_and(opens),
+        Some(p) => opens(p),
         None => false,
     };
     if !before_ok {
@@ -490,6 +512,11 @@ mod tests {
             in_lists_as_comparisons(stmt),
             "CREATE TABLE a (s TEXT NOT NULL CHECK ((s = 'x' OR s = 'it''s' OR s = 'in (y)')), \"n\" INT CHECK ((\"n\" <> 1 AND \"n\" <> -2 AND \"n\" <> NULL)), CHECK (s <> 'a' AND (n = 3 OR n = 4)))"
         );
+        // A BETWEEN inside parentheses of its own, or finished in another group, does not stop it.
+        assert_eq!(
+            in_lists_as_comparisons("CHECK ((x BETWEEN 1 AND 2) AND NOT s IN (1, 2))"),
+            "CHECK ((x BETWEEN 1 AND 2) AND NOT (s = 1 OR s = 2))"
+        );
         // Left as written: a subquery, an expression on either side, a qualified or collated
         // name, an empty list, text that only looks like a list, an unfinished statement.
         for same in [
@@ -502,6 +529,9 @@ mod tests {
             "DEFAULT 'a IN (1, 2)'",
             "CHECK (s IN ('x', 'y'",
             "CHECK (s IN ('x' 'y'))",
+            "CHECK (x BETWEEN 1 AND s IN (1, 2))",
+            "CHECK (a IS NOT s IN (1, 2))",
+            "CHECK (a = NOT s IN (1, 2))",
         ] {
             assert_eq!(in_lists_as_comparisons(same), same);
         }
