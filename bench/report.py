@@ -530,11 +530,17 @@ bullets([
     "scale 0.5: 291 to 271, 134 to 102, 239 to 159, 237 to 204 MiB.",
 ])
 md.append(
-    "The runs before this one gave these ratios (this run was on an Intel Xeon; up to 2026-12-02 on "
+    "The runs before this one gave these ratios (this run was on an AMD EPYC; up to 2026-12-02 on "
     "another machine of the same kind, an AMD EPYC: \"this machine\" in the sections above, where "
-    "a date before this run's is given, is that one; earlier on 2026-12-04 on an Intel Xeon, and "
-    "from late on 2026-12-04 to early on 2026-12-05 on an AMD EPYC, all of the same kind): early "
-    "on 2026-12-05 (the same code as this run but for the changed rows upserted as the run goes) "
+    "a date before 2026-12-05 is given, is that one; earlier on 2026-12-04 on an Intel Xeon, from "
+    "late on 2026-12-04 to early on 2026-12-05 on an AMD EPYC, and later on 2026-12-05 on an Intel "
+    "Xeon, all of the same kind): later on 2026-12-05 (Intel Xeon; the same code as this run but "
+    "for the SQLite target's CHECK lists and affinity, its 64 MiB page cache, and the SQLite "
+    "reference, which it did not have) vs pgloader 1.28, vs `psql \\copy` 3.57, SQLite→SQLite vs "
+    "sqlite3 9.47 (30.11 s), verify vs reladiff 8.04 (11.52 s, peak RSS 90 MiB), final 0.146 of "
+    "the first (4.05 s of 27.80 s; its three runs 4.03-4.10 s), the first 0.92× PostgreSQL's own "
+    "tools loading the mapped rows, peak RSS 208 MiB; early "
+    "on 2026-12-05 (the same code as that run but for the changed rows upserted as the run goes) "
     "vs pgloader 1.07, vs `psql \\copy` 4.46, SQLite→SQLite vs sqlite3 9.03, verify vs reladiff "
     "8.31 (10.81 s, peak RSS 93 MiB), final 0.140 of the first (3.80 s of 27.18 s; its three runs "
     "3.61-3.92 s), the first 1.02× PostgreSQL's own tools loading the mapped rows, peak RSS "
