@@ -235,6 +235,8 @@ struct Saving<'a> {
     table_order: Vec<String>,
     bundle_dir: PathBuf,
     preview_id: String,
+    /// Rows of the bundle read from v2 at a time ([`BUNDLE_PART`]).
+    part: usize,
 }
 
 /// A target in front of the real one: keeps what must change and writes it at commit, with
@@ -555,7 +557,7 @@ fn bundle_error(why: impl std::fmt::Display) -> ConnectorError {
 }
 
 /// Reads rows of a table by id: `(table, columns, ids)`.
-type ReadById<'r> = dyn FnMut(&str, &[(String, Type)], &[Uuid]) -> Result<Vec<Vec<Value>>, ConnectorError> + 'r;
+type ReadById<'r> = dyn FnMut(&str, &[(String, Type)], &[Uuid]) -> Result<Vec<Vec<Value>>, ConnectorError> + Send + 'r;
 
 impl Saving<'_> {
     /// Saves every row the commit will overwrite or delete, as it is in v2 before the run
@@ -596,66 +598,100 @@ impl Saving<'_> {
                 (None, false) => "its v1 record changed",
             }
         };
+        // Every part to save, in the bundle's order: by action, then table, then id.
+        let mut plan: Vec<(&'static str, &str, &[Uuid])> = Vec::new();
+        let mut ids_of = Vec::new();
         for (action, list) in [("overwritten", rewritten), ("deleted", gone)] {
             for table in &self.table_order {
                 let ids: Vec<Uuid> = list.iter().filter(|(t, _)| t == table).map(|(_, id)| *id).collect();
-                if ids.is_empty() {
-                    continue;
+                if !ids.is_empty() {
+                    ids_of.push((action, table.as_str(), ids));
                 }
-                // The rows that did not drift are in v2 as loaded: read them as they are.
+            }
+        }
+        // A part of the ids at a time, read and then written: the rows of a whole table held at
+        // once grew with the data (TPC-H's order lines at scale 5: 300,000 rows, past 300 MiB
+        // with the rest of the run).
+        for (action, table, ids) in &ids_of {
+            plan.extend(ids.chunks(self.part.max(1)).map(|part| (*action, *table, part)));
+        }
+        // The columns of each table, and their order by name, the order a JSON object of them has.
+        let mut columns: HashMap<&str, TableColumns> = HashMap::new();
+        for (_, table, _) in &plan {
+            columns.entry(table).or_insert_with(|| {
                 let cols = crate::preview::target_columns(self.pack, table);
-                // Their columns by name, the order a JSON object of them has.
                 let mut by_name: Vec<usize> = (0..cols.len()).collect();
                 by_name.sort_by(|&a, &b| cols[a].0.cmp(&cols[b].0));
-                // A part of the ids at a time, read and then written: the rows of a whole table
-                // held at once grew with the data (TPC-H's order lines at scale 5: 300,000
-                // rows, past 300 MiB with the rest of the run).
-                for part in ids.chunks(BUNDLE_PART) {
+                (cols, by_name)
+            });
+        }
+        let columns = &columns;
+        std::thread::scope(|s| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            // The next part is read from v2 on a thread of its own while this one writes the
+            // last (each alone left a core idle: v2 looking the rows up, then this serializing).
+            // Handed over, not queued: two parts decoded at most.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<HashMap<Uuid, Vec<Value>>, ConnectorError>>(0);
+            let plan = &plan;
+            s.spawn(move || {
+                for (_, table, part) in plan {
+                    // The rows that did not drift are in v2 as loaded: read them as they are.
                     let plain: Vec<Uuid> = part.iter().filter(|id| !self.drifted.contains_key(id)).copied().collect();
                     let mut now: HashMap<Uuid, Vec<Value>> = HashMap::with_capacity(plain.len());
-                    if !plain.is_empty() {
-                        for row in read(table, &cols, &plain)? {
+                    let read = if plain.is_empty() { Ok(Vec::new()) } else { read(table, &columns[table].0, &plain) };
+                    let failed = read.is_err();
+                    let sent = read.map(|rows| {
+                        for row in rows {
                             if let (Some(Value::Uuid(id)), Some(Value::Text(_))) = (row.first(), row.get(2)) {
                                 now.insert(*id, row);
                             }
                         }
+                        now
+                    });
+                    // Gone when writing failed: nothing more to read.
+                    if tx.send(sent).is_err() || failed {
+                        return;
                     }
-                    for &id in part {
-                        let drift = self.drifted.get(&id);
-                        let row = if drift.is_none() { now.remove(&id) } else { None };
-                        let (legacy_ref, values) = match (drift, &row) {
-                            (Some(d), _) => (d.legacy_ref.as_str(), LineValues::Json(&d.values)),
-                            (None, Some(r)) => (
-                                match r.get(2) {
-                                    Some(Value::Text(l)) => l.as_str(),
-                                    _ => "",
-                                },
-                                LineValues::Row { cols: &cols, by_name: &by_name, row: r },
-                            ),
-                            (None, None) => ("", LineValues::Missing),
-                        };
-                        let line = BundleLine {
-                            action,
-                            id,
-                            legacy_ref,
-                            reason: why(drift.map(|d| d.kind), action == "deleted"),
-                            table,
-                            values,
-                        };
-                        line_buf.clear();
-                        serde_json::to_writer(&mut line_buf, &line)?;
-                        line_buf.push(b'\n');
-                        h.update(&line_buf);
-                        f.write_all(&line_buf)?;
-                        if action == "deleted" {
-                            deleted += 1;
-                        } else {
-                            overwritten += 1;
-                        }
+                }
+            });
+            for (action, table, part) in plan {
+                let mut now = rx.recv().map_err(|_| bundle_error("its reading thread stopped"))??;
+                let (cols, by_name) = &columns[table];
+                for &id in *part {
+                    let drift = self.drifted.get(&id);
+                    let row = if drift.is_none() { now.remove(&id) } else { None };
+                    let (legacy_ref, values) = match (drift, &row) {
+                        (Some(d), _) => (d.legacy_ref.as_str(), LineValues::Json(&d.values)),
+                        (None, Some(r)) => (
+                            match r.get(2) {
+                                Some(Value::Text(l)) => l.as_str(),
+                                _ => "",
+                            },
+                            LineValues::Row { cols, by_name, row: r },
+                        ),
+                        (None, None) => ("", LineValues::Missing),
+                    };
+                    let line = BundleLine {
+                        action,
+                        id,
+                        legacy_ref,
+                        reason: why(drift.map(|d| d.kind), *action == "deleted"),
+                        table,
+                        values,
+                    };
+                    line_buf.clear();
+                    serde_json::to_writer(&mut line_buf, &line)?;
+                    line_buf.push(b'\n');
+                    h.update(&line_buf);
+                    f.write_all(&line_buf)?;
+                    if *action == "deleted" {
+                        deleted += 1;
+                    } else {
+                        overwritten += 1;
                     }
                 }
             }
-        }
+            Ok(())
+        })?;
         f.flush()?;
         f.get_ref().sync_all()?;
         let manifest = BundleManifest {
@@ -673,6 +709,9 @@ impl Saving<'_> {
         Ok(manifest)
     }
 }
+
+/// A table's columns, and their positions in name order (a JSON object's).
+type TableColumns = (Vec<(String, Type)>, Vec<usize>);
 
 /// Rows of the recovery bundle read from v2 at a time (and held, decoded, until written).
 const BUNDLE_PART: usize = 10_000;
@@ -848,6 +887,7 @@ pub fn final_run_checked(
             table_order,
             bundle_dir: bundle_dir.to_owned(),
             preview_id: p.id.clone(),
+            part: BUNDLE_PART,
         },
         current: None,
         failed: None,
@@ -959,6 +999,88 @@ mod tests {
         let mut none = |_: &[Vec<Value>]| Ok(());
         let e = in_batches("t", vec![vec![0xff, 0xff, 0xff]], 4, &mut none).expect_err("undecodable rows");
         assert!(e.to_string().contains("the rows to write to t"), "{e}");
+    }
+
+    /// The bundle is the same bytes however many parts it is read in (the next part read
+    /// while the last is written), each part read once and in order, drifted rows taken from
+    /// the preview; a read that fails is the bundle's error, whichever part it is.
+    #[test]
+    fn a_bundle_read_in_parts_is_the_bundle_read_at_once() {
+        let pack = crate::pack::PackSource::Builtin.load("omikai").unwrap();
+        let table_order: Vec<String> =
+            pack.entities.iter().filter_map(|e| e.target.as_ref().map(|t| t.table.clone())).collect();
+        let (a, b) = (table_order[0].clone(), table_order[1].clone());
+        let id = |n: u128| Uuid::from_u128(n);
+        let rewritten: Vec<(String, Uuid)> =
+            (1..=7).map(|n| (a.clone(), id(n))).chain((8..=12).map(|n| (b.clone(), id(n)))).collect();
+        let gone = vec![(b.clone(), id(20)), (b.clone(), id(21))];
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = |part: usize, fail_at: Option<usize>| {
+            let saving = Saving {
+                pack: &pack,
+                account: Uuid::nil(),
+                drifted: HashMap::from([(
+                    id(5),
+                    Drift {
+                        kind: ChangeKind::Changed,
+                        table: a.clone(),
+                        legacy_ref: "X:5".into(),
+                        values: Default::default(),
+                    },
+                )]),
+                table_order: table_order.clone(),
+                bundle_dir: dir.path().join(format!("{part}")),
+                preview_id: "p".into(),
+                part,
+            };
+            let mut reads: Vec<Vec<u128>> = Vec::new();
+            let mut read = |table: &str, cols: &[(String, Type)], ids: &[Uuid]| {
+                reads.push(ids.iter().map(|i| i.as_u128()).collect());
+                if fail_at == Some(reads.len()) {
+                    return Err(ConnectorError::Query {
+                        what: "reading".into(),
+                        reason: "the server went away".into(),
+                    });
+                }
+                // Row 11 is no longer in v2; the others come back in another order than asked.
+                Ok(ids
+                    .iter()
+                    .rev()
+                    .filter(|i| i.as_u128() != 11)
+                    .map(|i| {
+                        let mut row = vec![Value::Null; cols.len()];
+                        row[0] = Value::Uuid(*i);
+                        row[2] = Value::Text(format!("{table}:{}", i.as_u128()));
+                        row
+                    })
+                    .collect())
+            };
+            let written = saving.write(&mut read, &rewritten, &gone);
+            let rows = std::fs::read_to_string(saving.bundle_dir.join("rows.jsonl")).unwrap_or_default();
+            (written.map(|m| (m.overwritten, m.deleted, m.sha256)).map_err(|e| e.to_string()), rows, reads)
+        };
+        let (whole, rows, reads) = bundle(10_000, None);
+        assert_eq!(whole.clone().unwrap().0, 12);
+        assert_eq!(whole.clone().unwrap().1, 2);
+        assert_eq!(reads, vec![vec![1, 2, 3, 4, 6, 7], (8..=12).collect(), vec![20, 21]]);
+        let ids: Vec<String> =
+            rows.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].to_string()).collect();
+        let expected: Vec<String> =
+            [1u128, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21].iter().map(|n| format!("\"{}\"", id(*n))).collect();
+        assert_eq!(ids, expected);
+        assert!(rows.lines().nth(4).unwrap().contains("\"changed in v2\""));
+        assert!(rows.lines().nth(10).unwrap().ends_with("\"values\":null}"), "gone from v2 meanwhile");
+        let (parts, rows_in_parts, reads) = bundle(3, None);
+        assert_eq!((parts, rows_in_parts), (whole, rows));
+        let asked: Vec<Vec<u128>> =
+            vec![vec![1, 2, 3], vec![4, 6], vec![7], vec![8, 9, 10], vec![11, 12], vec![20, 21]];
+        assert_eq!(reads, asked, "each part once, in order, drifted rows not read");
+        for fail_at in [1, 3, 6] {
+            let (failed, _, reads) = bundle(3, Some(fail_at));
+            let e = failed.unwrap_err();
+            assert!(e.contains("went away"), "{e}");
+            assert_eq!(reads.len(), fail_at, "no read after the failed one");
+        }
     }
 
     /// The bundle's lines are written without building a JSON tree: they must be the bytes
