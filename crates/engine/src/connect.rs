@@ -1867,7 +1867,6 @@ impl PgSource {
     }
 }
 
-/// Runs a query (with `$1` bound to `id` when given) and gives its rows as values of `cols`' types.
 /// Runs `sql` (with `id` as `$1`) and returns the rows it affected.
 async fn pg_exec(conn: &mut sqlx::PgConnection, sql: &str, id: Option<Uuid>) -> Result<u64, ConnectorError> {
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
@@ -1888,6 +1887,7 @@ async fn pg_copy_in(conn: &mut sqlx::PgConnection, stmt: &str, data: Vec<u8>) ->
     copied.map(|_| ()).map_err(|e| q(stmt)(e.to_string()))
 }
 
+/// Runs a query (with `$1` bound to `id` when given) and gives its rows as values of `cols`' types.
 async fn pg_read(
     conn: &mut sqlx::PgConnection,
     sql: &str,

@@ -253,7 +253,7 @@ fn between_before(s: &str, toks: &[Token], p: usize) -> bool {
             Tok::Punct(b')') => depth += 1,
             Tok::Punct(b'(') if depth == 0 => return false,
             Tok::Punct(b'(') => depth -= 1,
-            Tok::Word if depth == 0 && s[t.start..t.end].eq_ignore_ascii_case("BETWEEN") => return true,
+            Tok::Word if depth == 0 && is_word(s, t, "BETWEEN") => return true,
             _ => {}
         }
     }
@@ -268,7 +268,7 @@ fn between_before(s: &str, toks: &[Token], p: usize) -> bool {
 /// text, and the values are stored as they were before. Other statements come back unchanged.
 pub fn text_affinity(stmt: &str) -> String {
     let toks = tokens(stmt);
-    let word = |t: &Token, w: &str| t.kind == Tok::Word && stmt[t.start..t.end].eq_ignore_ascii_case(w);
+    let word = |t: &Token, w: &str| is_word(stmt, t, w);
     if !(toks.len() > 2 && word(&toks[0], "CREATE") && word(&toks[1], "TABLE")) {
         return stmt.to_owned();
     }
@@ -305,6 +305,11 @@ pub fn text_affinity(stmt: &str) -> String {
     }
     out.push_str(&stmt[copied..]);
     out
+}
+
+/// Whether token `t` of `s` is the bare word `w`, in any case.
+fn is_word(s: &str, t: &Token, w: &str) -> bool {
+    t.kind == Tok::Word && s[t.start..t.end].eq_ignore_ascii_case(w)
 }
 
 /// A token of a statement: its kind and where it is.
@@ -382,7 +387,7 @@ fn tokens(s: &str) -> Vec<Token> {
 /// `name [NOT] IN (constant, …)` starting at token `i`: the index of its closing parenthesis
 /// and the comparisons to write instead.
 fn in_list_at(s: &str, toks: &[Token], i: usize) -> Option<(usize, String)> {
-    let word = |t: &Token, w: &str| t.kind == Tok::Word && s[t.start..t.end].eq_ignore_ascii_case(w);
+    let word = |t: &Token, w: &str| is_word(s, t, w);
     let name = toks.get(i)?;
     const KEYWORDS: [&str; 8] = ["NOT", "IN", "AND", "OR", "NULL", "CHECK", "COLLATE", "IS"];
     match name.kind {

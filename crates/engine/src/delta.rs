@@ -599,7 +599,6 @@ impl Saving<'_> {
             }
         };
         // Every part to save, in the bundle's order: by action, then table, then id.
-        let mut plan: Vec<(&'static str, &str, &[Uuid])> = Vec::new();
         let mut ids_of = Vec::new();
         for (action, list) in [("overwritten", rewritten), ("deleted", gone)] {
             for table in &self.table_order {
@@ -612,9 +611,10 @@ impl Saving<'_> {
         // A part of the ids at a time, read and then written: the rows of a whole table held at
         // once grew with the data (TPC-H's order lines at scale 5: 300,000 rows, past 300 MiB
         // with the rest of the run).
-        for (action, table, ids) in &ids_of {
-            plan.extend(ids.chunks(self.part.max(1)).map(|part| (*action, *table, part)));
-        }
+        let plan: Vec<(&str, &str, &[Uuid])> = ids_of
+            .iter()
+            .flat_map(|(action, table, ids)| ids.chunks(self.part.max(1)).map(|part| (*action, *table, part)))
+            .collect();
         // The columns of each table, and their order by name, the order a JSON object of them has.
         let mut columns: HashMap<&str, TableColumns> = HashMap::new();
         for (_, table, _) in &plan {
@@ -636,16 +636,14 @@ impl Saving<'_> {
                 for (_, table, part) in plan {
                     // The rows that did not drift are in v2 as loaded: read them as they are.
                     let plain: Vec<Uuid> = part.iter().filter(|id| !self.drifted.contains_key(id)).copied().collect();
-                    let mut now: HashMap<Uuid, Vec<Value>> = HashMap::with_capacity(plain.len());
-                    let read = if plain.is_empty() { Ok(Vec::new()) } else { read(table, &columns[table].0, &plain) };
-                    let failed = read.is_err();
-                    let sent = read.map(|rows| {
-                        for row in rows {
-                            if let (Some(Value::Uuid(id)), Some(Value::Text(_))) = (row.first(), row.get(2)) {
-                                now.insert(*id, row);
-                            }
-                        }
-                        now
+                    let rows = if plain.is_empty() { Ok(Vec::new()) } else { read(table, &columns[table].0, &plain) };
+                    let failed = rows.is_err();
+                    let sent = rows.map(|rows| {
+                        let by_id = |row: Vec<Value>| match (row.first(), row.get(2)) {
+                            (Some(Value::Uuid(id)), Some(Value::Text(_))) => Some((*id, row)),
+                            _ => None,
+                        };
+                        rows.into_iter().filter_map(by_id).collect::<HashMap<Uuid, Vec<Value>>>()
                     });
                     // Gone when writing failed: nothing more to read.
                     if tx.send(sent).is_err() || failed {
@@ -1060,8 +1058,8 @@ mod tests {
             (written.map(|m| (m.overwritten, m.deleted, m.sha256)).map_err(|e| e.to_string()), rows, reads)
         };
         let (whole, rows, reads) = bundle(10_000, None);
-        assert_eq!(whole.clone().unwrap().0, 12);
-        assert_eq!(whole.clone().unwrap().1, 2);
+        let (overwritten, deleted, _) = whole.clone().unwrap();
+        assert_eq!((overwritten, deleted), (12, 2));
         assert_eq!(reads, vec![vec![1, 2, 3, 4, 6, 7], (8..=12).collect(), vec![20, 21]]);
         let ids: Vec<String> =
             rows.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].to_string()).collect();
