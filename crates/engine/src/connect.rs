@@ -1070,6 +1070,17 @@ fn row_taking<'c>(conn: &'c rusqlite::Connection, s: &Scan<'_>, sql: &str) -> Op
     conn.prepare(&wrapped).ok()
 }
 
+/// Sets `slot` to `v`, reusing the string or bytes `slot` holds when it has the room; a
+/// buffer a very long value grew is not kept for the short ones after it.
+fn refill(slot: &mut Value, v: &Value) {
+    let big = |cap: usize, len: usize| cap > (1 << 20).max(len * 2);
+    match (&mut *slot, v) {
+        (Value::Text(buf), Value::Text(s)) if !big(buf.capacity(), s.len()) => buf.clone_from(s),
+        (Value::Bytes(buf), Value::Bytes(b)) if !big(buf.capacity(), b.len()) => buf.clone_from(b),
+        _ => *slot = v.clone(),
+    }
+}
+
 /// Sets `slot` to a value as SQLite gives it, reusing the string `slot` holds.
 fn fill_value(slot: &mut Value, v: ValueRef<'_>) {
     match v {
@@ -1140,8 +1151,13 @@ pub struct SqliteTarget {
     worker: Option<JoinHandle<()>>,
     /// The table being loaded and its quoted column list.
     insert: (String, String),
-    /// Values of the rows not yet sent to the writer, row after row.
+    /// Values of the rows not yet sent to the writer, row after row: the first `filled`. A
+    /// batch the writer is done with comes back down `spare` and is filled again in place, so
+    /// that a text value costs a copy into a string that has the room, rather than an
+    /// allocation here and a free on the writer's thread.
     batch: Vec<Value>,
+    filled: usize,
+    spare: mpsc::Receiver<Vec<Value>>,
     columns: usize,
     in_tx: bool,
     /// Indexes dropped for a first load into empty tables, created again at commit.
@@ -1154,8 +1170,9 @@ pub struct SqliteTarget {
 
 /// Work for the SQLite writer thread, done in order.
 enum SqliteJob {
-    /// A multi-row INSERT: table, quoted columns, number of columns, the rows' values.
-    Rows(String, String, usize, Vec<Value>),
+    /// A multi-row INSERT: table, quoted columns, number of columns, and the rows' values,
+    /// the first of them as many as the last number says.
+    Rows(String, String, usize, Vec<Value>, usize),
     /// A row-state chunk's row to insert.
     State(Vec<Value>),
     /// Reports the first failure since the last sync, once everything before it is done.
@@ -1275,6 +1292,7 @@ impl SqliteTarget {
         conn.set_prepared_statement_cache_capacity(64);
         let conn = Arc::new(Mutex::new(conn));
         let (tx, rx) = mpsc::sync_channel::<SqliteJob>(4);
+        let (back, spare) = mpsc::channel::<Vec<Value>>();
         let shared = Arc::clone(&conn);
         let worker = std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -1294,8 +1312,10 @@ impl SqliteTarget {
                                 continue;
                             };
                             let r = match job {
-                                SqliteJob::Rows(table, cols, n, values) => {
-                                    insert_rows(&conn, &mut sql, &table, &cols, n, &values)
+                                SqliteJob::Rows(table, cols, n, values, used) => {
+                                    let r = insert_rows(&conn, &mut sql, &table, &cols, n, &values[..used]);
+                                    let _ = back.send(values);
+                                    r
                                 }
                                 SqliteJob::State(row) => insert_chunk(&conn, &row),
                                 SqliteJob::Sync(_) => Ok(()),
@@ -1314,6 +1334,8 @@ impl SqliteTarget {
             worker: Some(worker),
             insert: (String::new(), String::new()),
             batch: Vec::new(),
+            filled: 0,
+            spare,
             columns: 0,
             in_tx: false,
             deferred: Vec::new(),
@@ -1336,12 +1358,14 @@ impl SqliteTarget {
 
     /// Hands the rows gathered so far to the writer.
     fn flush_rows(&mut self) -> Result<(), ConnectorError> {
-        if self.batch.is_empty() || self.columns == 0 {
+        if self.filled == 0 || self.columns == 0 {
             return Ok(());
         }
         let cap = self.batch_rows() * self.columns;
-        let values = std::mem::replace(&mut self.batch, Vec::with_capacity(cap));
-        self.send(SqliteJob::Rows(self.insert.0.clone(), self.insert.1.clone(), self.columns, values))
+        let next = self.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(cap));
+        let values = std::mem::replace(&mut self.batch, next);
+        let used = std::mem::take(&mut self.filled);
+        self.send(SqliteJob::Rows(self.insert.0.clone(), self.insert.1.clone(), self.columns, values, used))
     }
 
     /// Waits until the writer has done everything handed to it; its first failure, if any.
@@ -1586,8 +1610,14 @@ impl Target for SqliteTarget {
                 self.columns
             )));
         }
-        self.batch.extend_from_slice(row);
-        if self.batch.len() >= self.batch_rows() * self.columns {
+        for v in row {
+            match self.batch.get_mut(self.filled) {
+                Some(slot) => refill(slot, v),
+                None => self.batch.push(v.clone()),
+            }
+            self.filled += 1;
+        }
+        if self.filled >= self.batch_rows() * self.columns {
             self.flush_rows()?;
         }
         Ok(())
@@ -1676,6 +1706,7 @@ impl Target for SqliteTarget {
         self.deferred.clear();
         self.trusted.clear();
         self.batch.clear();
+        self.filled = 0;
         self.state = state::Builder::new(self.state.generation());
         // Whatever the writer still had failed or is moot now.
         let _ = self.sync();
