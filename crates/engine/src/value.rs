@@ -70,7 +70,13 @@ impl fmt::Display for Type {
 }
 
 /// A value.
+///
+/// The tag is a whole word: with a one-byte tag, a value moved from one place to another (every
+/// expression returns one) was copied by pieces of different widths, and reading it back stalled
+/// on the pieces just written; a dry run of TPC-H's mapping at scale 0.5, alternated three times,
+/// 7.05-7.15 s to 6.36-6.58 s. The size is the same: 32 bytes.
 #[derive(Debug, Clone, PartialEq)]
+#[repr(u64)]
 pub enum Value {
     /// Absent.
     Null,
@@ -299,6 +305,12 @@ pub fn to_minor(x: f64) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A value is moved for every expression evaluated: a whole-word tag must not make it larger.
+    #[test]
+    fn a_value_takes_four_words() {
+        assert_eq!(std::mem::size_of::<Value>(), 32);
+    }
 
     /// Fingerprints are kept in the row state between runs: a final migration compares this
     /// build's against those an earlier build stored, so their bytes must never change.
