@@ -71,13 +71,17 @@ pub trait Lookup {
     fn lookup(&self, entity: usize, key: &Value) -> Result<Value, Fail>;
 }
 
+/// A value map's entries, by key.
+pub type MapEntries = std::collections::HashMap<String, Value, foldhash::fast::RandomState>;
+
 /// A value map of a pack (`country`, `vat_bp`, …).
 #[derive(Debug, Clone)]
 pub struct ValueMap {
     /// Name.
     pub name: String,
-    /// Entries; keys compared after trimming and upper-casing when `case_insensitive`.
-    pub entries: std::collections::HashMap<String, Value>,
+    /// Entries; keys compared after trimming and upper-casing when `case_insensitive`. Hashed
+    /// with foldhash: a map is looked up for every record, most keys a few bytes long.
+    pub entries: MapEntries,
     /// Type of the mapped values.
     pub ty: Type,
     /// Reason code when a value is not in the map.

@@ -435,7 +435,7 @@ fn compile_pack(
     for (mname, m) in &raw.maps {
         let span = m.span();
         let m = m.get_ref();
-        let mut entries = HashMap::new();
+        let mut entries = crate::expr::MapEntries::default();
         let mut ty = None;
         for (k, v) in &m.values {
             let (val, t) = match v {

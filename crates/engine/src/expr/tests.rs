@@ -1,7 +1,5 @@
 //! Expression language tests: parsing, type errors with positions, evaluation.
 
-use std::collections::HashMap;
-
 use time::macros::date;
 
 use super::*;
@@ -31,7 +29,7 @@ fn cols() -> Vec<(String, Type)> {
 }
 
 fn maps() -> Vec<ValueMap> {
-    let mut entries = HashMap::new();
+    let mut entries = MapEntries::default();
     entries.insert("NORGE".to_owned(), Value::Text("NO".into()));
     entries.insert("NORWAY".to_owned(), Value::Text("NO".into()));
     vec![ValueMap {
