@@ -95,7 +95,7 @@ impl ValueMap {
         // Keys already in their stored form (most are) are looked up without a copy.
         match v {
             Value::Text(s) if self.case_insensitive => {
-                let t = s.trim();
+                let t = trim(s);
                 if t.bytes().any(|b| b.is_ascii_lowercase() || !b.is_ascii()) {
                     self.entries.get(&t.to_uppercase())
                 } else {
@@ -970,6 +970,16 @@ fn arith(op: Arith, a: Value, b: Value) -> Result<Value, Fail> {
     })
 }
 
+/// `s` without leading and trailing whitespace, as [`str::trim`] gives it; a text that starts
+/// and ends with a visible ASCII character (most do) is returned without looking for the
+/// whitespace characters of all of Unicode at both ends, three or four times a record.
+pub(crate) fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(a), Some(b)) if a.is_ascii_graphic() && b.is_ascii_graphic() => s,
+        _ => s.trim(),
+    }
+}
+
 fn text_arg(v: &Value) -> Option<Cow<'_, str>> {
     match v {
         Value::Null => None,
@@ -1025,7 +1035,7 @@ fn call(f: &Func, args: &[Node], row: &[Value], cx: &EvalCtx<'_>) -> Result<Valu
             Func::Length => Value::Null,
             _ => Value::Null,
         },
-        Func::Trim => Value::Text(text_arg(&first).unwrap_or_default().trim().to_owned()),
+        Func::Trim => Value::Text(trim(&text_arg(&first).unwrap_or_default()).to_owned()),
         Func::Upper => Value::Text(text_arg(&first).unwrap_or_default().to_uppercase()),
         Func::Lower => Value::Text(text_arg(&first).unwrap_or_default().to_lowercase()),
         Func::Length => Value::Int(text_arg(&first).map_or(0, |s| s.chars().count() as i64)),
@@ -1041,7 +1051,7 @@ fn call(f: &Func, args: &[Node], row: &[Value], cx: &EvalCtx<'_>) -> Result<Valu
             Value::Date(d) => Value::Date(*d),
             other => {
                 let s = text_arg(other).unwrap_or_default();
-                let t = s.trim();
+                let t = trim(&s);
                 if t.is_empty() {
                     Value::Null
                 } else {

@@ -283,7 +283,7 @@ impl KeyVal {
             Value::Int(i) => Some(KeyVal::Int(*i)),
             Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(KeyVal::Int(*f as i64)),
             Value::Text(s) => {
-                let t = s.trim();
+                let t = crate::expr::trim(s);
                 Some(t.parse::<i64>().map_or_else(|_| KeyVal::Text(t.into()), KeyVal::Int))
             }
             other => Some(KeyVal::Text(other.to_string().into())),

@@ -185,3 +185,27 @@ fn deep_or_long_expressions_are_refused_not_overflowed() {
     let src = format!("{}QTY{}", "(".repeat(30), ")".repeat(30));
     assert!(compile(&src, &env, None).is_ok());
 }
+
+#[test]
+fn trim_is_str_trim() {
+    for s in [
+        "",
+        " ",
+        "a",
+        " a",
+        "a ",
+        "\ta\n",
+        "ab cd",
+        "\u{a0}x\u{a0}",
+        "x\u{3000}",
+        "\u{2003}",
+        "é",
+        " é ",
+        "é x",
+        "x é",
+        "~!",
+        "\r\n",
+    ] {
+        assert_eq!(trim(s), s.trim(), "{s:?}");
+    }
+}
