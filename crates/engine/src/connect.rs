@@ -1156,7 +1156,9 @@ pub struct SqliteTarget {
     /// that a text value costs a copy into a string that has the room, rather than an
     /// allocation here and a free on the writer's thread.
     batch: Vec<Value>,
+    /// Values of `batch` in use; the slots after them keep their buffers for the next rows.
     filled: usize,
+    /// Batches the writer has inserted, sent back to be filled again.
     spare: mpsc::Receiver<Vec<Value>>,
     columns: usize,
     in_tx: bool,
