@@ -1070,13 +1070,18 @@ fn row_taking<'c>(conn: &'c rusqlite::Connection, s: &Scan<'_>, sql: &str) -> Op
     conn.prepare(&wrapped).ok()
 }
 
-/// Sets `slot` to `v`, reusing the string or bytes `slot` holds when it has the room; a
-/// buffer a very long value grew is not kept for the short ones after it.
+/// Whether a buffer of `capacity` bytes is worth filling again with `len` bytes: a buffer a
+/// very long value grew is not kept for the short ones after it.
+fn reusable(capacity: usize, len: usize) -> bool {
+    capacity <= (1 << 20).max(len * 2)
+}
+
+/// Sets `slot` to `v`, reusing the string or bytes `slot` holds when it has the room
+/// ([`reusable`]).
 fn refill(slot: &mut Value, v: &Value) {
-    let big = |cap: usize, len: usize| cap > (1 << 20).max(len * 2);
     match (&mut *slot, v) {
-        (Value::Text(buf), Value::Text(s)) if !big(buf.capacity(), s.len()) => buf.clone_from(s),
-        (Value::Bytes(buf), Value::Bytes(b)) if !big(buf.capacity(), b.len()) => buf.clone_from(b),
+        (Value::Text(buf), Value::Text(s)) if reusable(buf.capacity(), s.len()) => buf.clone_from(s),
+        (Value::Bytes(buf), Value::Bytes(b)) if reusable(buf.capacity(), b.len()) => buf.clone_from(b),
         _ => *slot = v.clone(),
     }
 }
@@ -1088,8 +1093,7 @@ fn fill_value(slot: &mut Value, v: ValueRef<'_>) {
         ValueRef::Integer(i) => *slot = Value::Int(i),
         ValueRef::Real(f) => *slot = Value::Float(f),
         ValueRef::Text(t) => match (std::str::from_utf8(t), slot) {
-            // A buffer a very long value grew is not kept for the short ones after it.
-            (Ok(text), Value::Text(buf)) if buf.capacity() <= (1 << 20).max(text.len() * 2) => {
+            (Ok(text), Value::Text(buf)) if reusable(buf.capacity(), text.len()) => {
                 buf.clear();
                 buf.push_str(text);
             }
