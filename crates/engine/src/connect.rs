@@ -1924,6 +1924,94 @@ async fn pg_copy_in(conn: &mut sqlx::PgConnection, stmt: &str, data: Vec<u8>) ->
     copied.map(|_| ()).map_err(|e| q(stmt)(e.to_string()))
 }
 
+/// Encodes row-state chunks as rows of a binary COPY into the state table, after those in
+/// `rows`. Compressing here, on the writer thread, keeps it off the engine thread.
+fn encode_state(rows: &mut Vec<u8>, chunks: Vec<state::Chunk>, xid: i64) -> Result<(), ConnectorError> {
+    for c in chunks {
+        pgcopy::write_row(rows, &c.into_row(xid), &STATE_TYPES).map_err(q("row state"))?;
+    }
+    Ok(())
+}
+
+/// Writes the row-state rows [`encode_state`] encoded.
+async fn pg_copy_state(conn: &mut sqlx::PgConnection, mut rows: Vec<u8>) -> Result<(), ConnectorError> {
+    rows.extend_from_slice(pgcopy::TRAILER);
+    let stmt = format!("COPY {} ({}) FROM STDIN (FORMAT binary)", state::STATE_TABLE, state::COLUMNS.join(", "));
+    pg_copy_in(conn, &stmt, rows).await
+}
+
+/// One `COPY … FROM STDIN` of `first` and of the chunks of the same statement that come next on
+/// `jobs`; row-state chunks met meanwhile are encoded into `state_rows`, and written after the
+/// COPY once they reach [`STATE_FLUSH`]. Gives back the job that ended the stream (it has not
+/// been run) and the outcome.
+async fn pg_copy_stream(
+    conn: &mut sqlx::PgConnection,
+    stmt: &str,
+    binary: bool,
+    first: Vec<u8>,
+    jobs: &mpsc::Receiver<PgJob>,
+    state_rows: &mut Vec<u8>,
+) -> (Option<PgJob>, Result<(), ConnectorError>) {
+    let mut ended_by = None;
+    let mut write_state = false;
+    let mut bad_state = None;
+    let copied: Result<(), sqlx::Error> = async {
+        let mut copy = conn.copy_in_raw(stmt).await?;
+        let mut sent: Result<(), sqlx::Error> = async {
+            if binary {
+                copy.send(pgcopy::HEADER).await?;
+            }
+            copy.send(first).await?;
+            // Blocks the thread between chunks with the COPY open: nothing else runs on this
+            // connection meanwhile, and the server just waits for the next rows.
+            loop {
+                match jobs.recv() {
+                    Ok(PgJob::Copy(s, _, data)) if s == stmt => {
+                        copy.send(data).await?;
+                    }
+                    Ok(PgJob::CopyState(chunks, xid)) => {
+                        if let Err(e) = encode_state(state_rows, chunks, xid) {
+                            let stop = sqlx::Error::Protocol(e.to_string());
+                            bad_state = Some(e);
+                            return Err(stop);
+                        }
+                        if state_rows.len() >= STATE_FLUSH {
+                            write_state = true;
+                            return Ok(());
+                        }
+                    }
+                    Ok(job) => {
+                        ended_by = Some(job);
+                        return Ok(());
+                    }
+                    // The target is gone: what was sent is finished, and the connection closes.
+                    Err(_) => return Ok(()),
+                }
+            }
+        }
+        .await;
+        if sent.is_ok() && binary {
+            sent = copy.send(pgcopy::TRAILER).await.map(|_| ());
+        }
+        match sent {
+            Ok(()) => copy.finish().await.map(|_| ()),
+            Err(e) => {
+                let _ = copy.abort("cutover stopped the load").await;
+                Err(e)
+            }
+        }
+    }
+    .await;
+    let mut outcome = match bad_state {
+        Some(e) => Err(e),
+        None => copied.map_err(|e| q(stmt)(e.to_string())),
+    };
+    if outcome.is_ok() && write_state {
+        outcome = pg_copy_state(conn, std::mem::take(state_rows)).await;
+    }
+    (ended_by, outcome)
+}
+
 /// Runs a query (with `$1` bound to `id` when given) and gives its rows as values of `cols`' types.
 async fn pg_read(
     conn: &mut sqlx::PgConnection,
@@ -2127,12 +2215,16 @@ pub(crate) fn stream_rows<R>(
 /// Work for the PostgreSQL writer thread, done in order.
 enum PgJob {
     Exec(String, Option<Uuid>, mpsc::Sender<Result<u64, ConnectorError>>),
-    Copy(String, Vec<u8>),
+    /// Rows for a `COPY … FROM STDIN`: the statement, whether its format is binary, and the
+    /// rows (tuples only: the writer sends a binary stream's header and trailer). Chunks of one
+    /// statement that follow each other go into one COPY.
+    Copy(String, bool, Vec<u8>),
     Read(String, Vec<(String, Type)>, Option<Uuid>, mpsc::Sender<Result<Vec<Vec<Value>>, ConnectorError>>),
     /// Streams a binary `COPY … TO STDOUT` back as rows of these types, in batches; the
     /// channel closes at the end.
     CopyOut(String, Vec<Type>, mpsc::SyncSender<Result<Vec<Vec<Value>>, ConnectorError>>),
-    /// Row-state chunks to compress and COPY, with the transaction id they carry.
+    /// Row-state chunks to compress and COPY, with the transaction id they carry: held until
+    /// they make [`STATE_FLUSH`] bytes or a job other than rows comes.
     CopyState(Vec<state::Chunk>, i64),
     /// An upsert run without a reply ([`PgTarget::upsert_rows`]).
     Upsert(Box<UpsertJob>),
@@ -2250,6 +2342,12 @@ pub const LOAD_FILLFACTOR: u8 = 90;
 /// Full row-state chunks sent to the writer thread at a time.
 const STATE_SEND: usize = 8;
 
+/// Bytes of encoded row-state rows the writer thread holds before it writes them. Each write
+/// ends the COPY of the rows it interrupts, and every COPY costs the server its set-up (its
+/// tuple slots, its constraint checks compiled): with a COPY for every 1 MiB of rows and one
+/// for every 8,192 rows' state, that set-up was a tenth of the server's work in a load.
+const STATE_FLUSH: usize = 8 << 20;
+
 const COPY_CHUNK: usize = 1 << 20;
 
 impl std::fmt::Debug for PgJob {
@@ -2273,13 +2371,27 @@ impl PgTarget {
             .spawn(move || {
                 // The first COPY error is kept and reported at the next sync point; later work is skipped.
                 let mut failed: Option<ConnectorError> = None;
-                for job in rx {
+                // Row-state rows not written yet (a binary COPY stream without its trailer).
+                let mut state_rows: Vec<u8> = Vec::new();
+                // A job a COPY stream received that ended it.
+                let mut next: Option<PgJob> = None;
+                while let Some(job) = next.take().or_else(|| rx.recv().ok()) {
+                    // Whatever else a job does may read or end what the rows went into.
+                    if !matches!(job, PgJob::Copy(..) | PgJob::CopyState(..)) && !state_rows.is_empty() {
+                        let rows = std::mem::take(&mut state_rows);
+                        if failed.is_none()
+                            && let Err(e) = rt.block_on(pg_copy_state(&mut conn, rows))
+                        {
+                            failed = Some(e);
+                        }
+                    }
                     match job {
-                        PgJob::Copy(stmt, data) => {
-                            if failed.is_none()
-                                && let Err(e) = rt.block_on(pg_copy_in(&mut conn, &stmt, data))
-                            {
-                                failed = Some(e);
+                        PgJob::Copy(stmt, binary, data) => {
+                            if failed.is_none() {
+                                let (ended_by, copied) =
+                                    rt.block_on(pg_copy_stream(&mut conn, &stmt, binary, data, &rx, &mut state_rows));
+                                next = ended_by;
+                                failed = copied.err();
                             }
                         }
                         PgJob::Exec(sql, id, reply) => {
@@ -2352,26 +2464,12 @@ impl PgTarget {
                             });
                         }
                         PgJob::CopyState(chunks, xid) => {
-                            // Compressing here keeps it off the engine thread.
-                            let mut data = Vec::new();
-                            let mut bad = None;
-                            for c in chunks {
-                                if let Err(e) = pgcopy::write_row(&mut data, &c.into_row(xid), &STATE_TYPES) {
-                                    bad.get_or_insert(e);
-                                }
-                            }
-                            data.extend_from_slice(pgcopy::TRAILER);
-                            let stmt = format!(
-                                "COPY {} ({}) FROM STDIN (FORMAT binary)",
-                                state::STATE_TABLE,
-                                state::COLUMNS.join(", ")
-                            );
                             if failed.is_none() {
-                                if let Some(e) = bad {
-                                    failed = Some(q("row state")(e));
-                                } else if let Err(e) = rt.block_on(pg_copy_in(&mut conn, &stmt, data)) {
-                                    failed = Some(e);
+                                let mut written = encode_state(&mut state_rows, chunks, xid);
+                                if written.is_ok() && state_rows.len() >= STATE_FLUSH {
+                                    written = rt.block_on(pg_copy_state(&mut conn, std::mem::take(&mut state_rows)));
                                 }
+                                failed = written.err();
                             }
                         }
                         PgJob::Sync(reply) => {
@@ -2417,11 +2515,8 @@ impl PgTarget {
 
     fn flush(&mut self) -> Result<(), ConnectorError> {
         if !self.buf.is_empty() {
-            if self.binary.is_some() {
-                self.buf.extend_from_slice(pgcopy::TRAILER);
-            }
             let data = std::mem::replace(&mut self.buf, Vec::with_capacity(COPY_CHUNK + 4096));
-            self.send(PgJob::Copy(self.copy_sql.clone(), data))?;
+            self.send(PgJob::Copy(self.copy_sql.clone(), self.binary.is_some(), data))?;
         }
         self.flush_state(false)
     }
@@ -2719,7 +2814,7 @@ impl Target for PgTarget {
     }
     fn write_row(&mut self, row: &[Value]) -> Result<(), ConnectorError> {
         match &self.binary {
-            Some(types) => pgcopy::write_row(&mut self.buf, row, types)
+            Some(types) => pgcopy::write_tuple(&mut self.buf, row, types)
                 .map_err(|e| q("binary COPY")(format!("{e} in {}", describe_row(row))))?,
             None => copy_row(&mut self.buf, row),
         }

@@ -45,13 +45,19 @@ pub(crate) const TRAILER: &[u8] = &[0xff, 0xff];
 /// Days from 1970-01-01 (the Julian day 2440588) to PostgreSQL's epoch, 2000-01-01.
 const PG_EPOCH_JULIAN: i32 = 2_451_545;
 
-/// Appends one tuple. A value that does not fit its column is an error naming the column's
-/// position; nothing is appended then.
+/// Appends one tuple, after the [`HEADER`] when `buf` is empty. A value that does not fit its
+/// column is an error naming the column's position; nothing is appended then.
 pub(crate) fn write_row(buf: &mut Vec<u8>, row: &[Value], types: &[PgType]) -> Result<(), String> {
-    let start = buf.len();
     if buf.is_empty() {
         buf.extend_from_slice(HEADER);
+        return write_tuple(buf, row, types).inspect_err(|_| buf.clear());
     }
+    write_tuple(buf, row, types)
+}
+
+/// Appends one tuple and nothing else (a stream's header is its writer's); on error, nothing.
+pub(crate) fn write_tuple(buf: &mut Vec<u8>, row: &[Value], types: &[PgType]) -> Result<(), String> {
+    let start = buf.len();
     let fields = i16::try_from(row.len()).map_err(|_| "too many columns".to_owned())?;
     buf.extend_from_slice(&fields.to_be_bytes());
     for (i, (v, ty)) in row.iter().zip(types).enumerate() {

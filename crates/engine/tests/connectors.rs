@@ -902,6 +902,121 @@ fn targets_tell_rows_written_since_a_run_or_say_they_cannot() {
     }
 }
 
+/// A load far larger than one COPY's worth of rows, with its row state, some 20 MiB of each
+/// (PostgreSQL streams a table's rows as one COPY until the row state held back is written
+/// between them): every row and every row-state entry comes back as written. A row the
+/// database refuses deep into the stream fails the load, commits nothing, and the target loads
+/// again after it.
+#[test]
+fn targets_load_rows_and_row_state_across_many_copies_and_stop_at_a_refused_row() {
+    use cutover_engine::state::{StateEntry, decode_loaded};
+    let schema = probe_schema();
+    let account = Uuid::from_u128(12);
+    let parent = Uuid::from_u128(400);
+    // Text that does not compress (the row state is compressed): 10 KiB of hex a row.
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut noise = |len: usize| {
+        (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                char::from(b"0123456789abcdef"[(seed % 16) as usize])
+            })
+            .collect::<String>()
+    };
+    let rows: Vec<Vec<Value>> = (0..2_000u32)
+        .map(|i| {
+            vec![
+                Value::Uuid(Uuid::from_u128(u128::from(i) + 1)),
+                Value::Uuid(account),
+                if i % 3 == 0 { Value::Uuid(parent) } else { Value::Null },
+                Value::Text(noise(10_240)),
+                Value::Int(i64::from(i)),
+                Value::Null,
+                Value::Null,
+                Value::Bool(i % 2 == 0),
+                Value::Null,
+            ]
+        })
+        .collect();
+    let load = |t: &mut Box<dyn Target>, refuse_at: Option<usize>| -> Result<(), String> {
+        t.begin().map_err(|e| e.to_string())?;
+        t.start_table("parent", &["id".into(), "account_id".into()]).unwrap();
+        t.write_row(&[Value::Uuid(parent), Value::Uuid(account)]).unwrap();
+        t.finish_table().unwrap();
+        t.start_table("probe", &COLS.map(String::from)).unwrap();
+        for (i, r) in rows.iter().enumerate() {
+            let mut r = r.clone();
+            if refuse_at == Some(i) {
+                // Refused by the database as it meets the row, not by cutover.
+                r[1] = Value::Null;
+            }
+            t.write_row(&r).map_err(|e| e.to_string())?;
+            let Value::Uuid(id) = r[0] else { unreachable!() };
+            let legacy_ref = format!("P:{i}");
+            let entry = StateEntry {
+                account,
+                table: "probe",
+                id,
+                legacy_ref: &legacy_ref,
+                v1_fp: i as i64,
+                v2_fp: -(i as i64),
+                values: &r[3..],
+            };
+            t.write_state(&entry).map_err(|e| e.to_string())?;
+        }
+        t.finish_table().and_then(|()| t.commit()).map_err(|e| e.to_string())
+    };
+    for (name, _db, url) in targets() {
+        let mut t = TargetConfig::from_url(&url).unwrap().build().unwrap();
+        t.ensure_schema(&schema).unwrap();
+        t.ensure_state_table().unwrap();
+        let err = load(&mut t, Some(1_700)).expect_err("a row without its account must not commit");
+        assert!(err.to_lowercase().contains("null"), "{name}: {err}");
+        t.rollback().unwrap();
+        assert!(t.read_rows("probe", &cols_typed(&schema, "probe"), None).unwrap().is_empty(), "{name}");
+        let mut heads = Vec::new();
+        t.scan_state(account, "probe", false, &mut |h| {
+            heads.push(h);
+            Ok(())
+        })
+        .unwrap();
+        assert!(heads.is_empty(), "{name}: no row state either");
+
+        load(&mut t, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let back = t.read_rows("probe", &cols_typed(&schema, "probe"), Some(account)).unwrap();
+        assert_eq!(back.len(), rows.len(), "{name}");
+        assert!(back == rows, "{name}: the rows come back as written");
+        t.scan_state(account, "probe", true, &mut |h| {
+            heads.push(h);
+            Ok(())
+        })
+        .unwrap();
+        let mut ids = Vec::new();
+        let mut fps = Vec::new();
+        for h in &heads {
+            for i in 0..h.n as usize {
+                ids.push(h.id(i).unwrap());
+                fps.push(h.fps(i).unwrap());
+            }
+        }
+        let want_ids: Vec<Uuid> = (0..rows.len() as u128).map(|i| Uuid::from_u128(i + 1)).collect();
+        assert_eq!(ids, want_ids, "{name}: every entry once, in order");
+        assert!(fps.iter().enumerate().all(|(i, fp)| *fp == (i as i64, -(i as i64))), "{name}");
+        let chunks: Vec<_> = heads.iter().map(|h| (h.generation, h.chunk)).collect();
+        let mut loaded = Vec::new();
+        for (_, raw) in t.read_state_loaded(account, "probe", &chunks).unwrap() {
+            loaded.extend(decode_loaded(&raw).unwrap());
+        }
+        assert_eq!(loaded.len(), rows.len(), "{name}");
+        for (i, (legacy_ref, values)) in loaded.iter().enumerate() {
+            assert_eq!(legacy_ref, &format!("P:{i}"), "{name}");
+            assert!(values[..] == rows[i][3..], "{name}: row {i} as loaded");
+        }
+    }
+}
+
 /// A final migration reads a big table's row state a part at a time: the parts of one
 /// generation, read one after another, are that generation's chunks in order, and nothing of
 /// a later generation.
