@@ -1914,7 +1914,7 @@ async fn pg_exec(conn: &mut sqlx::PgConnection, sql: &str, id: Option<Uuid>) -> 
 }
 
 /// Sends `data` to the `COPY … FROM STDIN` statement `stmt`.
-async fn pg_copy_in(conn: &mut sqlx::PgConnection, stmt: &str, data: Vec<u8>) -> Result<(), ConnectorError> {
+async fn pg_copy_in(conn: &mut sqlx::PgConnection, stmt: &str, data: &[u8]) -> Result<(), ConnectorError> {
     let copied: Result<u64, sqlx::Error> = async {
         let mut c = conn.copy_in_raw(stmt).await?;
         c.send(data).await?;
@@ -1927,17 +1927,28 @@ async fn pg_copy_in(conn: &mut sqlx::PgConnection, stmt: &str, data: Vec<u8>) ->
 /// Encodes row-state chunks as rows of a binary COPY into the state table, after those in
 /// `rows`. Compressing here, on the writer thread, keeps it off the engine thread.
 fn encode_state(rows: &mut Vec<u8>, chunks: Vec<state::Chunk>, xid: i64) -> Result<(), ConnectorError> {
+    if rows.capacity() == 0 {
+        // Room for what is held before a write and the chunks that pass the mark: the buffer
+        // is kept between writes, and doubling it past the mark would hold twice as much.
+        rows.reserve(STATE_FLUSH + (2 << 20));
+    }
     for c in chunks {
         pgcopy::write_row(rows, &c.into_row(xid), &STATE_TYPES).map_err(q("row state"))?;
     }
     Ok(())
 }
 
-/// Writes the row-state rows [`encode_state`] encoded.
-async fn pg_copy_state(conn: &mut sqlx::PgConnection, mut rows: Vec<u8>) -> Result<(), ConnectorError> {
+/// Writes the row-state rows [`encode_state`] encoded, and empties `rows` for the next ones.
+async fn pg_copy_state(conn: &mut sqlx::PgConnection, rows: &mut Vec<u8>) -> Result<(), ConnectorError> {
     rows.extend_from_slice(pgcopy::TRAILER);
     let stmt = format!("COPY {} ({}) FROM STDIN (FORMAT binary)", state::STATE_TABLE, state::COLUMNS.join(", "));
-    pg_copy_in(conn, &stmt, rows).await
+    let written = pg_copy_in(conn, &stmt, rows).await;
+    rows.clear();
+    if rows.capacity() > 2 * STATE_FLUSH {
+        // A chunk of very long rows grew it: not kept for the rest of the run.
+        *rows = Vec::new();
+    }
+    written
 }
 
 /// One `COPY … FROM STDIN` of `first` and of the chunks of the same statement that come next on
@@ -2007,7 +2018,7 @@ async fn pg_copy_stream(
         None => copied.map_err(|e| q(stmt)(e.to_string())),
     };
     if outcome.is_ok() && write_state {
-        outcome = pg_copy_state(conn, std::mem::take(state_rows)).await;
+        outcome = pg_copy_state(conn, state_rows).await;
     }
     (ended_by, outcome)
 }
@@ -2252,7 +2263,7 @@ impl UpsertJob {
         for sql in &self.prepare {
             pg_exec(conn, sql, None).await?;
         }
-        pg_copy_in(conn, &self.copy, self.data).await?;
+        pg_copy_in(conn, &self.copy, &self.data).await?;
         let count = [("n".to_owned(), Type::Int)];
         for (fk, any, rows) in &self.checks {
             let n = pg_read(conn, any, &count, None).await?;
@@ -2378,12 +2389,12 @@ impl PgTarget {
                 while let Some(job) = next.take().or_else(|| rx.recv().ok()) {
                     // Whatever else a job does may read or end what the rows went into.
                     if !matches!(job, PgJob::Copy(..) | PgJob::CopyState(..)) && !state_rows.is_empty() {
-                        let rows = std::mem::take(&mut state_rows);
                         if failed.is_none()
-                            && let Err(e) = rt.block_on(pg_copy_state(&mut conn, rows))
+                            && let Err(e) = rt.block_on(pg_copy_state(&mut conn, &mut state_rows))
                         {
                             failed = Some(e);
                         }
+                        state_rows.clear();
                     }
                     match job {
                         PgJob::Copy(stmt, binary, data) => {
@@ -2467,7 +2478,7 @@ impl PgTarget {
                             if failed.is_none() {
                                 let mut written = encode_state(&mut state_rows, chunks, xid);
                                 if written.is_ok() && state_rows.len() >= STATE_FLUSH {
-                                    written = rt.block_on(pg_copy_state(&mut conn, std::mem::take(&mut state_rows)));
+                                    written = rt.block_on(pg_copy_state(&mut conn, &mut state_rows));
                                 }
                                 failed = written.err();
                             }
