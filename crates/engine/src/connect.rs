@@ -1883,9 +1883,16 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ConnectorError> {
 /// A connection to PostgreSQL and the runtime that drives it; the URL shows masked in errors.
 fn pg_connect(url: &str) -> Result<(tokio::runtime::Runtime, sqlx::PgConnection), ConnectorError> {
     let rt = runtime()?;
-    let conn = rt
+    let mut conn = rt
         .block_on(sqlx::PgConnection::connect(url))
         .map_err(|e| ConnectorError::Open { what: masked(url), reason: e.to_string() })?;
+    // A server's timeouts are set for its applications' queries. A migration's statements (a
+    // table's COPY, a key built over millions of rows) and its transaction, idle while v1 is
+    // read, take as long as the data does: cancelled halfway, the run would only roll back.
+    // pg_dump and pg_restore set the same.
+    for sql in ["SET statement_timeout = 0", "SET idle_in_transaction_session_timeout = 0"] {
+        rt.block_on(sqlx::query(sql).execute(&mut conn)).map_err(|e| q(sql)(e.to_string()))?;
+    }
     Ok((rt, conn))
 }
 

@@ -1017,6 +1017,49 @@ fn targets_load_rows_and_row_state_across_many_copies_and_stop_at_a_refused_row(
     }
 }
 
+/// A server whose sessions time out statements, or transactions left idle, does not cut a run
+/// short: a migration's statements and its transaction take as long as the data does.
+#[test]
+fn postgres_sessions_outlast_the_servers_timeouts() {
+    let Some(db) = TestDb::postgres() else { return };
+    let schema = probe_schema();
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    cutover_testkit::exec(
+        &db.url,
+        &format!(
+            "ALTER DATABASE \"{name}\" SET statement_timeout = '100ms';
+             ALTER DATABASE \"{name}\" SET idle_in_transaction_session_timeout = '100ms'"
+        ),
+    )
+    .unwrap();
+    // The settings hold for a session that does not change them.
+    let err = cutover_testkit::exec(&db.url, "SELECT pg_sleep(0.3)").unwrap_err();
+    assert!(err.contains("statement timeout"), "{err}");
+
+    let mut t = TargetConfig::from_url(&db.url).unwrap().build().unwrap();
+    t.ensure_schema(&schema).unwrap();
+    t.begin().unwrap();
+    t.exec_sql("SELECT pg_sleep(0.3)").unwrap();
+    // Idle in the transaction, as while v1 is read.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    load_probes_in_tx(t.as_mut(), Uuid::from_u128(500), Uuid::from_u128(5));
+    t.commit().unwrap();
+    let back = t.read_rows("probe", &cols_typed(&schema, "probe"), None).unwrap();
+    assert_eq!(back, probe_rows(Uuid::from_u128(500), Uuid::from_u128(5)));
+}
+
+/// Writes a parent row and the probe rows under it, in the transaction already begun.
+fn load_probes_in_tx(t: &mut dyn Target, parent: Uuid, account: Uuid) {
+    t.start_table("parent", &["id".into(), "account_id".into()]).unwrap();
+    t.write_row(&[Value::Uuid(parent), Value::Uuid(account)]).unwrap();
+    t.finish_table().unwrap();
+    t.start_table("probe", &COLS.map(String::from)).unwrap();
+    for r in probe_rows(parent, account) {
+        t.write_row(&r).unwrap();
+    }
+    t.finish_table().unwrap();
+}
+
 /// A final migration reads a big table's row state a part at a time: the parts of one
 /// generation, read one after another, are that generation's chunks in order, and nothing of
 /// a later generation.
