@@ -1951,7 +1951,7 @@ async fn pg_copy_state(conn: &mut sqlx::PgConnection, rows: &mut Vec<u8>) -> Res
     let stmt = format!("COPY {} ({}) FROM STDIN (FORMAT binary)", state::STATE_TABLE, state::COLUMNS.join(", "));
     let written = pg_copy_in(conn, &stmt, rows).await;
     rows.clear();
-    if rows.capacity() > 2 * STATE_FLUSH {
+    if !reusable(rows.capacity(), STATE_FLUSH) {
         // A chunk of very long rows grew it: not kept for the rest of the run.
         *rows = Vec::new();
     }

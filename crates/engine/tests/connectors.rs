@@ -444,6 +444,12 @@ fn probe_rows(parent: Uuid, account: Uuid) -> Vec<Vec<Value>> {
 /// Loads a parent row and `rows` of `probe` under it, and commits.
 fn load_probes(t: &mut dyn Target, parent: Uuid, account: Uuid, rows: &[Vec<Value>]) {
     t.begin().unwrap();
+    load_probes_in_tx(t, parent, account, rows);
+    t.commit().unwrap();
+}
+
+/// Writes a parent row and `rows` of `probe` under it, in the transaction already begun.
+fn load_probes_in_tx(t: &mut dyn Target, parent: Uuid, account: Uuid, rows: &[Vec<Value>]) {
     t.start_table("parent", &["id".into(), "account_id".into()]).unwrap();
     t.write_row(&[Value::Uuid(parent), Value::Uuid(account)]).unwrap();
     t.finish_table().unwrap();
@@ -452,7 +458,6 @@ fn load_probes(t: &mut dyn Target, parent: Uuid, account: Uuid, rows: &[Vec<Valu
         t.write_row(r).unwrap();
     }
     t.finish_table().unwrap();
-    t.commit().unwrap();
 }
 
 fn cols_typed(schema: &ddl::Schema, table: &str) -> Vec<(String, Type)> {
@@ -1042,22 +1047,11 @@ fn postgres_sessions_outlast_the_servers_timeouts() {
     t.exec_sql("SELECT pg_sleep(0.3)").unwrap();
     // Idle in the transaction, as while v1 is read.
     std::thread::sleep(std::time::Duration::from_millis(300));
-    load_probes_in_tx(t.as_mut(), Uuid::from_u128(500), Uuid::from_u128(5));
+    let (parent, account) = (Uuid::from_u128(500), Uuid::from_u128(5));
+    load_probes_in_tx(t.as_mut(), parent, account, &probe_rows(parent, account));
     t.commit().unwrap();
     let back = t.read_rows("probe", &cols_typed(&schema, "probe"), None).unwrap();
     assert_eq!(back, probe_rows(Uuid::from_u128(500), Uuid::from_u128(5)));
-}
-
-/// Writes a parent row and the probe rows under it, in the transaction already begun.
-fn load_probes_in_tx(t: &mut dyn Target, parent: Uuid, account: Uuid) {
-    t.start_table("parent", &["id".into(), "account_id".into()]).unwrap();
-    t.write_row(&[Value::Uuid(parent), Value::Uuid(account)]).unwrap();
-    t.finish_table().unwrap();
-    t.start_table("probe", &COLS.map(String::from)).unwrap();
-    for r in probe_rows(parent, account) {
-        t.write_row(&r).unwrap();
-    }
-    t.finish_table().unwrap();
 }
 
 /// A final migration reads a big table's row state a part at a time: the parts of one
