@@ -311,6 +311,9 @@ impl Target for DeltaTarget<'_> {
     fn exec_sql(&mut self, sql: &str) -> Result<u64, ConnectorError> {
         self.inner.exec_sql(sql)
     }
+    fn trust_references(&mut self, refs: &[crate::connect::Reference]) {
+        self.inner.trust_references(refs);
+    }
     fn start_table(&mut self, table: &str, columns: &[String]) -> Result<(), ConnectorError> {
         if !self.order.iter().any(|t| t == table) {
             self.order.push(table.to_owned());

@@ -469,6 +469,8 @@ pub fn run_tapped(
         && !t.replaces_account()
     {
         t.begin()?;
+        // A final migration keeps the rows a lookup may answer with, or writes them first.
+        t.trust_references(&resolved_references(pack));
     } else if let Some(t) = target.as_deref_mut() {
         t.ensure_schema(&pack.v2)?;
         t.ensure_state_table()?;

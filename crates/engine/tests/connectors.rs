@@ -760,6 +760,70 @@ fn targets_refuse_upserts_and_deletes_that_break_a_key() {
     }
 }
 
+/// A final migration tells its target which foreign keys it resolved itself (every value the
+/// id of a row it keeps or writes first): its upserts take those at the run's word, without
+/// looking a value up, and check every other key, even of the same table.
+#[test]
+fn upserts_check_every_foreign_key_a_run_did_not_resolve_itself() {
+    let schema = ddl::parse(
+        "two.sql",
+        "CREATE TABLE parent (id UUID PRIMARY KEY, account_id UUID NOT NULL);
+         CREATE TABLE child (id UUID PRIMARY KEY, account_id UUID NOT NULL,
+             a_id UUID REFERENCES parent (id), b_id UUID REFERENCES parent (id));",
+    )
+    .unwrap();
+    let (account, parent, nowhere) = (Uuid::from_u128(5), Uuid::from_u128(6), Uuid::from_u128(999));
+    let resolved = [Reference {
+        table: "child".into(),
+        column: "a_id".into(),
+        parent: "parent".into(),
+        parent_column: "id".into(),
+    }];
+    let cols = ["id", "account_id", "a_id", "b_id"].map(String::from);
+    let typed = [("id".to_owned(), Type::Uuid), ("a_id".to_owned(), Type::Uuid), ("b_id".to_owned(), Type::Uuid)];
+    for (name, _db, url) in targets() {
+        let mut t = TargetConfig::from_url(&url).unwrap().build().unwrap();
+        t.ensure_schema(&schema).unwrap();
+        t.begin().unwrap();
+        t.start_table("parent", &["id".into(), "account_id".into()]).unwrap();
+        t.write_row(&[Value::Uuid(parent), Value::Uuid(account)]).unwrap();
+        t.finish_table().and_then(|()| t.commit()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // (a_id, b_id): whether the upsert commits. PostgreSQL looks each key up on its own
+        // for every batch: a_id is not looked at. (SQLite checks a table's keys together, at
+        // commit: one it must look at has it look at them all.)
+        let mut cases = vec![(parent, parent, true), (parent, nowhere, false)];
+        if name != "sqlite" {
+            cases.push((nowhere, parent, true));
+        }
+        for (n, (a_id, b_id, commits)) in cases.into_iter().enumerate() {
+            t.begin_consistent().unwrap();
+            t.trust_references(&resolved);
+            let id = Uuid::from_u128(10 + n as u128);
+            let row = vec![Value::Uuid(id), Value::Uuid(account), Value::Uuid(a_id), Value::Uuid(b_id)];
+            let done = t.upsert_rows("child", &cols, &["id"], &[row]).and_then(|()| t.commit());
+            if commits {
+                done.unwrap_or_else(|e| panic!("{name}: a_id {a_id}, b_id {b_id}: {e}"));
+            } else {
+                let err = done.expect_err("a dangling b_id must not commit").to_string();
+                assert!(err.contains("foreign key") || err.contains("FOREIGN KEY"), "{name}: {err}");
+                t.rollback().unwrap();
+            }
+        }
+        // The keys are the run's word for one transaction only: the next checks a_id again.
+        t.begin_consistent().unwrap();
+        let row = vec![Value::Uuid(Uuid::from_u128(20)), Value::Uuid(account), Value::Uuid(nowhere), Value::Null];
+        let done = t.upsert_rows("child", &cols, &["id"], &[row]).and_then(|()| t.commit());
+        assert!(done.is_err(), "{name}: a_id is checked once the run that resolved it is over");
+        t.rollback().unwrap();
+        let ids: Vec<Value> = t.read_rows("child", &typed, None).unwrap().into_iter().map(|r| r[0].clone()).collect();
+        let mut committed = vec![Value::Uuid(Uuid::from_u128(10))];
+        if name != "sqlite" {
+            committed.push(Value::Uuid(Uuid::from_u128(12)));
+        }
+        assert_eq!(ids, committed, "{name}");
+    }
+}
+
 /// A value binary COPY has no encoding for (text for an integer column) still upserts: the
 /// batch goes as text, which the database parses.
 #[test]
