@@ -573,10 +573,9 @@ fn targets_refuse_a_load_whose_foreign_keys_do_not_hold() {
     }
 }
 
-/// A first load may tell a target which foreign keys it resolved itself; every other one,
-/// even of the same table, is still checked at commit.
-#[test]
-fn targets_check_every_foreign_key_a_run_did_not_resolve_itself() {
+/// A parent table and a child with two foreign keys to it, and the one of them (`a_id`) a run
+/// says it resolved itself.
+fn two_keys() -> (ddl::Schema, [Reference; 1]) {
     let schema = ddl::parse(
         "two.sql",
         "CREATE TABLE parent (id UUID PRIMARY KEY, account_id UUID NOT NULL);
@@ -584,13 +583,17 @@ fn targets_check_every_foreign_key_a_run_did_not_resolve_itself() {
              a_id UUID REFERENCES parent (id), b_id UUID REFERENCES parent (id), UNIQUE (account_id, a_id));",
     )
     .unwrap();
+    let resolved =
+        Reference { table: "child".into(), column: "a_id".into(), parent: "parent".into(), parent_column: "id".into() };
+    (schema, [resolved])
+}
+
+/// A first load may tell a target which foreign keys it resolved itself; every other one,
+/// even of the same table, is still checked at commit.
+#[test]
+fn targets_check_every_foreign_key_a_run_did_not_resolve_itself() {
+    let (schema, resolved) = two_keys();
     let (account, parent) = (Uuid::from_u128(5), Uuid::from_u128(6));
-    let resolved = [Reference {
-        table: "child".into(),
-        column: "a_id".into(),
-        parent: "parent".into(),
-        parent_column: "id".into(),
-    }];
     for (name, _db, url) in targets() {
         for (b_id, holds) in [(parent, true), (Uuid::from_u128(999), false)] {
             let mut t = TargetConfig::from_url(&url).unwrap().build().unwrap();
@@ -765,20 +768,8 @@ fn targets_refuse_upserts_and_deletes_that_break_a_key() {
 /// looking a value up, and check every other key, even of the same table.
 #[test]
 fn upserts_check_every_foreign_key_a_run_did_not_resolve_itself() {
-    let schema = ddl::parse(
-        "two.sql",
-        "CREATE TABLE parent (id UUID PRIMARY KEY, account_id UUID NOT NULL);
-         CREATE TABLE child (id UUID PRIMARY KEY, account_id UUID NOT NULL,
-             a_id UUID REFERENCES parent (id), b_id UUID REFERENCES parent (id));",
-    )
-    .unwrap();
+    let (schema, resolved) = two_keys();
     let (account, parent, nowhere) = (Uuid::from_u128(5), Uuid::from_u128(6), Uuid::from_u128(999));
-    let resolved = [Reference {
-        table: "child".into(),
-        column: "a_id".into(),
-        parent: "parent".into(),
-        parent_column: "id".into(),
-    }];
     let cols = ["id", "account_id", "a_id", "b_id"].map(String::from);
     let typed = [("id".to_owned(), Type::Uuid), ("a_id".to_owned(), Type::Uuid), ("b_id".to_owned(), Type::Uuid)];
     for (name, _db, url) in targets() {
@@ -798,7 +789,8 @@ fn upserts_check_every_foreign_key_a_run_did_not_resolve_itself() {
         for (n, (a_id, b_id, commits)) in cases.into_iter().enumerate() {
             t.begin_consistent().unwrap();
             t.trust_references(&resolved);
-            let id = Uuid::from_u128(10 + n as u128);
+            // An account each: a child's a_id is unique within its account.
+            let (id, account) = (Uuid::from_u128(10 + n as u128), Uuid::from_u128(100 + n as u128));
             let row = vec![Value::Uuid(id), Value::Uuid(account), Value::Uuid(a_id), Value::Uuid(b_id)];
             let done = t.upsert_rows("child", &cols, &["id"], &[row]).and_then(|()| t.commit());
             if commits {
