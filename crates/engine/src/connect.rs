@@ -1493,7 +1493,6 @@ fn describe_row(row: &[Value]) -> String {
     format!("row ({}…)", parts.join(", "))
 }
 
-/// Reads rows `FROM {from_clause} = ?1` (the clause ends with the account column).
 /// The `SELECT` of the rows of `table` with one of `ids`, the account `?1`'s, by id.
 fn sqlite_rows_by_id_sql(table: &str, columns: &[(String, Type)], ids: &[Uuid]) -> String {
     let d = Dialect::Sqlite;

@@ -460,22 +460,18 @@ impl Target for DeltaTarget<'_> {
         let second = self.second.take();
         let DeltaTarget { inner, saving, order, columns, pending, counts, .. } = self;
         let bundle = match reader {
-            Some(mut reader) => std::thread::scope(|s| {
+            Some(reader) => std::thread::scope(|s| {
                 let saving = &*saving;
                 let (rewritten, gone) = (&rewritten, &gone);
                 let bundle = s.spawn(move || {
                     let account = saving.account;
-                    let mut first =
-                        |t: &str, c: &[(String, Type)], ids: &[Uuid]| reader.read_rows_by_id(t, c, account, ids);
-                    match second {
-                        Some(mut second) => {
-                            let mut other = |t: &str, c: &[(String, Type)], ids: &[Uuid]| {
-                                second.read_rows_by_id(t, c, account, ids)
-                            };
-                            saving.write(&mut [&mut first, &mut other], rewritten, gone)
-                        }
-                        None => saving.write(&mut [&mut first], rewritten, gone),
-                    }
+                    let reads = std::iter::once(reader)
+                        .chain(second)
+                        .map(|mut r| -> Box<ReadById<'_>> {
+                            Box::new(move |t, c, ids| r.read_rows_by_id(t, c, account, ids))
+                        })
+                        .collect();
+                    saving.write(reads, rewritten, gone)
                 });
                 let written = write_changes(&mut **inner, saving, order, columns, pending, counts, gone);
                 // The bundle's error first, as when it is written before the rows.
@@ -485,8 +481,8 @@ impl Target for DeltaTarget<'_> {
             }),
             None => {
                 let account = saving.account;
-                let mut read = |t: &str, c: &[(String, Type)], ids: &[Uuid]| inner.read_rows_by_id(t, c, account, ids);
-                let bundle = saving.write(&mut [&mut read], &rewritten, &gone)?;
+                let read: Box<ReadById<'_>> = Box::new(|t, c, ids| inner.read_rows_by_id(t, c, account, ids));
+                let bundle = saving.write(vec![read], &rewritten, &gone)?;
                 crate::failpoint::reached("final:after-bundle");
                 write_changes(&mut **inner, saving, order, columns, pending, counts, &gone)?;
                 Ok(bundle)
@@ -570,6 +566,15 @@ impl Serialize for Exact<'_> {
     }
 }
 
+/// A row read from v2 keyed by its id, when it has one and a legacy reference (the first and
+/// third columns of every table cutover writes).
+fn by_id(row: Vec<Value>) -> Option<(Uuid, Vec<Value>)> {
+    match (row.first(), row.get(2)) {
+        (Some(Value::Uuid(id)), Some(Value::Text(_))) => Some((*id, row)),
+        _ => None,
+    }
+}
+
 /// A recovery bundle that could not be written, and why.
 fn bundle_error(why: impl std::fmt::Display) -> ConnectorError {
     ConnectorError::Query { what: "writing the recovery bundle".into(), reason: why.to_string() }
@@ -586,7 +591,7 @@ impl Saving<'_> {
     /// returns.
     fn write(
         &self,
-        reads: &mut [&mut ReadById<'_>],
+        reads: Vec<Box<ReadById<'_>>>,
         rewritten: &[(String, Uuid)],
         gone: &[(String, Uuid)],
     ) -> Result<BundleManifest, ConnectorError> {
@@ -598,7 +603,7 @@ impl Saving<'_> {
 
     fn write_files(
         &self,
-        reads: &mut [&mut ReadById<'_>],
+        reads: Vec<Box<ReadById<'_>>>,
         rewritten: &[(String, Uuid)],
         gone: &[(String, Uuid)],
     ) -> Result<BundleManifest, Box<dyn std::error::Error + Send + Sync>> {
@@ -653,7 +658,7 @@ impl Saving<'_> {
             let n = reads.len();
             let mut rxs = Vec::with_capacity(n);
             let plan = &plan;
-            for (k, read) in reads.iter_mut().enumerate() {
+            for (k, mut read) in reads.into_iter().enumerate() {
                 let (tx, rx) = std::sync::mpsc::sync_channel::<Result<HashMap<Uuid, Vec<Value>>, ConnectorError>>(0);
                 rxs.push(rx);
                 s.spawn(move || {
@@ -664,13 +669,7 @@ impl Saving<'_> {
                         let rows =
                             if plain.is_empty() { Ok(Vec::new()) } else { read(table, &columns[table].0, &plain) };
                         let failed = rows.is_err();
-                        let sent = rows.map(|rows| {
-                            let by_id = |row: Vec<Value>| match (row.first(), row.get(2)) {
-                                (Some(Value::Uuid(id)), Some(Value::Text(_))) => Some((*id, row)),
-                                _ => None,
-                            };
-                            rows.into_iter().filter_map(by_id).collect::<HashMap<Uuid, Vec<Value>>>()
-                        });
+                        let sent = rows.map(|rows| rows.into_iter().filter_map(by_id).collect::<HashMap<_, _>>());
                         // Gone when writing failed: nothing more to read.
                         if tx.send(sent).is_err() || failed {
                             return;
@@ -1066,7 +1065,7 @@ mod tests {
                 part,
             };
             let mut reads: Reads = vec![Vec::new(); readers];
-            let mut closures: Vec<Box<ReadById<'_>>> = reads
+            let closures: Vec<Box<ReadById<'_>>> = reads
                 .iter_mut()
                 .enumerate()
                 .map(|(k, reads)| {
@@ -1093,10 +1092,7 @@ mod tests {
                     }) as Box<ReadById<'_>>
                 })
                 .collect();
-            let mut refs: Vec<&mut ReadById<'_>> = closures.iter_mut().map(|c| &mut **c).collect();
-            let written = saving.write(&mut refs, &rewritten, &gone);
-            drop(refs);
-            drop(closures);
+            let written = saving.write(closures, &rewritten, &gone);
             let rows = std::fs::read_to_string(saving.bundle_dir.join("rows.jsonl")).unwrap_or_default();
             (written.map(|m| (m.overwritten, m.deleted, m.sha256)).map_err(|e| e.to_string()), rows, reads)
         };
