@@ -293,6 +293,9 @@ pub trait RowsById: Send {
     }
 }
 
+/// Rows read in load order, each with its position ([`Target::rows_in_load_order`]).
+pub type LoadOrderPage = Vec<(i64, Vec<Value>)>;
+
 /// A v2 database.
 pub trait Target: Send {
     /// The SQL dialect.
@@ -462,6 +465,21 @@ pub trait Target: Send {
             f(r)?;
         }
         Ok(())
+    }
+    /// A page of an account's rows of `table` in load order: at most `limit` rows after the
+    /// position `after` (0 before the first), each with its position. An empty page is the
+    /// end; `None` where the target cannot read in load order, which the caller then does not
+    /// rely on.
+    fn rows_in_load_order(
+        &mut self,
+        table: &str,
+        columns: &[(String, Type)],
+        account: Uuid,
+        after: i64,
+        limit: usize,
+    ) -> Result<Option<LoadOrderPage>, ConnectorError> {
+        let _ = (table, columns, account, after, limit);
+        Ok(None)
     }
     /// Reads the rows of a table with the given ids (`id` and `account_id` columns), ordered by the first column.
     fn read_rows_by_id(
@@ -1875,6 +1893,36 @@ impl Target for SqliteTarget {
     ) -> Result<Vec<Vec<Value>>, ConnectorError> {
         let conn = self.conn()?;
         sqlite_read(&conn, table, columns, account)
+    }
+    fn rows_in_load_order(
+        &mut self,
+        table: &str,
+        columns: &[(String, Type)],
+        account: Uuid,
+        after: i64,
+        limit: usize,
+    ) -> Result<Option<LoadOrderPage>, ConnectorError> {
+        let conn = self.conn()?;
+        let t = Dialect::Sqlite.ident(table);
+        if conn.prepare(&format!("SELECT rowid FROM {t} LIMIT 0")).is_err() {
+            return Ok(None);
+        }
+        // The rowid first: a seek to the page's start, then the table in its own order.
+        let mut with_rowid = vec![("rowid".to_owned(), Type::Int)];
+        with_rowid.extend_from_slice(columns);
+        let cols: Vec<String> = columns.iter().map(|(c, _)| Dialect::Sqlite.ident(c)).collect();
+        let sql = format!(
+            "SELECT rowid, {} FROM {t} WHERE {SQLITE_ACCOUNT} = ?1 AND rowid > {after} ORDER BY rowid LIMIT {limit}",
+            cols.join(", ")
+        );
+        let mut page = Vec::with_capacity(limit.min(1 << 16));
+        sqlite_each(&conn, table, &sql, &with_rowid, Some(account), &mut |mut row| {
+            if let Value::Int(rowid) = row.remove(0) {
+                page.push((rowid, row));
+            }
+            Ok(())
+        })?;
+        Ok(Some(page))
     }
 }
 

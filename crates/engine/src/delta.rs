@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::connect::{ConnectorError, Dialect, RowsById, Source, Target};
 use crate::ddl::Schema;
-use crate::live::{Entry, LiveState, Parts};
+use crate::live::{LiveState, NextPart, Parts};
 use crate::preview::{ChangeKind, Preview, preview};
 use crate::run::{EngineError, LedgerRecord, RunReport, RunSpec, account_uuid, run};
 use crate::state::{self, StateEntry};
@@ -86,35 +86,51 @@ struct Drift {
 }
 
 /// The table the run is on: the live state of its rows (v1 and v2 fingerprints by id), read a
-/// part at a time when one generation holds it.
+/// part at a time.
 struct Current {
     table: String,
     live: LiveState,
-    /// The one generation read a part at a time (none when the state was read whole).
-    generation: Option<i32>,
-    /// Its parts, read ahead on the snapshot reader's connection.
+    /// The first generation, read a part at a time, and the newer ones laid over it.
+    layers: state::Layers<(i64, i64)>,
+    /// The first generation's parts, read ahead on the snapshot reader's connection.
     ahead: Option<Ahead>,
 }
 
 impl Current {
+    /// Runs `f` on the live state and the parts it reads from.
+    fn with_parts<R>(
+        &mut self,
+        target: &mut dyn Target,
+        account: Uuid,
+        f: impl FnOnce(&mut LiveState, &mut dyn Parts) -> R,
+    ) -> R {
+        let next = self.ahead.as_ref().map(|a| move || a.next());
+        let mut parts = state::TargetParts {
+            target,
+            account,
+            table: &self.table,
+            layers: &mut self.layers,
+            keep: fingerprints,
+            ahead: next.as_ref().map(|f| f as state::ReadAhead<'_, (i64, i64)>),
+        };
+        f(&mut self.live, &mut parts)
+    }
+
     fn find(
         &mut self,
         target: &mut dyn Target,
         account: Uuid,
         id: &Uuid,
     ) -> Result<Option<(i64, i64)>, ConnectorError> {
-        let mut parts =
-            StateParts { target, account, table: &self.table, generation: self.generation, ahead: self.ahead.as_ref() };
-        self.live.find(id, &mut parts)
+        self.with_parts(target, account, |live, parts| live.find(id, parts))
     }
 
     /// The ids of the live rows the run did not give again, and the reader the parts were
     /// read ahead with, back.
-    fn finish(self, target: &mut dyn Target, account: Uuid) -> Result<(Vec<Uuid>, Option<Reader>), ConnectorError> {
-        let mut parts =
-            StateParts { target, account, table: &self.table, generation: self.generation, ahead: self.ahead.as_ref() };
-        let gone = self.live.finish(&mut parts)?;
-        Ok((gone, self.ahead.and_then(|a| a.handle.join().ok())))
+    fn finish(mut self, target: &mut dyn Target, account: Uuid) -> Result<(Vec<Uuid>, Option<Reader>), ConnectorError> {
+        let live = std::mem::replace(&mut self.live, LiveState::in_parts());
+        let gone = self.with_parts(target, account, |_, parts| live.finish(parts))?;
+        Ok((gone.into_iter().map(|e| e.0).collect(), self.ahead.and_then(|a| a.handle.join().ok())))
     }
 }
 
@@ -122,9 +138,9 @@ impl Current {
 type Reader = Box<dyn RowsById>;
 
 /// A part read ahead: its entries and last chunk, `None` once every part was sent.
-type AheadPart = Result<Option<(Vec<Entry>, i32)>, ConnectorError>;
+type AheadPart = NextPart;
 
-/// The parts of one generation of a table's row state, read in order on a thread of their own
+/// The parts of the first generation of a table's row state, read in order on a thread of their own
 /// while the run maps the table's records: reading and decoding them on the mapping thread
 /// stalled the readers of v1 behind it (TPC-H's order lines: 24 parts, 0.25 s).
 struct Ahead {
@@ -143,7 +159,7 @@ impl Ahead {
             .spawn(move || {
                 let mut after = -1;
                 loop {
-                    let part = state::Part { generation, after, limit: PART_CHUNKS };
+                    let part = state::Part { generation, after, limit: state::PART_CHUNKS };
                     let sent = match reader.state_part(account, &table, part) {
                         Ok(heads) if heads.is_empty() => {
                             let _ = tx.send(Ok(None));
@@ -181,46 +197,9 @@ impl Ahead {
     }
 }
 
-/// Chunks of row state per part read: 131,072 entries, 4 MiB. Fewer, larger parts cost more
-/// memory and no less time (a part of 128 chunks is read in about 7 ms on PostgreSQL).
-const PART_CHUNKS: u32 = 128;
-
-/// Reads the live state of the run's table from the real target, a part at a time (or takes
-/// the parts read ahead).
-struct StateParts<'t> {
-    target: &'t mut dyn Target,
-    account: Uuid,
-    table: &'t str,
-    generation: Option<i32>,
-    ahead: Option<&'t Ahead>,
-}
-
-impl Parts for StateParts<'_> {
-    fn next_part(&mut self, after: i32) -> Result<Option<(Vec<Entry>, i32)>, ConnectorError> {
-        let Some(generation) = self.generation else { return Ok(None) };
-        if let Some(ahead) = self.ahead {
-            // Read in the same order, from the first part: `after` is the last one sent.
-            return ahead.next();
-        }
-        let part = state::Part { generation, after, limit: PART_CHUNKS };
-        let (mut entries, mut last) = (Vec::new(), None);
-        self.target.scan_state_part(self.account, self.table, part, &mut |h| {
-            entries.extend(state::live(std::slice::from_ref(&h), |_, v1, v2| (v1, v2)));
-            last = Some(h.chunk);
-            Ok(())
-        })?;
-        Ok(last.map(|c| (entries, c)))
-    }
-    fn all_ids(&mut self) -> Result<Vec<Uuid>, ConnectorError> {
-        let mut ids = Vec::new();
-        self.target.scan_state(self.account, self.table, true, &mut |h| {
-            if Some(h.generation) == self.generation {
-                ids.extend((0..h.n.max(0) as usize).filter_map(|i| h.id(i)));
-            }
-            Ok(())
-        })?;
-        Ok(ids)
-    }
+/// What the final migration keeps of an entry: its v1 and v2 fingerprints.
+fn fingerprints(_: state::Loc, v1: i64, v2: i64) -> (i64, i64) {
+    (v1, v2)
 }
 
 /// What the recovery bundle is made from, besides v2's rows: apart from the rest of
@@ -319,27 +298,17 @@ impl Target for DeltaTarget<'_> {
             self.order.push(table.to_owned());
         }
         self.columns.insert(table.to_owned(), columns.to_vec());
-        // One generation (no final migration yet) is read a part at a time, in the order the
-        // run meets its records; several need every entry at once, to find each id's newest.
-        let mut heads = Vec::new();
-        self.inner.scan_state(self.saving.account, table, false, &mut |h| {
-            heads.push(h);
-            Ok(())
-        })?;
-        let one = state::live_count_without_entries(&heads).is_some().then(|| heads.first().map(|h| h.generation));
-        self.current = Some(match one {
-            Some(generation) => {
-                let ahead = match (generation, self.reader.take()) {
-                    (Some(g), Some(reader)) => Some(Ahead::start(reader, self.saving.account, table, g)?),
-                    _ => None,
-                };
-                Current { table: table.to_owned(), live: LiveState::in_parts(), generation, ahead }
+        // The first generation is read a part at a time, in the order the run meets its
+        // records, with what later final migrations wrote laid over it.
+        let layers = state::Layers::read(self.inner, self.saving.account, table, &fingerprints)?;
+        let ahead = match (layers.base(), self.reader.take()) {
+            (Some(g), Some(reader)) => Some(Ahead::start(reader, self.saving.account, table, g)?),
+            (_, reader) => {
+                self.reader = reader;
+                None
             }
-            None => {
-                let live = state::read_live(self.inner, self.saving.account, table, |_, v1, v2| (v1, v2))?;
-                Current { table: table.to_owned(), live: LiveState::whole(live), generation: None, ahead: None }
-            }
-        });
+        };
+        self.current = Some(Current { table: table.to_owned(), live: LiveState::in_parts(), layers, ahead });
         self.counts.entry(table.to_owned()).or_default();
         Ok(())
     }
@@ -983,7 +952,7 @@ mod tests {
     /// (what was not read would pass for rows v1 no longer gives).
     #[test]
     fn parts_read_ahead_come_in_order_and_end_only_when_read() {
-        let chunks = PART_CHUNKS as i32 * 2 + 5;
+        let chunks = state::PART_CHUNKS as i32 * 2 + 5;
         let ahead =
             Ahead::start(Box::new(Chunks { chunks, fail_at: None, panic: false }), Uuid::nil(), "t", 1).unwrap();
         let mut seen = Vec::new();
@@ -994,7 +963,7 @@ mod tests {
         assert_eq!(seen, (1..=chunks as u128).collect::<Vec<_>>());
         assert!(ahead.handle.join().is_ok(), "the reader comes back");
         for panic in [false, true] {
-            let reader = Chunks { chunks, fail_at: Some(PART_CHUNKS as i32 + 3), panic };
+            let reader = Chunks { chunks, fail_at: Some(state::PART_CHUNKS as i32 + 3), panic };
             let ahead = Ahead::start(Box::new(reader), Uuid::nil(), "t", 1).unwrap();
             assert!(matches!(ahead.next(), Ok(Some(_))));
             let e = ahead.next().unwrap_err().to_string();

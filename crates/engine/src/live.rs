@@ -1,5 +1,6 @@
-//! The live row state of the table a final migration is on, read a part at a time as the run
-//! meets the table's records, so that its memory does not grow with the table.
+//! The live row state of a table, read a part at a time as a final migration meets the table's
+//! records (or the overwrite preview its v2 rows), so that its memory does not grow with the
+//! table.
 //!
 //! The state comes back in the order the last run met its records, which is the order this run
 //! meets them in again unless v1 changed: a record found near the front of what is not met yet
@@ -13,17 +14,24 @@ use uuid::Uuid;
 
 use crate::connect::ConnectorError;
 
-/// A live entry: the row's id and its v1 and v2 fingerprints.
-pub type Entry = (Uuid, (i64, i64));
+/// A live entry: the row's id and what a reader keeps of it (by default its v1 and v2
+/// fingerprints).
+pub type Entry<P = (i64, i64)> = (Uuid, P);
+
+/// The entries of one part of the state, in order, and the part's last chunk.
+pub type EntriesPart<P = (i64, i64)> = (Vec<Entry<P>>, i32);
+
+/// A part read: `None` once every part was read.
+pub type NextPart<P = (i64, i64)> = Result<Option<EntriesPart<P>>, ConnectorError>;
 
 /// How far past the front an id is looked for before the entries passed over are asked.
 const NEAR: usize = 8;
 
 /// Where the entries come from.
-pub trait Parts {
+pub trait Parts<P = (i64, i64)> {
     /// The entries of the next part after the chunk `after`, in order, and the part's last
     /// chunk; `None` once every part was read.
-    fn next_part(&mut self, after: i32) -> Result<Option<(Vec<Entry>, i32)>, ConnectorError>;
+    fn next_part(&mut self, after: i32) -> NextPart<P>;
     /// Every live id, in any order.
     fn all_ids(&mut self) -> Result<Vec<Uuid>, ConnectorError>;
 }
@@ -31,47 +39,50 @@ pub trait Parts {
 /// The entry looked up last: a run may look the same id up twice (to keep it unchanged, then
 /// to write it), and only the second may give it again.
 #[derive(Debug, Clone, Copy)]
-struct Last {
+struct Last<P> {
     id: Uuid,
-    fps: (i64, i64),
+    fps: P,
     given: bool,
 }
 
-/// The live state of one table, read a part at a time (or held whole, when it came whole).
-#[derive(Debug, Default)]
-pub struct LiveState {
+/// The live state of one table, read a part at a time.
+#[derive(Debug)]
+pub struct LiveState<P = (i64, i64)> {
     /// Entries read and not reached yet, in order.
-    ahead: VecDeque<Entry>,
+    ahead: VecDeque<Entry<P>>,
     /// Whether parts remain unread, and the last chunk read.
     more: bool,
     after: i32,
-    last: Option<Last>,
+    last: Option<Last<P>>,
     /// Entries passed over and not given again yet: out of order, or no longer in v1.
-    passed: HashMap<Uuid, (i64, i64)>,
+    passed: HashMap<Uuid, P>,
     /// The sorted leading 64 bits of every live id: an id whose bits are not among them is not
     /// in the state. Read at the first id found neither near the front nor passed over.
     prefixes: Option<Vec<u64>>,
     /// Live entries that were not given again, known so far.
-    gone: Vec<Uuid>,
+    gone: Vec<Entry<P>>,
 }
 
 fn prefix(id: &Uuid) -> u64 {
     (id.as_u128() >> 64) as u64
 }
 
-impl LiveState {
+impl<P: Copy> LiveState<P> {
     /// The state read a part at a time from [`Parts`].
     pub fn in_parts() -> Self {
-        Self { more: true, after: -1, ..Self::default() }
-    }
-
-    /// The state read whole beforehand, in order.
-    pub fn whole(entries: Vec<Entry>) -> Self {
-        Self { ahead: entries.into(), ..Self::default() }
+        Self {
+            ahead: VecDeque::new(),
+            more: true,
+            after: -1,
+            last: None,
+            passed: HashMap::new(),
+            prefixes: None,
+            gone: Vec::new(),
+        }
     }
 
     /// Reads parts until `n` entries are ahead or none remain.
-    fn fill(&mut self, n: usize, parts: &mut dyn Parts) -> Result<(), ConnectorError> {
+    fn fill(&mut self, n: usize, parts: &mut dyn Parts<P>) -> Result<(), ConnectorError> {
         while self.more && self.ahead.len() < n {
             match parts.next_part(self.after)? {
                 Some((entries, last_chunk)) => {
@@ -85,7 +96,7 @@ impl LiveState {
     }
 
     /// Whether the state may hold `id`: no when its leading bits are not any live id's.
-    fn may_hold(&mut self, id: &Uuid, parts: &mut dyn Parts) -> Result<bool, ConnectorError> {
+    fn may_hold(&mut self, id: &Uuid, parts: &mut dyn Parts<P>) -> Result<bool, ConnectorError> {
         if self.prefixes.is_none() {
             // Every id not reached yet is ahead or passed over once all parts are read.
             let mut all: Vec<u64> = if self.more {
@@ -105,17 +116,17 @@ impl LiveState {
         if let Some(l) = self.last.take()
             && !l.given
         {
-            self.gone.push(l.id);
+            self.gone.push((l.id, l.fps));
         }
     }
 
-    fn found(&mut self, id: Uuid, fps: (i64, i64)) -> Option<(i64, i64)> {
+    fn found(&mut self, id: Uuid, fps: P) -> Option<P> {
         self.last = Some(Last { id, fps, given: false });
         Some(fps)
     }
 
-    /// The fingerprints of `id`'s entry, if the state holds it.
-    pub fn find(&mut self, id: &Uuid, parts: &mut dyn Parts) -> Result<Option<(i64, i64)>, ConnectorError> {
+    /// What the state holds of `id`'s entry, if it holds it.
+    pub fn find(&mut self, id: &Uuid, parts: &mut dyn Parts<P>) -> Result<Option<P>, ConnectorError> {
         if let Some(l) = self.last
             && l.id == *id
         {
@@ -157,16 +168,16 @@ impl LiveState {
 
     /// The live entries that were not given again, once the run met every record: what is left
     /// ahead, unread and passed over.
-    pub fn finish(mut self, parts: &mut dyn Parts) -> Result<Vec<Uuid>, ConnectorError> {
+    pub fn finish(mut self, parts: &mut dyn Parts<P>) -> Result<Vec<Entry<P>>, ConnectorError> {
         self.settle_last();
         loop {
-            self.gone.extend(self.ahead.drain(..).map(|e| e.0));
+            self.gone.extend(self.ahead.drain(..));
             if !self.more {
                 break;
             }
             self.fill(1, parts)?;
         }
-        self.gone.extend(self.passed.into_keys());
+        self.gone.extend(self.passed);
         Ok(self.gone)
     }
 }
@@ -184,7 +195,7 @@ mod tests {
     }
 
     impl Parts for List {
-        fn next_part(&mut self, after: i32) -> Result<Option<(Vec<Entry>, i32)>, ConnectorError> {
+        fn next_part(&mut self, after: i32) -> NextPart {
             let start = usize::try_from(after + 1).unwrap_or(0) * self.size;
             if start >= self.entries.len() {
                 return Ok(None);
@@ -221,7 +232,14 @@ mod tests {
             .collect()
     }
 
-    fn sorted(mut v: Vec<Uuid>) -> Vec<Uuid> {
+    fn sorted(gone: Vec<Entry>) -> Vec<Uuid> {
+        let mut v: Vec<Uuid> = gone.into_iter().map(|e| e.0).collect();
+        v.sort();
+        v
+    }
+
+    fn ids(v: impl IntoIterator<Item = u64>) -> Vec<Uuid> {
+        let mut v: Vec<Uuid> = v.into_iter().map(id).collect();
         v.sort();
         v
     }
@@ -254,7 +272,7 @@ mod tests {
                 let want = (*i < 50).then(|| (*i as i64, -(*i as i64)));
                 assert_eq!(*f, want, "id {i}, parts of {size}");
             }
-            assert_eq!(sorted(s.finish(&mut parts).unwrap()), sorted((10..30).map(id).collect()), "parts of {size}");
+            assert_eq!(sorted(s.finish(&mut parts).unwrap()), ids(10..30), "parts of {size}");
         }
     }
 
@@ -269,19 +287,6 @@ mod tests {
         // Looked up (its record now rejected, say) and not given.
         assert_eq!(s.find(&id(1), &mut parts).unwrap(), Some((1, -1)));
         meet(&mut s, &mut parts, &[2, 3]);
-        assert_eq!(sorted(s.finish(&mut parts).unwrap()), sorted(vec![id(1), id(4)]));
-    }
-
-    #[test]
-    fn a_state_read_whole_answers_the_same() {
-        let parts = list(50, 50);
-        let mut s = LiveState::whole(parts.entries.clone());
-        let mut none = list(0, 1);
-        let found = meet(&mut s, &mut none, &[3, 2, 1000, 5, 49]);
-        assert_eq!(found, vec![Some((3, -3)), Some((2, -2)), None, Some((5, -5)), Some((49, -49))]);
-        let kept = [2, 3, 5, 49];
-        let want: Vec<Uuid> = (0..50).filter(|i| !kept.contains(i)).map(id).collect();
-        assert_eq!(sorted(s.finish(&mut none).unwrap()), sorted(want));
-        assert_eq!(none.ids_read + none.parts_read, 0);
+        assert_eq!(sorted(s.finish(&mut parts).unwrap()), ids([1, 4]));
     }
 }

@@ -1222,3 +1222,54 @@ fn targets_scan_rows_in_the_order_they_were_loaded() {
         assert_eq!(first_out, None, "{name}: not in load order from row {first_out:?}: {:?}", &got[..3]);
     }
 }
+
+#[test]
+fn targets_page_an_accounts_rows_in_load_order_or_say_they_cannot() {
+    let (a, b) = (Uuid::from_u128(0xa), Uuid::from_u128(0xb));
+    for (name, _db, url) in targets() {
+        let mut t = TargetConfig::from_url(&url).unwrap().build().unwrap();
+        let cols = [("id".to_owned(), Type::Uuid), ("n".to_owned(), Type::Int)];
+        if name == "postgres" {
+            cutover_testkit::exec(&url, "CREATE TABLE paged (id uuid PRIMARY KEY, account_id uuid NOT NULL, n bigint)")
+                .unwrap();
+            assert!(t.rows_in_load_order("paged", &cols, a, 0, 10).unwrap().is_none(), "{name}");
+            continue;
+        }
+        // Ids fall as rows are loaded, two accounts take turns, and an index starts with the
+        // account: neither the id's order nor the index's may show through.
+        cutover_testkit::exec(
+            &url,
+            "CREATE TABLE paged (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, n INTEGER); \
+             CREATE INDEX paged_account ON paged (account_id, n); \
+             WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 100) \
+             INSERT INTO paged SELECT printf('%032x', 1000 - i), \
+             CASE WHEN i % 3 = 0 THEN '00000000-0000-0000-0000-00000000000b' ELSE '00000000-0000-0000-0000-00000000000a' END, \
+             (i * 37) % 101 FROM s",
+        )
+        .unwrap();
+        let want = |acct: Uuid| -> Vec<i64> {
+            (1..=100i64).filter(|i| (i % 3 == 0) == (acct == b)).map(|i| (i * 37) % 101).collect()
+        };
+        for acct in [a, b] {
+            let (mut after, mut got, mut pages) = (0, Vec::new(), 0);
+            loop {
+                let page = t.rows_in_load_order("paged", &cols, acct, after, 7).unwrap().unwrap();
+                if page.is_empty() {
+                    break;
+                }
+                assert!(page.len() <= 7);
+                for (at, row) in page {
+                    assert!(at > after, "{name}: positions rise");
+                    after = at;
+                    match row.as_slice() {
+                        [Value::Uuid(_), Value::Int(n)] => got.push(*n),
+                        other => panic!("{other:?}"),
+                    }
+                }
+                pages += 1;
+            }
+            assert_eq!(got, want(acct), "{name}: the account's rows in load order");
+            assert_eq!(pages, want(acct).len().div_ceil(7));
+        }
+    }
+}

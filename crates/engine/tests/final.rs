@@ -9,7 +9,7 @@ use cutover_demo::{DEFAULT_CUTOFF, Spec};
 use cutover_engine::connect::{SourceConfig, TargetConfig};
 use cutover_engine::delta::final_run;
 use cutover_engine::pack::{Pack, PackSource};
-use cutover_engine::preview::preview;
+use cutover_engine::preview::{ChangeKind, preview};
 use cutover_engine::run::{RunSpec, run};
 use cutover_engine::value::{Type, Value};
 use cutover_testkit::TestDb;
@@ -198,6 +198,12 @@ fn a_final_migration_rewriting_many_rows(v2: &str, fresh: &str) {
     let p = preview(&pack, tgt.as_mut(), "acme").unwrap();
     let drifted = p.items.len();
     assert!(drifted > 100, "{drifted}");
+    // Each as it was loaded: many of a chunk's rows, read from it once.
+    for i in &p.items {
+        let pages = i.fields.iter().find(|f| f.column == "pages").unwrap();
+        assert_eq!(pages.now.as_i64().unwrap() - 1000, pages.as_loaded.as_i64().unwrap(), "{}", i.legacy_ref);
+        assert_eq!(i.fields.len(), 1, "{:?}", i.fields);
+    }
     let bundle_dir = dir.path().join("recovery/run-2");
     let mut src = SourceConfig::Sqlite { path: v1.clone() }.build().unwrap();
     let r = final_run(&spec, src.as_mut(), tgt.as_mut(), &p.id, &bundle_dir, &mut |_| Ok(())).unwrap();
@@ -294,6 +300,124 @@ fn merge_in_v1_sqlite_target() {
 fn merge_in_v1_postgres_target() {
     let (Some(a), Some(b)) = (TestDb::postgres(), TestDb::postgres()) else { return };
     a_merge_in_v1_repoints_unchanged_children(&a.url, &b.url);
+}
+
+/// After a final migration the row state has two generations: the first migration's, and the
+/// rows the final wrote. The preview then lists exactly the new edits, with the values the
+/// last run loaded (of either generation), and the engine's final migration over such a state
+/// (the app runs one per project) again leaves v2 equal to a fresh migration.
+fn a_second_final_migration(v2: &str, fresh: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("v1.db");
+    cutover_demo::generate(&v1, Spec { customers: 100, seed: 5, cutoff: DEFAULT_CUTOFF }).unwrap();
+    let pack = PackSource::Builtin.load("omikai").unwrap();
+    let (included, opts) = scope(&pack);
+    let spec = acme(&pack, &included, &opts);
+    first_migration(&spec, &v1, v2);
+    let retitle = |n: usize| {
+        let c = rusqlite::Connection::open(&v1).unwrap();
+        c.execute(
+            "UPDATE JOB SET TITLE = 'changed in v1' WHERE JOBNO IN (SELECT JOBNO FROM JOB WHERE STATUS IN ('10', '20') \
+             AND CUSTNO < 1000000 AND TITLE != 'changed in v1' ORDER BY JOBNO LIMIT ?1)",
+            [n],
+        )
+        .unwrap()
+    };
+    let final_migration = |bundle: &str| {
+        let mut tgt = TargetConfig::from_url(v2).unwrap().build().unwrap();
+        let p = preview(&pack, tgt.as_mut(), "acme").unwrap();
+        let mut src = SourceConfig::Sqlite { path: v1.clone() }.build().unwrap();
+        let r = final_run(&spec, src.as_mut(), tgt.as_mut(), &p.id, &dir.path().join(bundle), &mut |_| Ok(())).unwrap();
+        (p, r)
+    };
+    exec_v2(v2, "UPDATE customer SET name = 'Renamed in v2' WHERE legacy_ref = 'CUST:1'");
+    assert_eq!(retitle(4), 4);
+    rusqlite::Connection::open(&v1)
+        .unwrap()
+        .execute("INSERT INTO CUST (CUSTNO, NAME, COUNTRY, PAYTERMS, CURRENCY, STATUS, CREATED) VALUES (5000, 'Nykunde AS', 'Norway', '30D', 'NOK', 'A', '2026-11-01')", [])
+        .unwrap();
+    let (_, r) = final_migration("recovery/run-2");
+    assert_eq!((r.tables["customer"].rewritten, r.tables["customer"].inserted), (1, 1));
+    let names = || -> BTreeMap<String, Value> {
+        let mut t = TargetConfig::from_url(v2).unwrap().build().unwrap();
+        let cols = [("legacy_ref".to_owned(), Type::Text), ("name".to_owned(), Type::Text)];
+        t.read_rows("customer", &cols, None)
+            .unwrap()
+            .into_iter()
+            .map(|r| match r.as_slice() {
+                [Value::Text(k), name] => (k.clone(), name.clone()),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    let loaded = names();
+
+    // More edits in v2: a row the final rewrote, a row it inserted, one only the first
+    // migration wrote; a line deleted, a contact typed in.
+    let other = loaded.keys().filter(|k| !["CUST:1", "CUST:5000"].contains(&k.as_str())).max().unwrap().clone();
+    exec_v2(
+        v2,
+        &format!("UPDATE customer SET name = 'Edited again' WHERE legacy_ref IN ('CUST:1', 'CUST:5000', '{other}')"),
+    );
+    exec_v2(v2, "DELETE FROM invoice_line WHERE legacy_ref = (SELECT MAX(legacy_ref) FROM invoice_line)");
+    exec_v2(
+        v2,
+        &format!(
+            "INSERT INTO contact (id, account_id, legacy_ref, customer_id, first_name, last_name, email, phone, is_primary) \
+             SELECT '00000000-0000-4000-8000-0000000000cc', account_id, 'v2:typed-in', id, 'Tor', 'Typed', NULL, NULL, {} FROM customer WHERE legacy_ref = 'CUST:5000'",
+            if v2.starts_with("postgres") { "false" } else { "0" }
+        ),
+    );
+    assert_eq!(retitle(2), 2);
+    let (p, r) = final_migration("recovery/run-3");
+    let mut changed: Vec<(&str, &serde_json::Value)> = p
+        .items
+        .iter()
+        .filter(|i| i.kind == ChangeKind::Changed)
+        .map(|i| {
+            assert_eq!(i.table, "customer");
+            let name = i.fields.iter().find(|f| f.column == "name").unwrap();
+            assert_eq!(name.now, "Edited again");
+            (i.legacy_ref.as_str(), &name.as_loaded)
+        })
+        .collect();
+    changed.sort_by_key(|c| c.0);
+    let as_loaded = |k: &str| match &loaded[k] {
+        Value::Text(s) => serde_json::Value::String(s.clone()),
+        other => panic!("{other:?}"),
+    };
+    let want = [as_loaded("CUST:1"), as_loaded("CUST:5000"), as_loaded(&other)];
+    let mut want: Vec<(&str, &serde_json::Value)> =
+        ["CUST:1", "CUST:5000", other.as_str()].into_iter().zip(want.iter()).collect();
+    want.sort_by_key(|c| c.0);
+    assert_eq!(changed, want, "the values the last run loaded, of either generation");
+    assert_eq!(want.iter().find(|w| w.0 == "CUST:5000").unwrap().1, "Nykunde AS");
+    assert_eq!(p.counts().values().map(|c| c.iter().sum::<u64>()).sum::<u64>(), 5, "{:?}", p.counts());
+    assert_eq!((p.counts()["invoice_line"], p.counts()["contact"]), ([0, 0, 1], [0, 1, 0]));
+
+    first_migration(&spec, &v1, fresh);
+    assert_eq!(snapshot(&pack, v2), snapshot(&pack, fresh));
+    assert_eq!(r.tables["customer"].rewritten, 3);
+    assert_eq!(r.tables["sales_order"].rewritten, 2);
+    assert_eq!(r.tables["invoice_line"].rewritten, 1);
+    assert_eq!(r.tables["contact"].deleted, 1);
+    let t = r.totals();
+    assert_eq!(t.rewritten + t.inserted + t.deleted, 7, "{:?}", r.tables);
+    let mut tgt = TargetConfig::from_url(v2).unwrap().build().unwrap();
+    assert!(preview(&pack, tgt.as_mut(), "acme").unwrap().items.is_empty());
+}
+
+#[test]
+fn second_final_sqlite_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("v2.db"), dir.path().join("fresh.db"));
+    a_second_final_migration(a.to_str().unwrap(), b.to_str().unwrap());
+}
+
+#[test]
+fn second_final_postgres_target() {
+    let (Some(a), Some(b)) = (TestDb::postgres(), TestDb::postgres()) else { return };
+    a_second_final_migration(&a.url, &b.url);
 }
 
 /// The final migration keeps an unchanged record's row without mapping it again, but only
