@@ -51,6 +51,11 @@ echo "v1: $(du -h "$V1" | cut -f1); peak RSS of each step:"
 cp "$V1" "$WORK/v1-run.db"
 new_project "$WORK/v2.db"
 step "first SQLite→SQLite" "$BIN" migrate bench --first --json
+# The parallel phase: the customer edits 500 order lines in v2 and deletes 20.
+EDIT="UPDATE order_line SET comment = comment || ' (v2)' WHERE id IN (SELECT id FROM order_line ORDER BY random() LIMIT 500); \
+DELETE FROM order_line WHERE id IN (SELECT id FROM order_line ORDER BY random() LIMIT 20);"
+sqlite3 "$WORK/v2.db" "$EDIT"
+step "preview, SQLite v2 edited" "$BIN" preview bench --json
 rm -f "$WORK/v2.db"
 psql "$PG" -qc "DROP DATABASE IF EXISTS $V2DB" -qc "CREATE DATABASE $V2DB" >/dev/null 2>&1
 cp "$V1" "$WORK/v1-run.db"
@@ -61,6 +66,7 @@ step "verify (row level)" "$BIN" verify bench --sample 0 --json
 # 1 % of the v1 rows change, as in run.sh, then the gates of a final migration are passed.
 CHANGED=$(sqlite3 "$WORK/v1-run.db" "SELECT (SELECT COUNT(*) FROM LINEITEM) / 100")
 ready_for_final "$CHANGED"
-step "overwrite preview" "$BIN" preview bench --json
+psql "$PGBASE/$V2DB" -qc "$EDIT" >/dev/null
+step "preview, v2 edited" "$BIN" preview bench --json
 id=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['id'])" "$WORK/out")
 step "final, 1 % changed" "$BIN" migrate bench --final --ack-overwrite "$id" --json
