@@ -428,18 +428,32 @@ pub fn generation_ids(
     generation: i32,
 ) -> Result<Vec<Uuid>, ConnectorError> {
     let mut ids = Vec::new();
+    each_chunk(target, account, table, generation, &mut |h| {
+        ids.extend((0..h.n.max(0) as usize).filter_map(|i| h.id(i)));
+    })?;
+    Ok(ids)
+}
+
+/// Calls `f` with every chunk of one generation of a table's row state, with its entries, a
+/// part at a time.
+fn each_chunk(
+    target: &mut dyn Target,
+    account: Uuid,
+    table: &str,
+    generation: i32,
+    f: &mut dyn FnMut(ChunkHead),
+) -> Result<(), ConnectorError> {
     let mut after = -1;
     loop {
-        let part = Part { generation, after, limit: 512 };
         let mut last = None;
-        target.scan_state_part(account, table, part, &mut |h| {
-            ids.extend((0..h.n.max(0) as usize).filter_map(|i| h.id(i)));
+        target.scan_state_part(account, table, Part { generation, after, limit: PART_CHUNKS }, &mut |h| {
             last = Some(h.chunk);
+            f(h);
             Ok(())
         })?;
         match last {
             Some(c) => after = c,
-            None => return Ok(ids),
+            None => return Ok(()),
         }
     }
 }
@@ -483,19 +497,7 @@ impl<T: Copy> Layers<T> {
         })?;
         let mut layers = Self::over(generations.first().copied());
         for &generation in generations.iter().skip(1) {
-            let mut after = -1;
-            loop {
-                let mut last = None;
-                target.scan_state_part(account, table, Part { generation, after, limit: PART_CHUNKS }, &mut |h| {
-                    layers.add(&h, keep);
-                    last = Some(h.chunk);
-                    Ok(())
-                })?;
-                match last {
-                    Some(c) => after = c,
-                    None => break,
-                }
-            }
+            each_chunk(target, account, table, generation, &mut |h| layers.add(&h, keep))?;
         }
         Ok(layers)
     }
