@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use cutover_testkit::TestDb;
+use cutover_testkit::{TestDb, typed_in_contact};
 use serde_json::Value;
 
 struct Env {
@@ -901,9 +901,9 @@ fn six_phases(v1: &str, v2: &str) {
     e.vendor(&["migrate", "six", "--first"]).ok();
     assert_eq!(e.vendor(&["verify", "six", "--json"]).ok().json()["clean"], true);
     // Parallel phase: the customer edits, creates and deletes in v2.
-    let f = if v2.starts_with("postgres") { "false" } else { "0" };
     db_exec(v2, "UPDATE customer SET name = 'Edited in v2' WHERE legacy_ref = 'CUST:1'").unwrap();
-    db_exec(v2, &format!("INSERT INTO contact (id, account_id, legacy_ref, customer_id, first_name, last_name, email, phone, is_primary) SELECT '00000000-0000-4000-8000-0000000000cc', account_id, 'v2:new', id, 'Vera', 'Vtwo', NULL, NULL, {f} FROM customer WHERE legacy_ref = 'CUST:1'")).unwrap();
+    let vera = ("Vera", "Vtwo");
+    db_exec(v2, &typed_in_contact(v2, "00000000-0000-4000-8000-0000000000cc", "v2:new", vera, "CUST:1")).unwrap();
     db_exec(v2, "DELETE FROM order_signature WHERE legacy_ref = (SELECT MIN(legacy_ref) FROM order_signature)")
         .unwrap();
     let p = e.vendor(&["preview", "six", "--json"]).ok().json();

@@ -12,7 +12,7 @@ use cutover_engine::pack::{Pack, PackSource};
 use cutover_engine::preview::{ChangeKind, preview};
 use cutover_engine::run::{RunSpec, run};
 use cutover_engine::value::{Type, Value};
-use cutover_testkit::TestDb;
+use cutover_testkit::{TestDb, typed_in_contact};
 
 fn exec_v2(url: &str, sql: &str) {
     cutover_testkit::exec(url, sql).unwrap();
@@ -67,14 +67,8 @@ fn final_migration_restores_v1_and_keeps_what_it_overwrites(v2: &str, fresh: &st
     // The parallel phase: the customer works in v2 ...
     exec_v2(v2, "UPDATE customer SET name = 'Renamed in v2' WHERE legacy_ref = 'CUST:1'");
     exec_v2(v2, "DELETE FROM invoice_line WHERE legacy_ref = (SELECT MIN(legacy_ref) FROM invoice_line)");
-    exec_v2(
-        v2,
-        &format!(
-            "INSERT INTO contact (id, account_id, legacy_ref, customer_id, first_name, last_name, email, phone, is_primary) \
-             SELECT '00000000-0000-4000-8000-0000000000bb', account_id, 'v2:typed-in', id, 'Tia', 'Typed', NULL, NULL, {} FROM customer WHERE legacy_ref = 'CUST:1'",
-            if v2.starts_with("postgres") { "false" } else { "0" }
-        ),
-    );
+    let tia = ("Tia", "Typed");
+    exec_v2(v2, &typed_in_contact(v2, "00000000-0000-4000-8000-0000000000bb", "v2:typed-in", tia, "CUST:1"));
     // ... and in v1, which stays the system of record until go-live.
     let c = rusqlite::Connection::open(&v1).unwrap();
     let jobs: Vec<i64> = {
@@ -360,14 +354,8 @@ fn a_second_final_migration(v2: &str, fresh: &str) {
         &format!("UPDATE customer SET name = 'Edited again' WHERE legacy_ref IN ('CUST:1', 'CUST:5000', '{other}')"),
     );
     exec_v2(v2, "DELETE FROM invoice_line WHERE legacy_ref = (SELECT MAX(legacy_ref) FROM invoice_line)");
-    exec_v2(
-        v2,
-        &format!(
-            "INSERT INTO contact (id, account_id, legacy_ref, customer_id, first_name, last_name, email, phone, is_primary) \
-             SELECT '00000000-0000-4000-8000-0000000000cc', account_id, 'v2:typed-in', id, 'Tor', 'Typed', NULL, NULL, {} FROM customer WHERE legacy_ref = 'CUST:5000'",
-            if v2.starts_with("postgres") { "false" } else { "0" }
-        ),
-    );
+    let tor = ("Tor", "Typed");
+    exec_v2(v2, &typed_in_contact(v2, "00000000-0000-4000-8000-0000000000cc", "v2:typed-in", tor, "CUST:5000"));
     assert_eq!(retitle(2), 2);
     let (p, r) = final_migration("recovery/run-3");
     let mut changed: Vec<(&str, &serde_json::Value)> = p

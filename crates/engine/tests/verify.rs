@@ -9,7 +9,7 @@ use cutover_engine::connect::{SourceConfig, TargetConfig};
 use cutover_engine::pack::{Pack, PackSource};
 use cutover_engine::run::{RunSpec, run};
 use cutover_engine::verify::{DiffKind, VerifyOptions, verify};
-use cutover_testkit::TestDb;
+use cutover_testkit::{TestDb, typed_in_contact};
 
 fn spec<'a>(pack: &'a Pack, included: &'a [String], opts: &'a BTreeMap<String, String>) -> RunSpec<'a> {
     RunSpec {
@@ -67,14 +67,7 @@ fn planted_differences_are_found_and_nothing_else(v2: &str) {
     drop(tgt);
     exec(v2, &format!("UPDATE customer SET name = 'Changed in v2' WHERE legacy_ref = '{customer}'"));
     exec(v2, &format!("DELETE FROM invoice_line WHERE legacy_ref = '{line}'"));
-    exec(
-        v2,
-        &format!(
-            "INSERT INTO contact (id, account_id, legacy_ref, customer_id, first_name, last_name, email, phone, is_primary) \
-             SELECT '00000000-0000-4000-8000-000000000001', account_id, 'NEW:1', id, 'Nina', 'New', NULL, NULL, {} FROM customer WHERE legacy_ref = '{customer}'",
-            if v2.starts_with("postgres") { "false" } else { "0" }
-        ),
-    );
+    exec(v2, &typed_in_contact(v2, "00000000-0000-4000-8000-000000000001", "NEW:1", ("Nina", "New"), &customer));
     // And 60 unchanged lines moved to the end of the table: v2 no longer gives them in the
     // order v1 does, which verify must not take for a difference.
     exec(

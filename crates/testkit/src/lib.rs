@@ -184,3 +184,21 @@ pub fn exec(url: &str, sql: &str) -> Result<u64, String> {
         Ok(c.changes())
     }
 }
+
+/// SQL that types a contact into an Omikai v2 by hand, as a customer does in the parallel
+/// phase: id `id`, legacy reference `legacy_ref`, named `first` `last`, under the customer
+/// whose legacy reference is `customer_ref`.
+pub fn typed_in_contact(
+    url: &str,
+    id: &str,
+    legacy_ref: &str,
+    (first, last): (&str, &str),
+    customer_ref: &str,
+) -> String {
+    let primary = if url.starts_with("postgres") { "false" } else { "0" };
+    format!(
+        "INSERT INTO contact (id, account_id, legacy_ref, customer_id, first_name, last_name, email, phone, is_primary) \
+         SELECT '{id}', account_id, '{legacy_ref}', id, '{first}', '{last}', NULL, NULL, {primary} FROM customer \
+         WHERE legacy_ref = '{customer_ref}'"
+    )
+}
