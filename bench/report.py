@@ -538,7 +538,12 @@ bullets([
     "the same wall time; again on 2026-12-04, the same); 64 MB of temporary buffers for the session instead of 8 MB, for the "
     "final migration's temporary table (three alternated pairs: its `COPY` 137-150 ms and the "
     "`INSERT … ON CONFLICT` 588-625 ms either way)"
-    "; verify's v2 fingerprints read in parts of 65,536 and gathered once counted, to spare the copy a growing vector makes (the allocator kept the parts: peak RSS 233-242 MiB against 219-221 MiB, scale 0.5, two alternated pairs).",
+    "; verify's v2 fingerprints read in parts of 65,536 and gathered once counted, to spare the copy a growing vector makes (the allocator kept the parts: peak RSS 233-242 MiB against 219-221 MiB, scale 0.5, two alternated pairs)"
+    "; a SQLite v2's overwrite preview with each page of rows decoded on a thread of its own while "
+    "the next page's values were copied out of SQLite (2026-12-05, evening, scale 0.5, three "
+    "alternated pairs): 6.16-6.28 s against 6.27-7.32 s, for 2 s more CPU and 40 MiB more; copying "
+    "the values out of SQLite's statement column by column is most of the work, and it stays on "
+    "one thread.",
 ])
 md.append("## Memory at other scales\n")
 bullets([

@@ -1271,5 +1271,36 @@ fn targets_page_an_accounts_rows_in_load_order_or_say_they_cannot() {
             assert_eq!(got, want(acct), "{name}: the account's rows in load order");
             assert_eq!(pages, want(acct).len().div_ceil(7));
         }
+        // Asked again from the start, or from anywhere, a page is the same.
+        let first = |t: &mut Box<dyn Target>, after| {
+            let page = t.rows_in_load_order("paged", &cols, a, after, 7).unwrap().unwrap();
+            page.into_iter().map(|(at, row)| (at, row[1].clone())).collect::<Vec<_>>()
+        };
+        let from_start = first(&mut t, 0);
+        let from_third = first(&mut t, from_start[2].0);
+        assert_eq!(from_third[..4], from_start[3..], "{name}");
+        assert_eq!(first(&mut t, 0), from_start, "{name}");
+        // A value that is not its column's type is refused when its page is asked for.
+        cutover_testkit::exec(
+            &url,
+            "UPDATE paged SET id = 'not a uuid' WHERE n = (SELECT n FROM paged WHERE rowid = 50)",
+        )
+        .unwrap();
+        let (mut after, mut before) = (0, Vec::new());
+        let refused = loop {
+            match t.rows_in_load_order("paged", &cols, a, after, 7) {
+                Ok(Some(page)) if !page.is_empty() => {
+                    after = page.last().unwrap().0;
+                    before.extend(page.into_iter().map(|r| r.0));
+                }
+                Ok(_) => panic!("{name}: the bad id was not refused"),
+                Err(e) => break e.to_string(),
+            }
+        };
+        assert!(
+            before.iter().all(|&r| r < 50) && before.len() >= 28,
+            "{name}: the pages before it come whole: {before:?}"
+        );
+        assert!(refused.contains("paged.id"), "{refused}");
     }
 }
