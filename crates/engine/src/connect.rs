@@ -1576,6 +1576,11 @@ fn sqlite_each(
     Ok(())
 }
 
+/// Whether a SQLite table has rowids (one declared `WITHOUT ROWID` has not).
+fn sqlite_has_rowid(conn: &rusqlite::Connection, table: &str) -> bool {
+    conn.prepare_cached(&format!("SELECT rowid FROM {} LIMIT 0", Dialect::Sqlite.ident(table))).is_ok()
+}
+
 /// A v2 value read from SQLite as its column's type. UUIDs and dates are parsed from the
 /// stored text's bytes: making a string of each first, then parsing it through a format
 /// description, was a sixth of a SQLite v2's overwrite preview.
@@ -1896,8 +1901,7 @@ impl Target for SqliteTarget {
         // In load order, the rowid's (an upsert keeps a row's rowid), as verify meets the rows
         // again, and without a seek into the table per row of the key's index; a table without
         // rowids comes in key order.
-        let has_rowid = conn.prepare(&format!("SELECT rowid FROM {} LIMIT 0", Dialect::Sqlite.ident(table))).is_ok();
-        let order = if has_rowid { "rowid" } else { "1" };
+        let order = if sqlite_has_rowid(&conn, table) { "rowid" } else { "1" };
         let sql = select_rows_sql(Dialect::Sqlite, table, columns, account.is_some(), order);
         sqlite_each(&conn, table, &sql, columns, account, f)
     }
@@ -1919,24 +1923,25 @@ impl Target for SqliteTarget {
         limit: usize,
     ) -> Result<Option<LoadOrderPage>, ConnectorError> {
         let conn = self.conn()?;
-        let t = Dialect::Sqlite.ident(table);
-        if conn.prepare(&format!("SELECT rowid FROM {t} LIMIT 0")).is_err() {
+        if !sqlite_has_rowid(&conn, table) {
             return Ok(None);
         }
-        // The rowid first: a seek to the page's start, then the table in its own order.
-        let mut with_rowid = vec![("rowid".to_owned(), Type::Int)];
-        with_rowid.extend_from_slice(columns);
+        // A seek to the page's start, then the table in its own order; the rowid read last.
+        let mut with_rowid = columns.to_vec();
+        with_rowid.push(("rowid".to_owned(), Type::Int));
         let cols: Vec<String> = columns.iter().map(|(c, _)| Dialect::Sqlite.ident(c)).collect();
         let sql = format!(
-            "SELECT rowid, {} FROM {t} WHERE {SQLITE_ACCOUNT} = ?1 AND rowid > {after} ORDER BY rowid LIMIT {limit}",
-            cols.join(", ")
+            "SELECT {}, rowid FROM {} WHERE {SQLITE_ACCOUNT} = ?1 AND rowid > {after} ORDER BY rowid LIMIT {limit}",
+            cols.join(", "),
+            Dialect::Sqlite.ident(table)
         );
         let mut page = Vec::with_capacity(limit.min(1 << 16));
-        sqlite_each(&conn, table, &sql, &with_rowid, Some(account), &mut |mut row| {
-            if let Value::Int(rowid) = row.remove(0) {
+        sqlite_each(&conn, table, &sql, &with_rowid, Some(account), &mut |mut row| match row.pop() {
+            Some(Value::Int(rowid)) => {
                 page.push((rowid, row));
+                Ok(())
             }
-            Ok(())
+            other => Err(q(format!("reading {table} in load order"))(format!("a rowid came as {other:?}"))),
         })?;
         Ok(Some(page))
     }

@@ -104,14 +104,13 @@ impl Current {
         account: Uuid,
         f: impl FnOnce(&mut LiveState, &mut dyn Parts) -> R,
     ) -> R {
-        let next = self.ahead.as_ref().map(|a| move || a.next());
         let mut parts = state::TargetParts {
             target,
             account,
             table: &self.table,
             layers: &mut self.layers,
             keep: fingerprints,
-            ahead: next.as_ref().map(|f| f as state::ReadAhead<'_, (i64, i64)>),
+            ahead: self.ahead.as_ref().map(|a| a as &dyn state::ReadAhead<(i64, i64)>),
         };
         f(&mut self.live, &mut parts)
     }
@@ -184,8 +183,10 @@ impl Ahead {
             .map_err(|e| ConnectorError::Query { what: "reading the row state".into(), reason: e.to_string() })?;
         Ok(Self { rx, handle })
     }
+}
 
-    fn next(&self) -> AheadPart {
+impl state::ReadAhead<(i64, i64)> for Ahead {
+    fn next_part(&self) -> AheadPart {
         // A thread that stopped without saying it was done must not pass for the state's end:
         // the entries not sent would count as rows v1 no longer gives.
         self.rx.recv().unwrap_or_else(|_| {
@@ -300,7 +301,12 @@ impl Target for DeltaTarget<'_> {
         self.columns.insert(table.to_owned(), columns.to_vec());
         // The first generation is read a part at a time, in the order the run meets its
         // records, with what later final migrations wrote laid over it.
-        let layers = state::Layers::read(self.inner, self.saving.account, table, &fingerprints)?;
+        let mut heads = Vec::new();
+        self.inner.scan_state(self.saving.account, table, false, &mut |h| {
+            heads.push(h);
+            Ok(())
+        })?;
+        let layers = state::Layers::read(self.inner, self.saving.account, table, &heads, &fingerprints)?;
         let ahead = match (layers.base(), self.reader.take()) {
             (Some(g), Some(reader)) => Some(Ahead::start(reader, self.saving.account, table, g)?),
             (_, reader) => {
@@ -908,6 +914,7 @@ pub fn final_run_checked(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::ReadAhead;
 
     /// Serves a generation of `chunks` chunks of one entry each, `limit` at a time; fails at
     /// chunk `fail_at`, or panics there when `panic`.
@@ -956,7 +963,7 @@ mod tests {
         let ahead =
             Ahead::start(Box::new(Chunks { chunks, fail_at: None, panic: false }), Uuid::nil(), "t", 1).unwrap();
         let mut seen = Vec::new();
-        while let Some((entries, last)) = ahead.next().unwrap() {
+        while let Some((entries, last)) = ahead.next_part().unwrap() {
             assert_eq!(entries.last().map(|e| e.1), Some((i64::from(last), -i64::from(last))));
             seen.extend(entries.into_iter().map(|e| e.0.as_u128()));
         }
@@ -965,8 +972,8 @@ mod tests {
         for panic in [false, true] {
             let reader = Chunks { chunks, fail_at: Some(state::PART_CHUNKS as i32 + 3), panic };
             let ahead = Ahead::start(Box::new(reader), Uuid::nil(), "t", 1).unwrap();
-            assert!(matches!(ahead.next(), Ok(Some(_))));
-            let e = ahead.next().unwrap_err().to_string();
+            assert!(matches!(ahead.next_part(), Ok(Some(_))));
+            let e = ahead.next_part().unwrap_err().to_string();
             assert!(e.contains(if panic { "stopped" } else { "went away" }), "{e}");
         }
     }

@@ -113,14 +113,19 @@ fn kept(loc: Loc, _: i64, v2: i64) -> Kept {
     (v2, loc)
 }
 
-/// Calls `f` with every live entry of the account's table, a part of its state at a time.
-fn each_live(
-    target: &mut dyn Target,
+/// The table a preview compares: the account, the table, its index among the pack's tables,
+/// and its row state's chunks as read without their entries.
+struct On<'a> {
     account: Uuid,
-    table: &str,
-    f: &mut dyn FnMut(Uuid, Kept),
-) -> Result<u64, ConnectorError> {
-    let mut layers = state::Layers::read(target, account, table, &kept)?;
+    table: &'a str,
+    ti: usize,
+    heads: &'a [state::ChunkHead],
+}
+
+/// Calls `f` with every live entry of the table, a part of its state at a time.
+fn each_live(target: &mut dyn Target, on: &On<'_>, f: &mut dyn FnMut(Uuid, Kept)) -> Result<u64, ConnectorError> {
+    let (account, table) = (on.account, on.table);
+    let mut layers = state::Layers::read(target, account, table, on.heads, &kept)?;
     let mut parts = state::TargetParts { target, account, table, layers: &mut layers, keep: kept, ahead: None };
     let (mut after, mut n) = (-1, 0u64);
     while let Some((entries, last)) = parts.next_part(after)? {
@@ -190,7 +195,8 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
                 let mut hits: HashMap<Uuid, Kept> = HashMap::with_capacity(wanted.len());
                 // Live rows by the leading bits of their ids, to tell where deleted ones are.
                 let mut live_by_bucket = vec![0u32; BUCKETS];
-                let live_n = each_live(target, account, table, &mut |id, k| {
+                let on = On { account, table, ti, heads: &heads };
+                let live_n = each_live(target, &on, &mut |id, k| {
                     live_by_bucket[bucket(&id)] += 1;
                     if wanted.binary_search(&id).is_ok() {
                         hits.insert(id, k);
@@ -215,7 +221,7 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
                 // Rows not written since are still there as loaded; any other loaded row is gone.
                 let untouched = total.saturating_sub(in_v2 + created_ids.len() as u64);
                 if in_v2 + untouched < live_n {
-                    deleted_rows(target, account, table, ti, &live_by_bucket, &created_ids, &mut found)?;
+                    deleted_rows(target, &on, &live_by_bucket, &created_ids, &mut found)?;
                 }
             }
             _ => {
@@ -224,10 +230,11 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
                 let mut after = 0;
                 let mut page = target.rows_in_load_order(table, &cols, account, after, PAGE_ROWS)?;
                 if page.is_none() {
-                    checked += whole_table(target, account, table, ti, &cols, &mut items, &mut found)?;
+                    let on = On { account, table, ti, heads: &heads };
+                    checked += whole_table(target, &on, &cols, &mut items, &mut found)?;
                     continue;
                 }
-                let mut layers = state::Layers::read(target, account, table, &kept)?;
+                let mut layers = state::Layers::read(target, account, table, &heads, &kept)?;
                 let mut live = LiveState::<Kept>::in_parts();
                 while let Some(rows) = page.take().filter(|rows| !rows.is_empty()) {
                     let mut parts =
@@ -377,13 +384,12 @@ fn bucket(id: &Uuid) -> usize {
 /// hold a few thousandths of the ids, where holding every id took 16 bytes a row.
 fn deleted_rows(
     target: &mut dyn Target,
-    account: Uuid,
-    table: &str,
-    ti: usize,
+    on: &On<'_>,
     live_by_bucket: &[u32],
     created: &[Uuid],
     found: &mut Vec<Found>,
 ) -> Result<(), EngineError> {
+    let (account, table, ti) = (on.account, on.table, on.ti);
     let id_col = [("id".to_owned(), Type::Uuid)];
     let mut in_v2 = vec![0u32; BUCKETS];
     target.scan_rows(table, &id_col, Some(account), &mut |r| {
@@ -406,7 +412,7 @@ fn deleted_rows(
         Ok(())
     })?;
     ids.sort_unstable();
-    each_live(target, account, table, &mut |id, (_, loc)| {
+    each_live(target, on, &mut |id, (_, loc)| {
         if short[bucket(&id)] && ids.binary_search(&id).is_err() {
             found.push((ti, id, loc, None));
         }
@@ -418,14 +424,15 @@ fn deleted_rows(
 /// load order), and returns how many rows it checked.
 fn whole_table(
     target: &mut dyn Target,
-    account: Uuid,
-    table: &str,
-    ti: usize,
+    on: &On<'_>,
     cols: &[(String, Type)],
     items: &mut Vec<PreviewItem>,
     found: &mut Vec<Found>,
 ) -> Result<u64, EngineError> {
-    let live = SortedIds::new(state::read_live(target, account, table, kept)?);
+    let (account, table, ti) = (on.account, on.table, on.ti);
+    let mut entries = Vec::new();
+    each_live(target, on, &mut |id, k| entries.push((id, k)))?;
+    let live = SortedIds::new(entries);
     let mut seen = vec![false; live.len()];
     let mut checked = 0;
     target.scan_rows(table, cols, Some(account), &mut |row| {

@@ -373,35 +373,6 @@ pub fn live<T>(heads: &[ChunkHead], keep: impl Fn(Loc, i64, i64) -> T) -> Vec<(U
     out.into_iter().map(|(_, id, t)| (id, t)).collect()
 }
 
-/// The live entries of an account's table, read from `target` and projected by `keep`: one
-/// pass over the chunks when a single generation holds them (no final migration yet).
-pub fn read_live<T>(
-    target: &mut dyn Target,
-    account: Uuid,
-    table: &str,
-    keep: impl Fn(Loc, i64, i64) -> T,
-) -> Result<Vec<(Uuid, T)>, ConnectorError> {
-    let mut heads = Vec::new();
-    target.scan_state(account, table, false, &mut |h| {
-        heads.push(h);
-        Ok(())
-    })?;
-    let Some(count) = live_count_without_entries(&heads) else {
-        let mut full = Vec::new();
-        target.scan_state(account, table, true, &mut |h| {
-            full.push(h);
-            Ok(())
-        })?;
-        return Ok(live(&full, keep));
-    };
-    let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
-    target.scan_state(account, table, true, &mut |h| {
-        out.extend(live(std::slice::from_ref(&h), &keep));
-        Ok(())
-    })?;
-    Ok(out)
-}
-
 /// One part of a generation's live entries, projected by `keep`, and the part's last chunk;
 /// `None` past the last part.
 pub fn read_part<T>(
@@ -482,19 +453,17 @@ pub struct Layers<T> {
 
 impl<T: Copy> Layers<T> {
     /// Reads the generations after the first of `table`'s state, projected by `keep`.
+    /// `heads` are the table's chunks as [`Target::scan_state`] gives them (oldest generation
+    /// first), entries or not: they name the generations.
     pub fn read(
         target: &mut dyn Target,
         account: Uuid,
         table: &str,
+        heads: &[ChunkHead],
         keep: &impl Fn(Loc, i64, i64) -> T,
     ) -> Result<Self, ConnectorError> {
-        let mut generations = Vec::new();
-        target.scan_state(account, table, false, &mut |h| {
-            if generations.last() != Some(&h.generation) {
-                generations.push(h.generation);
-            }
-            Ok(())
-        })?;
+        let mut generations: Vec<i32> = heads.iter().map(|h| h.generation).collect();
+        generations.dedup();
         let mut layers = Self::over(generations.first().copied());
         for &generation in generations.iter().skip(1) {
             each_chunk(target, account, table, generation, &mut |h| layers.add(&h, keep))?;
@@ -578,7 +547,10 @@ impl<T: Copy> Layers<T> {
 pub const PART_CHUNKS: u32 = 128;
 
 /// The first generation's parts as another connection reads them ahead, in order.
-pub type ReadAhead<'a, T> = &'a dyn Fn() -> NextPart<T>;
+pub(crate) trait ReadAhead<T> {
+    /// The next part read: the same as the one after the part given last.
+    fn next_part(&self) -> NextPart<T>;
+}
 
 /// A table's live state read from a target a part at a time ([`Layers`]), for
 /// [`crate::live::LiveState`].
@@ -594,7 +566,7 @@ pub(crate) struct TargetParts<'t, T> {
     /// What is kept of an entry.
     pub(crate) keep: fn(Loc, i64, i64) -> T,
     /// The first generation's parts read ahead elsewhere, when they are.
-    pub(crate) ahead: Option<ReadAhead<'t, T>>,
+    pub(crate) ahead: Option<&'t dyn ReadAhead<T>>,
 }
 
 impl<T: Copy> crate::live::Parts<T> for TargetParts<'_, T> {
@@ -603,7 +575,7 @@ impl<T: Copy> crate::live::Parts<T> for TargetParts<'_, T> {
         let (base, ahead) = (self.layers.base(), self.ahead);
         self.layers.next(|| match (ahead, base) {
             // Read in the same order, from the first part: `after` is the last one sent.
-            (Some(ahead), _) => ahead(),
+            (Some(ahead), _) => ahead.next_part(),
             (None, Some(generation)) => {
                 read_part(target, account, table, Part { generation, after, limit: PART_CHUNKS }, &keep)
             }

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 
 use cutover_demo::{DEFAULT_CUTOFF, Spec};
-use cutover_engine::connect::{Reference, Scan, Source, SourceConfig, Target, TargetConfig, copy_tables};
+use cutover_engine::connect::{
+    ConnectorError, Reference, Scan, Source, SourceConfig, Target, TargetConfig, copy_tables,
+};
 use cutover_engine::ddl;
 use cutover_engine::pack::PackSource;
 use cutover_engine::run::{RunSpec, run};
@@ -578,6 +580,18 @@ fn assert_key_error(name: &str, err: &str) {
     assert!(err.contains("foreign key") || err.contains("FOREIGN KEY"), "{name}: {err}");
 }
 
+/// A commit that must hold (`done` is `Ok`), or that a dangling `b_id` must stop with a key's
+/// refusal, after which the transaction is rolled back.
+fn assert_commit(t: &mut dyn Target, what: &str, done: Result<(), ConnectorError>, holds: bool) {
+    if holds {
+        done.unwrap_or_else(|e| panic!("{what}: {e}"));
+    } else {
+        let err = done.expect_err("a dangling b_id must not commit").to_string();
+        assert_key_error(what, &err);
+        t.rollback().unwrap();
+    }
+}
+
 /// A parent table and a child with two foreign keys to it, and the one of them (`a_id`) a run
 /// says it resolved itself.
 fn two_keys() -> (ddl::Schema, [Reference; 1]) {
@@ -622,13 +636,7 @@ fn targets_check_every_foreign_key_a_run_did_not_resolve_itself() {
             ])
             .unwrap();
             let done = t.finish_table().and_then(|()| t.commit());
-            if holds {
-                done.unwrap_or_else(|e| panic!("{name}: {e}"));
-            } else {
-                let err = done.expect_err("a dangling b_id must not commit").to_string();
-                assert_key_error(name, &err);
-                t.rollback().unwrap();
-            }
+            assert_commit(t.as_mut(), name, done, holds);
             let child = [("id".to_owned(), Type::Uuid), ("b_id".to_owned(), Type::Uuid)];
             // The refused run left the load before it as it was.
             let rows = t.read_rows("child", &child, None).unwrap();
@@ -798,13 +806,7 @@ fn upserts_check_every_foreign_key_a_run_did_not_resolve_itself() {
             let (id, account) = (Uuid::from_u128(10 + n as u128), Uuid::from_u128(100 + n as u128));
             let row = vec![Value::Uuid(id), Value::Uuid(account), Value::Uuid(a_id), Value::Uuid(b_id)];
             let done = t.upsert_rows("child", &cols, &["id"], &[row]).and_then(|()| t.commit());
-            if commits {
-                done.unwrap_or_else(|e| panic!("{name}: a_id {a_id}, b_id {b_id}: {e}"));
-            } else {
-                let err = done.expect_err("a dangling b_id must not commit").to_string();
-                assert_key_error(name, &err);
-                t.rollback().unwrap();
-            }
+            assert_commit(t.as_mut(), &format!("{name}: a_id {a_id}, b_id {b_id}"), done, commits);
         }
         // The keys are the run's word for one transaction only: the next checks a_id again.
         t.begin_consistent().unwrap();

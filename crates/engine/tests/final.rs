@@ -48,6 +48,26 @@ fn acme<'a>(pack: &'a Pack, included: &'a [String], opts: &'a BTreeMap<String, S
     }
 }
 
+/// Runs a scenario on two new SQLite v2 files: the one it works on and a fresh one.
+fn on_sqlite(scenario: fn(&str, &str)) {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("v2.db"), dir.path().join("fresh.db"));
+    scenario(a.to_str().unwrap(), b.to_str().unwrap());
+}
+
+/// Runs a scenario on two new PostgreSQL databases (skipped outside CI without a server).
+fn on_postgres(scenario: fn(&str, &str)) {
+    let (Some(a), Some(b)) = (TestDb::postgres(), TestDb::postgres()) else { return };
+    scenario(&a.url, &b.url);
+}
+
+/// The preview of v2 finds nothing a final migration would overwrite.
+fn assert_nothing_to_overwrite(pack: &Pack, v2: &str) {
+    let mut tgt = TargetConfig::from_url(v2).unwrap().build().unwrap();
+    let p = preview(pack, tgt.as_mut(), "acme").unwrap();
+    assert!(p.items.is_empty(), "{:?}", p.items);
+}
+
 fn first_migration(spec: &RunSpec<'_>, v1: &std::path::Path, url: &str) -> cutover_engine::run::RunReport {
     let mut src = SourceConfig::Sqlite { path: v1.to_owned() }.build().unwrap();
     let mut tgt = TargetConfig::from_url(url).unwrap().build().unwrap();
@@ -130,21 +150,17 @@ fn final_migration_restores_v1_and_keeps_what_it_overwrites(v2: &str, fresh: &st
     let manifest = std::fs::read_to_string(bundle_dir.join("manifest.json")).unwrap();
     assert!(manifest.contains(&p.id));
     // Nothing is left to overwrite.
-    let mut tgt = TargetConfig::from_url(v2).unwrap().build().unwrap();
-    assert!(preview(&pack, tgt.as_mut(), "acme").unwrap().items.is_empty());
+    assert_nothing_to_overwrite(&pack, v2);
 }
 
 #[test]
 fn sqlite_target() {
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("v2.db"), dir.path().join("fresh.db"));
-    final_migration_restores_v1_and_keeps_what_it_overwrites(a.to_str().unwrap(), b.to_str().unwrap());
+    on_sqlite(final_migration_restores_v1_and_keeps_what_it_overwrites);
 }
 
 #[test]
 fn postgres_target() {
-    let (Some(a), Some(b)) = (TestDb::postgres(), TestDb::postgres()) else { return };
-    final_migration_restores_v1_and_keeps_what_it_overwrites(&a.url, &b.url);
+    on_postgres(final_migration_restores_v1_and_keeps_what_it_overwrites);
 }
 
 /// A final migration that rewrites more rows of a table than one upsert takes (on
@@ -224,15 +240,12 @@ fn a_final_migration_rewriting_many_rows(v2: &str, fresh: &str) {
 
 #[test]
 fn many_rows_sqlite_target() {
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("v2.db"), dir.path().join("fresh.db"));
-    a_final_migration_rewriting_many_rows(a.to_str().unwrap(), b.to_str().unwrap());
+    on_sqlite(a_final_migration_rewriting_many_rows);
 }
 
 #[test]
 fn many_rows_postgres_target() {
-    let (Some(a), Some(b)) = (TestDb::postgres(), TestDb::postgres()) else { return };
-    a_final_migration_rewriting_many_rows(&a.url, &b.url);
+    on_postgres(a_final_migration_rewriting_many_rows);
 }
 
 /// A v1 change to one record can change how untouched records map: a customer that becomes a
@@ -285,15 +298,12 @@ fn a_merge_in_v1_repoints_unchanged_children(v2: &str, fresh: &str) {
 
 #[test]
 fn merge_in_v1_sqlite_target() {
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("v2.db"), dir.path().join("fresh.db"));
-    a_merge_in_v1_repoints_unchanged_children(a.to_str().unwrap(), b.to_str().unwrap());
+    on_sqlite(a_merge_in_v1_repoints_unchanged_children);
 }
 
 #[test]
 fn merge_in_v1_postgres_target() {
-    let (Some(a), Some(b)) = (TestDb::postgres(), TestDb::postgres()) else { return };
-    a_merge_in_v1_repoints_unchanged_children(&a.url, &b.url);
+    on_postgres(a_merge_in_v1_repoints_unchanged_children);
 }
 
 /// After a final migration the row state has two generations: the first migration's, and the
@@ -391,21 +401,17 @@ fn a_second_final_migration(v2: &str, fresh: &str) {
     assert_eq!(r.tables["contact"].deleted, 1);
     let t = r.totals();
     assert_eq!(t.rewritten + t.inserted + t.deleted, 7, "{:?}", r.tables);
-    let mut tgt = TargetConfig::from_url(v2).unwrap().build().unwrap();
-    assert!(preview(&pack, tgt.as_mut(), "acme").unwrap().items.is_empty());
+    assert_nothing_to_overwrite(&pack, v2);
 }
 
 #[test]
 fn second_final_sqlite_target() {
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("v2.db"), dir.path().join("fresh.db"));
-    a_second_final_migration(a.to_str().unwrap(), b.to_str().unwrap());
+    on_sqlite(a_second_final_migration);
 }
 
 #[test]
 fn second_final_postgres_target() {
-    let (Some(a), Some(b)) = (TestDb::postgres(), TestDb::postgres()) else { return };
-    a_second_final_migration(&a.url, &b.url);
+    on_postgres(a_second_final_migration);
 }
 
 /// The final migration keeps an unchanged record's row without mapping it again, but only
@@ -473,15 +479,12 @@ fn what_the_final_migration_keeps_and_what_it_maps_again(v2: &str, fresh: &str) 
 
 #[test]
 fn keep_or_map_again_sqlite_target() {
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("v2.db"), dir.path().join("fresh.db"));
-    what_the_final_migration_keeps_and_what_it_maps_again(a.to_str().unwrap(), b.to_str().unwrap());
+    on_sqlite(what_the_final_migration_keeps_and_what_it_maps_again);
 }
 
 #[test]
 fn keep_or_map_again_postgres_target() {
-    let (Some(a), Some(b)) = (TestDb::postgres(), TestDb::postgres()) else { return };
-    what_the_final_migration_keeps_and_what_it_maps_again(&a.url, &b.url);
+    on_postgres(what_the_final_migration_keeps_and_what_it_maps_again);
 }
 
 /// Fingerprints of rows, per table.
