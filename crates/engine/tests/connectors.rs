@@ -1087,7 +1087,8 @@ fn targets_load_rows_and_row_state_across_many_copies_and_stop_at_a_refused_row(
 }
 
 /// A server whose sessions time out statements, or transactions left idle, does not cut a run
-/// short: a migration's statements and its transaction take as long as the data does.
+/// short: a migration's statements and its transaction take as long as the data does. Nor does
+/// it compile cutover's big scans to machine code first (JIT).
 #[test]
 fn postgres_sessions_outlast_the_servers_timeouts() {
     let Some(db) = TestDb::postgres() else { return };
@@ -1097,7 +1098,8 @@ fn postgres_sessions_outlast_the_servers_timeouts() {
         &db.url,
         &format!(
             "ALTER DATABASE \"{name}\" SET statement_timeout = '100ms';
-             ALTER DATABASE \"{name}\" SET idle_in_transaction_session_timeout = '100ms'"
+             ALTER DATABASE \"{name}\" SET idle_in_transaction_session_timeout = '100ms';
+             ALTER DATABASE \"{name}\" SET jit = on"
         ),
     )
     .unwrap();
@@ -1106,6 +1108,7 @@ fn postgres_sessions_outlast_the_servers_timeouts() {
     assert!(err.contains("statement timeout"), "{err}");
 
     let mut t = TargetConfig::from_url(&db.url).unwrap().build().unwrap();
+    assert_eq!(t.exec_sql("SELECT 1 WHERE current_setting('jit') = 'off'").unwrap(), 1, "JIT off for the session");
     t.ensure_schema(&schema).unwrap();
     t.begin().unwrap();
     t.exec_sql("SELECT pg_sleep(0.3)").unwrap();
