@@ -19,7 +19,20 @@ fn connect(rt: &tokio::runtime::Runtime, url: &str) -> Result<sqlx::MySqlConnect
     // sqlx knows the mysql:// scheme only; MariaDB speaks the same protocol.
     let url = url.strip_prefix("mariadb://").map_or_else(|| url.to_owned(), |rest| format!("mysql://{rest}"));
     let opts: MySqlConnectOptions = url.parse().map_err(open)?;
-    rt.block_on(opts.disable_statement_logging().connect()).map_err(open)
+    let mut conn = rt.block_on(opts.disable_statement_logging().connect()).map_err(open)?;
+    // A server gives up on a client that does not take the rows it sends within
+    // `net_write_timeout` (60 s by default) and drops the connection: a scan whose run waits
+    // longer (a slow v2, a lock held there) would end halfway. Its statement timeouts are set
+    // for its applications' queries, not for reading a whole table (each server knows one of
+    // the two names). As PostgreSQL's sessions, these take as long as the data does.
+    let set = "SET SESSION net_write_timeout = 31536000";
+    rt.block_on(sqlx::query(set).execute(&mut conn)).map_err(|e| q(set)(e.to_string()))?;
+    for sql in ["SET SESSION max_statement_time = 0", "SET SESSION max_execution_time = 0"] {
+        if let Err(e) = rt.block_on(sqlx::query(sql).execute(&mut conn)) {
+            tracing::debug!(statement = sql, error = %e, "not a setting of this server");
+        }
+    }
+    Ok(conn)
 }
 
 /// A MariaDB or MySQL v1 database.

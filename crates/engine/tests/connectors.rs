@@ -1121,6 +1121,39 @@ fn postgres_sessions_outlast_the_servers_timeouts() {
     assert_eq!(back, probe_rows(Uuid::from_u128(500), Uuid::from_u128(5)));
 }
 
+/// A MariaDB or MySQL v1 keeps sending a table to a run that stops taking rows for a while
+/// (a slow v2, a lock held there): the server drops a client that takes nothing for
+/// `net_write_timeout` seconds, and the scan would end halfway.
+#[test]
+fn mysql_scans_outlast_the_servers_write_timeout() {
+    let Some(db) = TestDb::mysql() else { return };
+    // More rows than the sockets' buffers hold, so that the server has to wait for the reader.
+    cutover_testkit::exec(&db.url, "CREATE TABLE BIG (ID BIGINT PRIMARY KEY, PAD LONGTEXT)").unwrap();
+    let rows = 40_000;
+    for start in (0..rows).step_by(1_000) {
+        let values: Vec<String> = (start..start + 1_000).map(|i| format!("({i}, REPEAT('x', 1000))")).collect();
+        cutover_testkit::exec(&db.url, &format!("INSERT INTO BIG VALUES {}", values.join(", "))).unwrap();
+    }
+    // A session takes the server's default when it connects: a second, for this one only.
+    cutover_testkit::exec(&db.url, "SET GLOBAL net_write_timeout = 1").unwrap();
+    let opened = SourceConfig::from_url(&db.url).and_then(|c| c.build());
+    cutover_testkit::exec(&db.url, "SET GLOBAL net_write_timeout = DEFAULT").unwrap();
+    let mut s = opened.unwrap();
+    let columns = vec![("ID".to_owned(), Type::Int), ("PAD".to_owned(), Type::Text)];
+    let order = vec!["ID".to_owned()];
+    let mut seen = 0;
+    s.scan(&Scan { table: "BIG", columns: &columns, extra: &[], order_by: &order }, &mut |r| {
+        if seen == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(2_500));
+        }
+        assert_eq!(r.values[0], Value::Int(seen));
+        seen += 1;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(seen, rows);
+}
+
 /// A final migration reads a big table's row state a part at a time: the parts of one
 /// generation, read one after another, are that generation's chunks in order, and nothing of
 /// a later generation.
