@@ -296,6 +296,60 @@ pub trait RowsById: Send {
 /// Rows read in load order, each with its position ([`Target::rows_in_load_order`]).
 pub type LoadOrderPage = Vec<(i64, Vec<Value>)>;
 
+/// A page read ahead: its rows, and whether it ends its block of rowids.
+type AheadPage = Result<(LoadOrderPage, bool), ConnectorError>;
+
+/// Pages of rows in load order, read ahead on threads of their own ([`Target::pages_ahead`]):
+/// the table's rowids in blocks, block k read by thread k mod n, the pages handed over in
+/// order. Dropped, it stops its threads and waits for them, so that their connections are closed.
+#[derive(Debug)]
+pub struct PagesAhead {
+    table: String,
+    rxs: Vec<mpsc::Receiver<AheadPage>>,
+    blocks: usize,
+    /// The block the next page comes from.
+    block: usize,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl PagesAhead {
+    /// The next page with rows; an empty one is the end, after which there are no more.
+    pub fn next_page(&mut self) -> Result<LoadOrderPage, ConnectorError> {
+        while self.block < self.blocks {
+            match self.rxs.get(self.block % self.rxs.len().max(1)).map(mpsc::Receiver::recv) {
+                Some(Ok(Ok((page, last)))) => {
+                    if last {
+                        self.block += 1;
+                    }
+                    if !page.is_empty() {
+                        return Ok(page);
+                    }
+                }
+                Some(Ok(Err(e))) => return Err(e),
+                // A thread that ends before its blocks do must not pass for the table's end.
+                _ => {
+                    return Err(q(format!("reading {} in load order", self.table))(format!(
+                        "a reading thread stopped before block {} of {}",
+                        self.block + 1,
+                        self.blocks
+                    )));
+                }
+            }
+        }
+        Ok(Vec::new())
+    }
+}
+
+impl Drop for PagesAhead {
+    fn drop(&mut self) {
+        // A thread waiting to hand a page over gives up once nobody can take it.
+        self.rxs.clear();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A v2 database.
 pub trait Target: Send {
     /// The SQL dialect.
@@ -467,9 +521,9 @@ pub trait Target: Send {
         Ok(())
     }
     /// A page of an account's rows of `table` in load order: at most `limit` rows after the
-    /// position `after` (0 before the first), each with its position. An empty page is the
-    /// end; `None` where the target cannot read in load order, which the caller then does not
-    /// rely on.
+    /// position `after` (`i64::MIN` before the first: a rowid can be 0 or less), each with its
+    /// position. An empty page is the end; `None` where the target cannot read in load order,
+    /// which the caller then does not rely on.
     fn rows_in_load_order(
         &mut self,
         table: &str,
@@ -479,6 +533,21 @@ pub trait Target: Send {
         limit: usize,
     ) -> Result<Option<LoadOrderPage>, ConnectorError> {
         let _ = (table, columns, account, after, limit);
+        Ok(None)
+    }
+    /// The rows [`Target::rows_in_load_order`] gives, in the same order, in pages of at most
+    /// `limit` rows, read by threads with connections of their own while the caller works on
+    /// the page before; `None` where the target has no such readers, or they would not see
+    /// exactly what this connection sees (the caller then pages through
+    /// [`Target::rows_in_load_order`]).
+    fn pages_ahead(
+        &mut self,
+        table: &str,
+        columns: &[(String, Type)],
+        account: Uuid,
+        limit: usize,
+    ) -> Result<Option<PagesAhead>, ConnectorError> {
+        let _ = (table, columns, account, limit);
         Ok(None)
     }
     /// Reads the rows of a table with the given ids (`id` and `account_id` columns), ordered by the first column.
@@ -1204,6 +1273,9 @@ pub struct SqliteTarget {
     trusted: Vec<Reference>,
     /// The row state being gathered into chunks.
     state: state::Builder,
+    /// The connection's count of rows changed when the run's transaction began: while it
+    /// holds, the transaction has written no row another connection cannot see.
+    changes_at_begin: u64,
 }
 
 /// Work for the SQLite writer thread, done in order.
@@ -1379,6 +1451,7 @@ impl SqliteTarget {
             deferred: Vec::new(),
             trusted: Vec::new(),
             state: state::Builder::new(1),
+            changes_at_begin: 0,
         })
     }
 
@@ -1638,9 +1711,11 @@ impl Target for SqliteTarget {
     }
     fn begin(&mut self) -> Result<(), ConnectorError> {
         // The pragma cannot change inside a transaction; commit checks every key of the load instead.
-        self.conn()?
-            .execute_batch("PRAGMA foreign_keys = OFF; BEGIN IMMEDIATE")
-            .map_err(|e| q("BEGIN")(e.to_string()))?;
+        let conn = self.conn()?;
+        conn.execute_batch("PRAGMA foreign_keys = OFF; BEGIN IMMEDIATE").map_err(|e| q("BEGIN")(e.to_string()))?;
+        let changes = conn.total_changes();
+        drop(conn);
+        self.changes_at_begin = changes;
         self.in_tx = true;
         Ok(())
     }
@@ -1926,25 +2001,119 @@ impl Target for SqliteTarget {
         if !sqlite_has_rowid(&conn, table) {
             return Ok(None);
         }
-        // A seek to the page's start, then the table in its own order; the rowid read last.
-        let mut with_rowid = columns.to_vec();
-        with_rowid.push(("rowid".to_owned(), Type::Int));
-        let cols: Vec<String> = columns.iter().map(|(c, _)| Dialect::Sqlite.ident(c)).collect();
-        let sql = format!(
-            "SELECT {}, rowid FROM {} WHERE {SQLITE_ACCOUNT} = ?1 AND rowid > {after} ORDER BY rowid LIMIT {limit}",
-            cols.join(", "),
-            Dialect::Sqlite.ident(table)
-        );
-        let mut page = Vec::with_capacity(limit.min(1 << 16));
-        sqlite_each(&conn, table, &sql, &with_rowid, Some(account), &mut |mut row| match row.pop() {
-            Some(Value::Int(rowid)) => {
-                page.push((rowid, row));
-                Ok(())
-            }
-            other => Err(q(format!("reading {table} in load order"))(format!("a rowid came as {other:?}"))),
-        })?;
-        Ok(Some(page))
+        match after.checked_add(1) {
+            Some(from) => sqlite_load_order_page(&conn, table, columns, account, (from, i64::MAX), limit).map(Some),
+            None => Ok(Some(Vec::new())),
+        }
     }
+    fn pages_ahead(
+        &mut self,
+        table: &str,
+        columns: &[(String, Type)],
+        account: Uuid,
+        limit: usize,
+    ) -> Result<Option<PagesAhead>, ConnectorError> {
+        // Copying the values out of SQLite is most of reading a page, and the rest of the
+        // preview a fifth of it: two threads read alternate blocks of rowids beside it.
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        if cores < 2 {
+            return Ok(None);
+        }
+        let at_begin = self.changes_at_begin;
+        let conn = self.conn()?;
+        // Other connections read what is committed. This one's transaction (a final
+        // migration's, begun with the write lock, so that nobody else commits meanwhile) must
+        // not have written yet.
+        if !conn.is_autocommit() && conn.total_changes() != at_begin {
+            return Ok(None);
+        }
+        let path = match conn.path() {
+            Some(p) if !p.is_empty() && sqlite_has_rowid(&conn, table) => PathBuf::from(p),
+            _ => return Ok(None),
+        };
+        let ends = format!("SELECT min(rowid), max(rowid) FROM {}", Dialect::Sqlite.ident(table));
+        let ends = conn
+            .query_row(&ends, [], |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?)))
+            .map_err(|e| q(format!("reading {table} in load order"))(e.to_string()))?;
+        drop(conn);
+        let (Some(first), Some(last)) = ends else { return Ok(None) };
+        let blocks = split_rowids(first, last, i64::try_from(limit).unwrap_or(i64::MAX).max(1));
+        let readers = if blocks.len() >= 4 { 2 } else { 1 };
+        let mut ahead = PagesAhead {
+            table: table.to_owned(),
+            rxs: Vec::new(),
+            blocks: blocks.len(),
+            block: 0,
+            threads: Vec::new(),
+        };
+        for k in 0..readers {
+            let Ok(other) = SqliteSource::connect(&path) else { return Ok(None) };
+            let mine: Vec<(i64, i64)> = blocks.iter().skip(k).step_by(readers).copied().collect();
+            let (tx, rx) = mpsc::sync_channel::<AheadPage>(1);
+            let (name, columns) = (table.to_owned(), columns.to_vec());
+            // Each page a statement of its own, as on the caller's connection: a read lock
+            // held for the whole table would keep v2's own writers waiting.
+            let spawned = std::thread::Builder::new().name("sqlite-pages".into()).spawn(move || {
+                for (lo, hi) in mine {
+                    let mut from = lo;
+                    loop {
+                        let page = sqlite_load_order_page(&other, &name, &columns, account, (from, hi), limit);
+                        let next = match &page {
+                            Ok(rows) if rows.len() == limit => rows.last().and_then(|(at, _)| at.checked_add(1)),
+                            _ => None,
+                        };
+                        let failed = page.is_err();
+                        let last = next.is_none_or(|n| n > hi);
+                        if tx.send(page.map(|rows| (rows, last))).is_err() || failed {
+                            return;
+                        }
+                        match next {
+                            Some(n) if n <= hi => from = n,
+                            _ => break,
+                        }
+                    }
+                }
+            });
+            match spawned {
+                Ok(thread) => {
+                    ahead.rxs.push(rx);
+                    ahead.threads.push(thread);
+                }
+                Err(_) => return Ok(None),
+            }
+        }
+        Ok(Some(ahead))
+    }
+}
+
+/// A page of an account's rows of a SQLite table in load order ([`Target::rows_in_load_order`]):
+/// at most `limit` of those whose rowids are in `from..=to`.
+fn sqlite_load_order_page(
+    conn: &rusqlite::Connection,
+    table: &str,
+    columns: &[(String, Type)],
+    account: Uuid,
+    (from, to): (i64, i64),
+    limit: usize,
+) -> Result<LoadOrderPage, ConnectorError> {
+    // A seek to the page's start, then the table in its own order; the rowid read last.
+    let mut with_rowid = columns.to_vec();
+    with_rowid.push(("rowid".to_owned(), Type::Int));
+    let cols: Vec<String> = columns.iter().map(|(c, _)| Dialect::Sqlite.ident(c)).collect();
+    let sql = format!(
+        "SELECT {}, rowid FROM {} WHERE {SQLITE_ACCOUNT} = ?1 AND rowid BETWEEN {from} AND {to} ORDER BY rowid LIMIT {limit}",
+        cols.join(", "),
+        Dialect::Sqlite.ident(table)
+    );
+    let mut page = Vec::with_capacity(limit.min(1 << 16));
+    sqlite_each(conn, table, &sql, &with_rowid, Some(account), &mut |mut row| match row.pop() {
+        Some(Value::Int(rowid)) => {
+            page.push((rowid, row));
+            Ok(())
+        }
+        other => Err(q(format!("reading {table} in load order"))(format!("a rowid came as {other:?}"))),
+    })?;
+    Ok(page)
 }
 
 impl Drop for SqliteTarget {

@@ -227,8 +227,14 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
             _ => {
                 // Every row, against its fingerprint as loaded: in load order, which is the
                 // order of the state's parts, where the target reads so.
-                let mut after = 0;
-                let mut page = target.rows_in_load_order(table, &cols, account, after, PAGE_ROWS)?;
+                let mut after = i64::MIN;
+                // Read ahead on connections of their own where the target has them.
+                let mut ahead = target.pages_ahead(table, &cols, account, PAGE_ROWS)?;
+                let mut next_page = |target: &mut dyn Target, after: i64| match ahead.as_mut() {
+                    Some(a) => a.next_page().map(Some),
+                    None => target.rows_in_load_order(table, &cols, account, after, PAGE_ROWS),
+                };
+                let mut page = next_page(target, after)?;
                 if page.is_none() {
                     let on = On { account, table, ti, heads: &heads };
                     checked += whole_table(target, &on, &cols, &mut items, &mut found)?;
@@ -253,7 +259,7 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
                             }
                         }
                     }
-                    page = target.rows_in_load_order(table, &cols, account, after, PAGE_ROWS)?;
+                    page = next_page(target, after)?;
                 }
                 let mut parts =
                     state::TargetParts { target, account, table, layers: &mut layers, keep: kept, ahead: None };

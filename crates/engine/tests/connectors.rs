@@ -1261,6 +1261,33 @@ fn targets_scan_rows_in_the_order_they_were_loaded() {
     }
 }
 
+/// Every row [`Target::rows_in_load_order`] gives of an account's `table`, 7 a page.
+fn paged_in_load_order(t: &mut dyn Target, table: &str, cols: &[(String, Type)], acct: Uuid) -> Vec<(i64, Vec<Value>)> {
+    let (mut rows, mut after) = (Vec::new(), i64::MIN);
+    loop {
+        let page = t.rows_in_load_order(table, cols, acct, after, 7).unwrap().unwrap();
+        let Some((at, _)) = page.last() else { return rows };
+        after = *at;
+        rows.extend(page);
+    }
+}
+
+/// Every row [`Target::pages_ahead`] gives of an account's `table`, in pages of 7 at most; the
+/// end stays the end.
+fn read_ahead(t: &mut dyn Target, table: &str, cols: &[(String, Type)], acct: Uuid) -> Vec<(i64, Vec<Value>)> {
+    let mut ahead = t.pages_ahead(table, cols, acct, 7).unwrap().expect("a reader ahead");
+    let mut rows = Vec::new();
+    loop {
+        let page = ahead.next_page().unwrap();
+        if page.is_empty() {
+            assert!(ahead.next_page().unwrap().is_empty(), "{table}: the end stays the end");
+            return rows;
+        }
+        assert!(page.len() <= 7, "{table}");
+        rows.extend(page);
+    }
+}
+
 #[test]
 fn targets_page_an_accounts_rows_in_load_order_or_say_they_cannot() {
     let (a, b) = (Uuid::from_u128(0xa), Uuid::from_u128(0xb));
@@ -1271,6 +1298,7 @@ fn targets_page_an_accounts_rows_in_load_order_or_say_they_cannot() {
             cutover_testkit::exec(&url, "CREATE TABLE paged (id uuid PRIMARY KEY, account_id uuid NOT NULL, n bigint)")
                 .unwrap();
             assert!(t.rows_in_load_order("paged", &cols, a, 0, 10).unwrap().is_none(), "{name}");
+            assert!(t.pages_ahead("paged", &cols, a, 10).unwrap().is_none(), "{name}");
             continue;
         }
         // Ids fall as rows are loaded, two accounts take turns, and an index starts with the
@@ -1318,6 +1346,36 @@ fn targets_page_an_accounts_rows_in_load_order_or_say_they_cannot() {
         let from_third = first(&mut t, from_start[2].0);
         assert_eq!(from_third[..4], from_start[3..], "{name}");
         assert_eq!(first(&mut t, 0), from_start, "{name}");
+        // Read ahead on connections of their own (with two cores or more; here two threads,
+        // each a block of 7 rowids in turn): the same rows in the same order, 7 a page at most.
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        if cores > 1 {
+            for acct in [a, b] {
+                let paged = paged_in_load_order(t.as_mut(), "paged", &cols, acct);
+                assert_eq!(read_ahead(t.as_mut(), "paged", &cols, acct), paged, "{name}: read ahead");
+            }
+            // Rowids of 0 and less, and rowids so far apart that a block holds more rows than
+            // a page: every row comes once, in order, either way.
+            cutover_testkit::exec(
+                &url,
+                "CREATE TABLE spread (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, n INTEGER); \
+                 WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 60) \
+                 INSERT INTO spread (rowid, id, account_id, n) \
+                 SELECT CASE WHEN i <= 30 THEN i - 10 ELSE i * 1000000000000 END, printf('%032x', i), \
+                 '00000000-0000-0000-0000-00000000000a', i FROM s",
+            )
+            .unwrap();
+            let paged = paged_in_load_order(t.as_mut(), "spread", &cols, a);
+            let ns: Vec<Value> = paged.iter().map(|(_, r)| r[1].clone()).collect();
+            assert_eq!(ns, (1..=60).map(Value::Int).collect::<Vec<_>>(), "{name}: every row, in order");
+            assert_eq!(read_ahead(t.as_mut(), "spread", &cols, a), paged, "{name}: read ahead");
+            // Another connection sees what the run's transaction sees until it writes.
+            t.begin().unwrap();
+            assert!(t.pages_ahead("paged", &cols, a, 7).unwrap().is_some(), "{name}");
+            t.exec_sql("UPDATE paged SET n = n + 1000 WHERE rowid = 1").unwrap();
+            assert!(t.pages_ahead("paged", &cols, a, 7).unwrap().is_none(), "{name}: after a write");
+            t.rollback().unwrap();
+        }
         // A value that is not its column's type is refused when its page is asked for.
         cutover_testkit::exec(
             &url,
@@ -1340,5 +1398,16 @@ fn targets_page_an_accounts_rows_in_load_order_or_say_they_cannot() {
             "{name}: the pages before it come whole: {before:?}"
         );
         assert!(refused.contains("paged.id"), "{refused}");
+        if cores > 1 {
+            let mut ahead = t.pages_ahead("paged", &cols, a, 7).unwrap().unwrap();
+            let refused = loop {
+                match ahead.next_page() {
+                    Ok(page) if !page.is_empty() => {}
+                    Ok(_) => panic!("{name}: the bad id was not refused when read ahead"),
+                    Err(e) => break e.to_string(),
+                }
+            };
+            assert!(refused.contains("paged.id"), "{refused}");
+        }
     }
 }
