@@ -400,7 +400,10 @@ bullets([
     "86 MiB to 118-126 MiB, the same preview; a final migration into that SQLite v2 with 1 % "
     "of v1 changed 10.50 and 10.62 s to 8.69 and 8.82 s, its recovery bundle byte-identical. "
     "Handing each page over without a queue (a rendezvous) held 115-116 MiB for 4.12-4.27 s: "
-    "not kept.",
+    "not kept. `bench/rss.sh --scale 2` after it (code 4a70ad3, v2 edited as above): preview of "
+    "the SQLite v2 122 MiB (16.25 s; 108 MiB and 31.3 s before), SQLite→SQLite 174 MiB (98.5 s), "
+    "SQLite→PostgreSQL 136 MiB (108.6 s), verify 116 MiB (38.8 s), PostgreSQL preview 67 MiB "
+    "(9.7 s), final migration 153 MiB (22.3 s).",
 ])
 md.append("## Where the time goes, and why three targets are out of reach\n")
 bullets([
