@@ -2167,9 +2167,15 @@ pub struct PgSource {
 }
 
 impl PgSource {
-    /// Connects.
+    /// Connects, in a transaction that reads every table as v1 was at its first read.
     pub fn open(url: &str) -> Result<Self, ConnectorError> {
-        let (rt, conn) = pg_connect(url)?;
+        let (rt, mut conn) = pg_connect(url)?;
+        // The legacy application may go on writing while a trial migration or a verify reads
+        // (a run takes minutes): read table by table as each stood when it was reached, an
+        // order line added after its order's table was read would be an orphan. One snapshot
+        // for every table, as pg_dump takes; it blocks no writer.
+        let begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+        rt.block_on(sqlx::query(begin).execute(&mut conn)).map_err(|e| q(begin)(e.to_string()))?;
         Ok(Self { rt, conn })
     }
 }

@@ -43,10 +43,19 @@ pub struct MysqlSource {
 }
 
 impl MysqlSource {
-    /// Connects.
+    /// Connects, in a transaction that reads every table as v1 was when it began.
     pub fn open(url: &str) -> Result<Self, ConnectorError> {
         let rt = runtime()?;
-        let conn = connect(&rt, url)?;
+        let mut conn = connect(&rt, url)?;
+        // As PostgreSQL's source: one snapshot for every table while the legacy application
+        // goes on writing, as `mysqldump --single-transaction` takes (InnoDB; a MyISAM table
+        // has no snapshot to give and is read as it is).
+        for sql in [
+            "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+            "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+        ] {
+            rt.block_on(sqlx::query(sql).execute(&mut conn)).map_err(|e| q(sql)(e.to_string()))?;
+        }
         Ok(Self { rt, conn })
     }
 }
