@@ -2047,7 +2047,14 @@ impl Target for SqliteTarget {
             threads: Vec::new(),
         };
         for k in 0..readers {
-            let Ok(other) = SqliteSource::connect(&path) else { return Ok(None) };
+            // Without its readers the preview pages on this connection, as it did before them.
+            let other = match SqliteSource::connect(&path) {
+                Ok(other) => other,
+                Err(e) => {
+                    tracing::debug!(table, error = %e, "no connection to read ahead on");
+                    return Ok(None);
+                }
+            };
             let mine: Vec<(i64, i64)> = blocks.iter().skip(k).step_by(readers).copied().collect();
             let (tx, rx) = mpsc::sync_channel::<AheadPage>(1);
             let (name, columns) = (table.to_owned(), columns.to_vec());
@@ -2058,18 +2065,20 @@ impl Target for SqliteTarget {
                     let mut from = lo;
                     loop {
                         let page = sqlite_load_order_page(&other, &name, &columns, account, (from, hi), limit);
+                        // A full page may have more of its block after it.
                         let next = match &page {
-                            Ok(rows) if rows.len() == limit => rows.last().and_then(|(at, _)| at.checked_add(1)),
+                            Ok(rows) if rows.len() == limit => {
+                                rows.last().and_then(|(at, _)| at.checked_add(1)).filter(|&n| n <= hi)
+                            }
                             _ => None,
                         };
                         let failed = page.is_err();
-                        let last = next.is_none_or(|n| n > hi);
-                        if tx.send(page.map(|rows| (rows, last))).is_err() || failed {
+                        if tx.send(page.map(|rows| (rows, next.is_none()))).is_err() || failed {
                             return;
                         }
                         match next {
-                            Some(n) if n <= hi => from = n,
-                            _ => break,
+                            Some(n) => from = n,
+                            None => break,
                         }
                     }
                 }
@@ -2079,7 +2088,10 @@ impl Target for SqliteTarget {
                     ahead.rxs.push(rx);
                     ahead.threads.push(thread);
                 }
-                Err(_) => return Ok(None),
+                Err(e) => {
+                    tracing::debug!(table, error = %e, "no thread to read ahead on");
+                    return Ok(None);
+                }
             }
         }
         Ok(Some(ahead))
