@@ -404,6 +404,23 @@ bullets([
     "the SQLite v2 122 MiB (16.25 s; 108 MiB and 31.3 s before), SQLite→SQLite 174 MiB (98.5 s), "
     "SQLite→PostgreSQL 136 MiB (108.6 s), verify 116 MiB (38.8 s), PostgreSQL preview 67 MiB "
     "(9.7 s), final migration 153 MiB (22.3 s).",
+    "First load into PostgreSQL (2026-12-07, an Intel Xeon): a foreign key the run resolved "
+    "itself (every `account_id`, and every column whose rule is a lookup alone) is put back "
+    "before its table's rows come, while the table is still empty, right after the keys of the "
+    "parent loaded before it; adding a foreign key to an empty table reads no rows. At commit "
+    "PostgreSQL had read every row again for each one, one query a key on one core: the order "
+    "lines' four took 2.86 s of a 3.6 s key check (0.44, 1.02, 0.89 and 0.52 s). The per-row "
+    "checks stay off for the session, as before, and every value the run writes in such a column "
+    "is the id of a record it wrote to the parent earlier in the same transaction; a key it did "
+    "not resolve is still put back at commit, where adding it checks every row. The same v2 "
+    "(constraints and indexes, all validated). Scale 0.5, three alternated pairs: 26.2-32.2 s "
+    "before (median 28.4 s), 24.6-25.8 s after (median 25.5 s); the commit's tail 10.8 s to 6.0 s "
+    "in one pair, the orders' two keys now built before the order lines' load (0.35 s and 0.85 s, "
+    "beside the readers that had started on the order lines). The final migration does not "
+    "depend on it: replays with the same binary from a template made by each build, four "
+    "alternated pairs, 4.09-4.95 s (this build's) against 4.25-4.67 s. Tried in the same hour: "
+    "one parallel worker for the index builds instead of two (2 cores): the builds 4.6-5.0 s "
+    "either way, not kept.",
 ])
 md.append("## Where the time goes, and why three targets are out of reach\n")
 bullets([
@@ -411,7 +428,8 @@ bullets([
     "`COPY` stayed open) the load took 20.8 s, the v2 keys after it 5.2 s (order lines: unique "
     "`(account_id, legacy_ref)` 2.9 s, sorting text by the database's collation, C.UTF-8; primary "
     "key 1.0 s), the foreign keys 2.7 s (order lines' four 2.3 s, one core: PostgreSQL checks each "
-    "with a query of its own) and `ANALYZE` 0.8 s. During the order lines' load (`perf record -a`, "
+    "with a query of its own; since 2026-12-07 the keys the run resolved itself, all of TPC-H's, "
+    "are added while their table is still empty, below) and `ANALYZE` 0.8 s. During the order lines' load (`perf record -a`, "
     "after the change) the PostgreSQL backend was busy for about 75 % of a core, the engine "
     "thread 40 %, v1's readers 20 % and the writer thread 10 %, with a sixth of the machine idle; "
     "of the backend's time, writing pages into the kernel's page cache took 13 % in one run and "
@@ -493,7 +511,8 @@ bullets([
     "found the machine 43 % idle, PostgreSQL looking the rows up and cutover serializing them in "
     "turn; the next part is now read while the last is written (above). "
     "This run's final migrations took {fl:.2f}-{fh:.2f} s, its first "
-    "migrations {pl:.2f}-{ph:.2f} s: a share of {share:.3f}. The runs before it gave 0.140 "
+    "migrations {pl:.2f}-{ph:.2f} s: a share of {share:.3f}. The runs before it gave 0.165 "
+    "(2026-12-07, early, Intel Xeon: 4.04 s of 24.45 s; its final migrations 3.77-4.08 s), 0.140 "
     "(2026-12-05, late, Intel Xeon: 3.90 s of 27.78 s; its final migrations 3.89-3.91 s), 0.159 "
     "(2026-12-05, Intel Xeon, a slow spell, `psql \\copy` 12.78 s: 5.58 s of 35.20 s; its final "
     "migrations 5.57-5.69 s), 0.146 "
@@ -510,7 +529,9 @@ bullets([
     "rows went from 1.02 to 0.86 in the run after it) and the final migration hardly at all, so "
     "the share went up. The `COPY` kept open (above) did the same on 2026-12-05: in seven "
     "alternated pairs the first migration's median went from 26.1 s to 22.4 s, and the final "
-    "migration did not move. 15 % of this run's first migration is {budget:.1f} s.".format(
+    "migration did not move; and the foreign keys put back before their tables' rows on 2026-12-07 "
+    "(above): about 3 s off the first migration, nothing off the final one. 15 % of this run's "
+    "first migration is {budget:.1f} s.".format(
         fl=min(s for s, _ in runs["cutover final, 1 % changed"]),
         fh=max(s for s, _ in runs["cutover final, 1 % changed"]),
         pl=min(s for s, _ in runs["cutover first SQLite→PG"]),
@@ -709,9 +730,15 @@ md.append(
     "another machine of the same kind, an AMD EPYC: \"this machine\" in the sections above, where "
     "a date before 2026-12-05 is given, is that one; earlier on 2026-12-04 on an Intel Xeon, from "
     "late on 2026-12-04 to early on 2026-12-05 on an AMD EPYC, and later on 2026-12-05 on an Intel "
-    "Xeon, then an AMD EPYC, then an Intel Xeon (the third run below), then another Intel Xeon "
-    "(the second run below), then another Intel Xeon (the run just below; its machine's `psql "
-    "\\copy` 8.69 s, this one's 6.70 s), then this one, all of the same kind): late on 2026-12-05 "
+    "Xeon, then an AMD EPYC, then an Intel Xeon (the fourth run below), then another Intel Xeon "
+    "(the third run below), then another Intel Xeon (the second run below; its machine's `psql "
+    "\\copy` 8.69 s, the next one's 6.70 s), then another (the run just below), then this one "
+    "(its `psql \\copy` 7.80 s), all of the same kind): early on 2026-12-07 (Intel Xeon; before "
+    "the first load put back the foreign keys it resolved itself before their tables' rows) vs "
+    "pgloader 1.35, vs `psql \\copy` 3.65, SQLite→SQLite vs sqlite3 6.87 (23.03 s; 2.48× sqlite3 "
+    "producing the same v2 from the mapped rows), verify vs reladiff 10.42 (9.49 s, peak RSS 94 "
+    "MiB), final 0.165 of the first (4.04 s of 24.45 s; its three runs 3.77-4.08 s), the first "
+    "0.86× PostgreSQL's own tools loading the mapped rows, peak RSS 148 MiB; late on 2026-12-05 "
     "(Intel Xeon; before cutover's PostgreSQL sessions turned JIT off) vs pgloader 1.57, vs "
     "`psql \\copy` 3.20, SQLite→SQLite vs sqlite3 7.00 (26.26 s; 1.86× sqlite3 producing the same "
     "v2 from the mapped rows), verify vs reladiff 8.79 (11.86 s, peak RSS 92 MiB), final 0.140 of "
