@@ -684,6 +684,82 @@ fn postgres_puts_back_a_resolved_key_before_the_rows_and_the_others_at_commit() 
     }
 }
 
+/// A login role of its own on the test database, owner of the database and its schema but
+/// not a superuser (as an application's role is): it may not switch the per-row key checks
+/// off. Dropped, with what it owns handed back, when the guard goes.
+struct OrdinaryRole {
+    name: String,
+    db_url: String,
+    url: String,
+}
+
+impl OrdinaryRole {
+    fn new(db_url: &str) -> OrdinaryRole {
+        let name = format!("cutover_app_{}", std::process::id());
+        let db = db_url.rsplit('/').next().unwrap();
+        cutover_testkit::exec(
+            db_url,
+            &format!(
+                "DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN PASSWORD 'app' NOSUPERUSER;
+                 ALTER DATABASE \"{db}\" OWNER TO {name}; ALTER SCHEMA public OWNER TO {name}"
+            ),
+        )
+        .unwrap();
+        let (scheme, rest) = db_url.split_once("://").unwrap();
+        let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+        OrdinaryRole { url: format!("{scheme}://{name}:app@{host}"), name, db_url: db_url.to_owned() }
+    }
+}
+
+impl Drop for OrdinaryRole {
+    fn drop(&mut self) {
+        let n = &self.name;
+        let _ =
+            cutover_testkit::exec(&self.db_url, &format!("REASSIGN OWNED BY {n} TO CURRENT_USER; DROP OWNED BY {n}"));
+        let _ = cutover_testkit::exec(&cutover_testkit::pg_admin_url(), &format!("DROP ROLE IF EXISTS {n}"));
+    }
+}
+
+/// PostgreSQL as a role that may not switch the per-row key checks off: a first load puts
+/// every key back at commit, where adding it checks every row, so a dangling value is refused
+/// even in a column the run says it resolved; what commits has every key, validated.
+#[test]
+fn postgres_as_an_ordinary_role_checks_every_key_at_commit() {
+    let Some(db) = TestDb::postgres() else { return };
+    let role = OrdinaryRole::new(&db.url);
+    let (schema, resolved) = two_keys();
+    let (account, parent) = (Uuid::from_u128(5), Uuid::from_u128(6));
+    let mut t = TargetConfig::from_url(&role.url).unwrap().build().unwrap();
+    t.ensure_schema(&schema).unwrap();
+    let valid = "SELECT 1 FROM pg_constraint WHERE contype IN ('p', 'u', 'f') AND convalidated \
+                 AND conrelid IN ('parent'::regclass, 'child'::regclass) HAVING count(*) = 5";
+    for (a_id, b_id, holds) in
+        [(Uuid::from_u128(999), parent, false), (parent, Uuid::from_u128(999), false), (parent, parent, true)]
+    {
+        t.begin().unwrap();
+        assert!(t.defer_constraints(&["child", "parent"]).unwrap(), "empty tables");
+        t.trust_references(&resolved);
+        assert_eq!(
+            t.exec_sql("SELECT 1 WHERE current_setting('session_replication_role') = 'origin'").unwrap(),
+            1,
+            "the per-row checks stay on for this role"
+        );
+        t.start_table("parent", &["id".into(), "account_id".into()]).unwrap();
+        t.write_row(&[Value::Uuid(parent), Value::Uuid(account)]).unwrap();
+        t.finish_table().unwrap();
+        t.start_table("child", &["id", "account_id", "a_id", "b_id"].map(String::from)).unwrap();
+        assert_eq!(t.exec_sql(valid).unwrap(), 0, "the keys are put back at commit");
+        t.write_row(&[Value::Uuid(Uuid::from_u128(7)), Value::Uuid(account), Value::Uuid(a_id), Value::Uuid(b_id)])
+            .unwrap();
+        let done = t.finish_table().and_then(|()| t.commit());
+        assert_commit(t.as_mut(), &format!("a_id {a_id}, b_id {b_id}"), done, holds);
+        assert_eq!(t.exec_sql(valid).unwrap(), 1, "every key back, validated");
+    }
+    let child = [("a_id".to_owned(), Type::Uuid), ("b_id".to_owned(), Type::Uuid)];
+    assert_eq!(t.read_rows("child", &child, None).unwrap(), vec![vec![Value::Uuid(parent), Value::Uuid(parent)]]);
+    drop(t);
+}
+
 /// A first load builds its keys at commit; two rows with one id do not commit, and the target
 /// takes the next run as before.
 #[test]
