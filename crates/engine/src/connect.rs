@@ -3228,14 +3228,17 @@ impl Target for PgTarget {
             list.join(", ")
         );
         let text = |n: &str| (n.to_owned(), Type::Text);
+        // A table of another schema has no name here: a key to or from it is never one the run
+        // resolved (a lookup answers with rows of this schema's tables).
+        let here = "relnamespace = current_schema()::regnamespace";
         // Constraints on the tables, and foreign keys elsewhere that point at them.
         let cons = self.query(
             &format!(
                 "SELECT conrelid::regclass::text, quote_ident(conname), pg_get_constraintdef(oid), contype::text, \
-                 (SELECT relname::text FROM pg_class WHERE oid = conrelid), \
+                 coalesce((SELECT relname::text FROM pg_class WHERE oid = conrelid AND {here}), ''), \
                  coalesce((SELECT attname::text FROM pg_attribute WHERE attrelid = conrelid AND attnum = conkey[1] \
                    AND contype = 'f' AND cardinality(conkey) = 1), ''), \
-                 coalesce((SELECT relname::text FROM pg_class WHERE oid = confrelid), ''), \
+                 coalesce((SELECT relname::text FROM pg_class WHERE oid = confrelid AND {here}), ''), \
                  coalesce((SELECT attname::text FROM pg_attribute WHERE attrelid = confrelid AND attnum = confkey[1] \
                    AND contype = 'f' AND cardinality(confkey) = 1), '') \
                  FROM pg_constraint WHERE contype IN ('p', 'u', 'f') \
@@ -3272,7 +3275,7 @@ impl Target for PgTarget {
             };
             let sql = format!("ALTER TABLE {t} ADD CONSTRAINT {n} {def}");
             let drop = format!("ALTER TABLE {t} DROP CONSTRAINT {n}");
-            let reference = (!c.is_empty() && !pc.is_empty()).then(|| Reference {
+            let reference = (!rel.is_empty() && !c.is_empty() && !p.is_empty() && !pc.is_empty()).then(|| Reference {
                 table: rel.clone(),
                 column: c.clone(),
                 parent: p.clone(),

@@ -684,6 +684,36 @@ fn postgres_puts_back_a_resolved_key_before_the_rows_and_the_others_at_commit() 
     }
 }
 
+/// PostgreSQL: a key from a loaded table to a table of another schema with the same name as
+/// the run's parent is not one the run resolved (its lookups answer with the run's own rows):
+/// it is put back at commit, where a value missing there is refused.
+#[test]
+fn postgres_checks_a_key_to_a_table_of_another_schema_at_commit() {
+    let Some(db) = TestDb::postgres() else { return };
+    let (schema, resolved) = two_keys();
+    let (account, parent) = (Uuid::from_u128(5), Uuid::from_u128(6));
+    let mut t = TargetConfig::from_url(&db.url).unwrap().build().unwrap();
+    t.ensure_schema(&schema).unwrap();
+    cutover_testkit::exec(
+        &db.url,
+        "CREATE SCHEMA other; CREATE TABLE other.parent (id UUID PRIMARY KEY);
+         ALTER TABLE child DROP CONSTRAINT child_a_id_fkey;
+         ALTER TABLE child ADD CONSTRAINT child_a_id_fkey FOREIGN KEY (a_id) REFERENCES other.parent (id)",
+    )
+    .unwrap();
+    t.begin().unwrap();
+    assert!(t.defer_constraints(&["child", "parent"]).unwrap(), "empty tables");
+    t.trust_references(&resolved);
+    t.start_table("parent", &["id".into(), "account_id".into()]).unwrap();
+    t.write_row(&[Value::Uuid(parent), Value::Uuid(account)]).unwrap();
+    t.finish_table().unwrap();
+    t.start_table("child", &["id", "account_id", "a_id", "b_id"].map(String::from)).unwrap();
+    t.write_row(&[Value::Uuid(Uuid::from_u128(7)), Value::Uuid(account), Value::Uuid(parent), Value::Null]).unwrap();
+    let done = t.finish_table().and_then(|()| t.commit());
+    assert_commit(t.as_mut(), "a key to other.parent", done, false);
+    assert!(t.read_rows("child", &[("id".to_owned(), Type::Uuid)], None).unwrap().is_empty(), "nothing committed");
+}
+
 /// A login role of its own on the test database, owner of the database and its schema but
 /// not a superuser (as an application's role is): it may not switch the per-row key checks
 /// off. Dropped, with what it owns handed back, when the guard goes.
