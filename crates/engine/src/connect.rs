@@ -2541,7 +2541,7 @@ struct UpsertJob {
     data: Vec<u8>,
     /// The foreign keys the rows must keep: each with a count of the values no parent holds,
     /// and a count of the rows holding them (run only when the first is not zero).
-    checks: Vec<([String; 4], String, String)>,
+    checks: Vec<(ForeignKey, String, String)>,
     /// The `INSERT … ON CONFLICT` from the twin.
     upsert: String,
 }
@@ -2560,7 +2560,7 @@ impl UpsertJob {
                 if let Some(Value::Int(k)) = n.first().and_then(|r| r.first())
                     && *k > 0
                 {
-                    return Err(broken_key(fk, *k, &format!("would point at no {}", fk[2])));
+                    return Err(broken_key(fk, *k, &format!("would point at no {}", fk.parent_name())));
                 }
             }
         }
@@ -2568,10 +2568,41 @@ impl UpsertJob {
     }
 }
 
-/// `k` rows break the foreign key `fk` (child table, column, parent table, column) as `what` says.
-fn broken_key(fk: &[String; 4], k: i64, what: &str) -> ConnectorError {
-    let [t, c, p, pc] = fk;
-    q(format!("foreign key {t}.{c} → {p}.{pc}"))(format!("{k} rows {what}"))
+/// `k` rows break the foreign key `fk` as `what` says.
+fn broken_key(fk: &ForeignKey, k: i64, what: &str) -> ConnectorError {
+    let (t, p) = (fk.table_name(), fk.parent_name());
+    q(format!("foreign key {t}.{} → {p}.{}", fk.column, fk.parent_column))(format!("{k} rows {what}"))
+}
+
+/// A single-column foreign key of a PostgreSQL v2, as its catalog has it.
+#[derive(Debug, Clone)]
+struct ForeignKey {
+    /// The referencing table's name, and the same schema-qualified and quoted for SQL.
+    table: String,
+    table_sql: String,
+    /// Its column.
+    column: String,
+    /// The referenced table's name, and the same schema-qualified and quoted for SQL.
+    parent: String,
+    parent_sql: String,
+    /// The referenced column.
+    parent_column: String,
+    /// Both tables are in the session's schema, where the run's tables are.
+    here: bool,
+}
+
+impl ForeignKey {
+    /// Whether the run resolved it itself: a lookup answers with rows of the run's own tables,
+    /// so a key to a table of another schema is never one, whatever its name.
+    fn resolved(&self, trusted: &[Reference]) -> bool {
+        self.here && trusted.iter().any(|t| t.is(&self.table, &self.column, &self.parent, &self.parent_column))
+    }
+    fn table_name(&self) -> &str {
+        if self.here { &self.table } else { &self.table_sql }
+    }
+    fn parent_name(&self) -> &str {
+        if self.here { &self.parent } else { &self.parent_sql }
+    }
 }
 
 /// A PostgreSQL v2 database loaded with COPY. A writer thread owns the connection, so that
@@ -2599,7 +2630,7 @@ pub struct PgTarget {
     /// The same for the tables a final migration upserts into, by table.
     upsert_types: HashMap<String, Option<Vec<PgType>>>,
     /// The foreign keys an upsert into a table checks, by table ([`Self::foreign_keys`]).
-    upsert_keys: HashMap<String, Vec<[String; 4]>>,
+    upsert_keys: HashMap<String, Vec<ForeignKey>>,
     /// Foreign keys the run resolved itself (see [`Target::trust_references`]): an upsert
     /// does not look their values up.
     trusted: Vec<Reference>,
@@ -2906,45 +2937,57 @@ impl PgTarget {
         Ok(columns.iter().map(|c| types.get(&c.to_lowercase()).copied()).collect())
     }
 
-    /// Every single-column foreign key of the loaded tables, checked in one query each.
-    /// Single-column foreign keys (child table, column, parent table, column) whose child (or,
-    /// with `parents`, whose parent) is one of `tables`.
-    fn foreign_keys(&self, tables: &[String], parents: bool) -> Result<Vec<[String; 4]>, ConnectorError> {
+    /// Single-column foreign keys whose child (or, with `parents`, whose parent) is one of
+    /// `tables` of the session's schema; the other side may be in any schema.
+    fn foreign_keys(&self, tables: &[String], parents: bool) -> Result<Vec<ForeignKey>, ConnectorError> {
         let names: Vec<String> = tables.iter().map(|t| format!("'{}'", t.to_lowercase().replace('\'', ""))).collect();
         if names.is_empty() {
             return Ok(Vec::new());
         }
+        let side = if parents { "pl" } else { "cl" };
         let sql = format!(
-            "SELECT cl.relname::text, a.attname::text, pl.relname::text, pa.attname::text \
+            "SELECT cl.relname::text, quote_ident(cn.nspname) || '.' || quote_ident(cl.relname), a.attname::text, \
+             pl.relname::text, quote_ident(pn.nspname) || '.' || quote_ident(pl.relname), pa.attname::text, \
+             (cl.relnamespace = current_schema()::regnamespace AND pl.relnamespace = current_schema()::regnamespace)::text \
              FROM pg_constraint c \
-             JOIN pg_class cl ON cl.oid = c.conrelid JOIN pg_class pl ON pl.oid = c.confrelid \
+             JOIN pg_class cl ON cl.oid = c.conrelid JOIN pg_namespace cn ON cn.oid = cl.relnamespace \
+             JOIN pg_class pl ON pl.oid = c.confrelid JOIN pg_namespace pn ON pn.oid = pl.relnamespace \
              JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] \
              JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = c.confkey[1] \
-             WHERE c.contype = 'f' AND cardinality(c.conkey) = 1 AND cl.relnamespace = current_schema()::regnamespace \
-             AND {}.relname IN ({})",
-            if parents { "pl" } else { "cl" },
+             WHERE c.contype = 'f' AND cardinality(c.conkey) = 1 \
+             AND {side}.relnamespace = current_schema()::regnamespace AND {side}.relname IN ({})",
             names.join(", ")
         );
-        let cols = [
-            ("t".to_owned(), Type::Text),
-            ("c".to_owned(), Type::Text),
-            ("p".to_owned(), Type::Text),
-            ("pc".to_owned(), Type::Text),
-        ];
+        let cols: Vec<(String, Type)> =
+            ["t", "ts", "c", "p", "ps", "pc", "here"].iter().map(|n| ((*n).to_owned(), Type::Text)).collect();
         Ok(self
             .query(&sql, &cols, None)?
             .into_iter()
             .filter_map(|r| match r.as_slice() {
-                [Value::Text(t), Value::Text(c), Value::Text(p), Value::Text(pc)] => {
-                    Some([t.clone(), c.clone(), p.clone(), pc.clone()])
-                }
+                [
+                    Value::Text(t),
+                    Value::Text(ts),
+                    Value::Text(c),
+                    Value::Text(p),
+                    Value::Text(ps),
+                    Value::Text(pc),
+                    Value::Text(here),
+                ] => Some(ForeignKey {
+                    table: t.clone(),
+                    table_sql: ts.clone(),
+                    column: c.clone(),
+                    parent: p.clone(),
+                    parent_sql: ps.clone(),
+                    parent_column: pc.clone(),
+                    here: here == "true",
+                }),
                 _ => None,
             })
             .collect())
     }
 
     /// Fails when `sql` (a count) finds rows: they break the foreign key named.
-    fn expect_none(&self, sql: &str, fk: &[String; 4], id: Option<Uuid>, what: &str) -> Result<(), ConnectorError> {
+    fn expect_none(&self, sql: &str, fk: &ForeignKey, id: Option<Uuid>, what: &str) -> Result<(), ConnectorError> {
         let n = self.query(sql, &[("n".to_owned(), Type::Int)], id)?;
         if let Some(Value::Int(k)) = n.first().and_then(|r| r.first())
             && *k > 0
@@ -2958,17 +3001,13 @@ impl PgTarget {
         let fks = self.foreign_keys(&self.loaded.clone(), false)?;
         let d = Dialect::Postgres;
         for fk in fks {
-            let [t, c, p, pc] = &fk;
+            let (c, pc) = (d.ident(&fk.column), d.ident(&fk.parent_column));
             let scope = if account.is_some() { "x.account_id = $1 AND " } else { "" };
             let check = format!(
-                "SELECT COUNT(*)::bigint FROM {} x WHERE {scope}x.{} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {} y WHERE y.{} = x.{})",
-                d.ident(t),
-                d.ident(c),
-                d.ident(p),
-                d.ident(pc),
-                d.ident(c)
+                "SELECT COUNT(*)::bigint FROM {} x WHERE {scope}x.{c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {} y WHERE y.{pc} = x.{c})",
+                fk.table_sql, fk.parent_sql,
             );
-            self.expect_none(&check, &fk, account, &format!("point at no {p}"))?;
+            self.expect_none(&check, &fk, account, &format!("point at no {}", fk.parent_name()))?;
         }
         Ok(())
     }
@@ -3493,15 +3532,12 @@ impl Target for PgTarget {
                 }
             };
             for fk in keys {
-                let [_, c, p, pc] = &fk;
                 // A key the run resolved itself points at rows in v2 (TPC-H's order lines: four
                 // lookups of 4,096 values a batch, a third of the server's time on it).
-                if !columns.iter().any(|x| x.eq_ignore_ascii_case(c))
-                    || self.trusted.iter().any(|t| t.is(table, c, p, pc))
-                {
+                if !columns.iter().any(|x| x.eq_ignore_ascii_case(&fk.column)) || fk.resolved(&self.trusted) {
                     continue;
                 }
-                let (c, p, pc) = (d.ident(c), d.ident(p), d.ident(pc));
+                let (c, p, pc) = (d.ident(&fk.column), fk.parent_sql.clone(), d.ident(&fk.parent_column));
                 let missing = format!(
                     "SELECT v FROM (SELECT DISTINCT x.{c} AS v FROM {tmp} x WHERE x.{c} IS NOT NULL ORDER BY 1) x \
                      WHERE NOT EXISTS (SELECT 1 FROM {p} y WHERE y.{pc} = x.v)"
@@ -3537,10 +3573,10 @@ impl Target for PgTarget {
         // With the per-row key checks off, nothing would stop a row still pointing at them.
         for chunk in ids.chunks(10_000) {
             for fk in &referencing {
-                let [t, c, _, pc] = fk;
+                let (c, pc) = (&fk.column, &fk.parent_column);
                 let check = format!(
                     "SELECT COUNT(*)::bigint FROM {} x WHERE x.{} IN (SELECT y.{} FROM (VALUES {}) AS y ({}))",
-                    d.ident(t),
+                    fk.table_sql,
                     d.ident(c),
                     d.ident(pc),
                     chunk.iter().map(|u| format!("('{}'::uuid)", u.hyphenated())).collect::<Vec<_>>().join(", "),

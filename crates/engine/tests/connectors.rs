@@ -714,6 +714,56 @@ fn postgres_checks_a_key_to_a_table_of_another_schema_at_commit() {
     assert!(t.read_rows("child", &[("id".to_owned(), Type::Uuid)], None).unwrap().is_empty(), "nothing committed");
 }
 
+/// PostgreSQL, per-row checks off (a final migration's upserts and deletes): a key to a table
+/// of another schema named like the run's parent is checked against that table, never taken
+/// for one the run resolved; and a row of another schema pointing at a row the run deletes
+/// stops the delete.
+#[test]
+fn postgres_upserts_and_deletes_keep_keys_across_schemas() {
+    let Some(db) = TestDb::postgres() else { return };
+    let (schema, resolved) = two_keys();
+    let (account, parent, theirs) = (Uuid::from_u128(5), Uuid::from_u128(6), Uuid::from_u128(8));
+    let mut t = TargetConfig::from_url(&db.url).unwrap().build().unwrap();
+    t.ensure_schema(&schema).unwrap();
+    t.begin().unwrap();
+    t.start_table("parent", &["id".into(), "account_id".into()]).unwrap();
+    t.write_row(&[Value::Uuid(parent), Value::Uuid(account)]).unwrap();
+    t.write_row(&[Value::Uuid(theirs), Value::Uuid(account)]).unwrap();
+    t.finish_table().and_then(|()| t.commit()).unwrap();
+    cutover_testkit::exec(
+        &db.url,
+        &format!(
+            "CREATE SCHEMA other; CREATE TABLE other.parent (id UUID PRIMARY KEY);
+             INSERT INTO other.parent VALUES ('{theirs}');
+             ALTER TABLE child DROP CONSTRAINT child_a_id_fkey;
+             ALTER TABLE child ADD CONSTRAINT child_a_id_fkey FOREIGN KEY (a_id) REFERENCES other.parent (id);
+             CREATE TABLE other.ref (id UUID PRIMARY KEY, parent_id UUID REFERENCES public.parent (id));
+             INSERT INTO other.ref VALUES ('{theirs}', '{theirs}')"
+        ),
+    )
+    .unwrap();
+    let cols = ["id", "account_id", "a_id", "b_id"].map(String::from);
+    for (a_id, commits) in [(parent, false), (theirs, true)] {
+        t.begin_consistent().unwrap();
+        t.trust_references(&resolved);
+        assert_eq!(
+            t.exec_sql("SELECT 1 WHERE current_setting('session_replication_role') = 'replica'").unwrap(),
+            1,
+            "per-row checks off"
+        );
+        let row = vec![Value::Uuid(Uuid::from_u128(7)), Value::Uuid(account), Value::Uuid(a_id), Value::Null];
+        let done = t.upsert_rows("child", &cols, &["id"], &[row]).and_then(|()| t.commit());
+        assert_commit(t.as_mut(), &format!("a_id {a_id} → other.parent"), done, commits);
+    }
+    t.begin_consistent().unwrap();
+    let done = t.delete_ids("parent", &[theirs]).and_then(|_| t.commit());
+    let err = done.expect_err("other.ref still points at it").to_string();
+    assert!(err.contains("other") && err.contains("ref"), "{err}");
+    t.rollback().unwrap();
+    let ids = t.read_rows("parent", &[("id".to_owned(), Type::Uuid)], None).unwrap();
+    assert_eq!(ids.len(), 2, "nothing deleted");
+}
+
 /// A login role of its own on the test database, owner of the database and its schema but
 /// not a superuser (as an application's role is): it may not switch the per-row key checks
 /// off. Dropped, with what it owns handed back, when the guard goes.
