@@ -3698,11 +3698,38 @@ impl PgTarget {
         Ok(())
     }
 
+    /// Whether switching the session to `replica` (which stops PostgreSQL's per-row foreign-key
+    /// triggers) leaves out nothing cutover does not check itself. It stops every ordinary
+    /// trigger and rule too, and cutover checks single-column foreign keys only: a schema with a
+    /// trigger or rule of its own (an audit log, a column kept up to date) or a foreign key of
+    /// several columns keeps the per-row checks, slower and complete.
+    fn replica_keeps_everything(&self) -> Result<bool, ConnectorError> {
+        let here = "relnamespace = current_schema()::regnamespace";
+        let sql = format!(
+            "SELECT (NOT EXISTS (SELECT 1 FROM pg_constraint c JOIN pg_class cl ON cl.oid = c.conrelid \
+               JOIN pg_class pl ON pl.oid = c.confrelid WHERE c.contype = 'f' AND cardinality(c.conkey) > 1 \
+               AND (cl.{here} OR pl.{here})) \
+             AND NOT EXISTS (SELECT 1 FROM pg_trigger g JOIN pg_class r ON r.oid = g.tgrelid \
+               WHERE NOT g.tgisinternal AND g.tgenabled IN ('O', 'R') AND r.{here}) \
+             AND NOT EXISTS (SELECT 1 FROM pg_rewrite w JOIN pg_class r ON r.oid = w.ev_class \
+               WHERE w.rulename <> '_RETURN' AND w.ev_enabled IN ('O', 'R') AND r.{here}))::text"
+        );
+        let r = self.query(&sql, &[("ok".to_owned(), Type::Text)], None)?;
+        let ok = matches!(r.first().and_then(|r| r.first()), Some(Value::Text(t)) if t == "true");
+        if !ok {
+            tracing::debug!(
+                "the schema has triggers, rules or foreign keys of several columns: per-row checks stay on"
+            );
+        }
+        Ok(ok)
+    }
+
     fn begin_with(&mut self, begin: &str) -> Result<(), ConnectorError> {
         // Per-row foreign-key triggers cost more than the load itself. Roles allowed to switch
         // them off for their own session do so; commit then validates every key set-based.
         // Other roles keep the triggers: slower, equally correct.
-        self.deferred_keys = self.exec("SET session_replication_role = replica", None).is_ok();
+        self.deferred_keys =
+            self.replica_keeps_everything()? && self.exec("SET session_replication_role = replica", None).is_ok();
         self.loaded.clear();
         self.frozen.clear();
         self.exec(begin, None)?;

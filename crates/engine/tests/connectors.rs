@@ -764,6 +764,79 @@ fn postgres_upserts_and_deletes_keep_keys_across_schemas() {
     assert_eq!(ids.len(), 2, "nothing deleted");
 }
 
+/// PostgreSQL: a v2 table with a trigger of its own (here an audit log) has it fire for every
+/// row cutover writes, in a first load and in an upsert: switching the per-row key checks off
+/// would switch it off too, so such a schema keeps them.
+#[test]
+fn postgres_fires_the_v2_schemas_own_triggers() {
+    let Some(db) = TestDb::postgres() else { return };
+    let (schema, resolved) = two_keys();
+    let (account, parent) = (Uuid::from_u128(5), Uuid::from_u128(6));
+    let mut t = TargetConfig::from_url(&db.url).unwrap().build().unwrap();
+    t.ensure_schema(&schema).unwrap();
+    // One statement at a time: the function's body has semicolons of its own.
+    for sql in [
+        "CREATE TABLE audit (child_id UUID NOT NULL)",
+        "CREATE FUNCTION log_child() RETURNS trigger LANGUAGE plpgsql AS
+           'BEGIN INSERT INTO audit VALUES (NEW.id); RETURN NEW; END'",
+        "CREATE TRIGGER child_audit AFTER INSERT OR UPDATE ON child FOR EACH ROW EXECUTE FUNCTION log_child()",
+    ] {
+        t.exec_sql(sql).unwrap();
+    }
+    let origin = "SELECT 1 WHERE current_setting('session_replication_role') = 'origin'";
+    t.begin().unwrap();
+    assert!(t.defer_constraints(&["child", "parent"]).unwrap(), "empty tables");
+    t.trust_references(&resolved);
+    assert_eq!(t.exec_sql(origin).unwrap(), 1, "per-row checks and triggers on");
+    t.start_table("parent", &["id".into(), "account_id".into()]).unwrap();
+    t.write_row(&[Value::Uuid(parent), Value::Uuid(account)]).unwrap();
+    t.finish_table().unwrap();
+    let cols = ["id", "account_id", "a_id", "b_id"].map(String::from);
+    t.start_table("child", &cols).unwrap();
+    t.write_row(&[Value::Uuid(Uuid::from_u128(7)), Value::Uuid(account), Value::Uuid(parent), Value::Null]).unwrap();
+    t.finish_table().and_then(|()| t.commit()).unwrap();
+    t.begin_consistent().unwrap();
+    assert_eq!(t.exec_sql(origin).unwrap(), 1, "per-row checks and triggers on");
+    let row = vec![Value::Uuid(Uuid::from_u128(8)), Value::Uuid(Uuid::from_u128(9)), Value::Uuid(parent), Value::Null];
+    t.upsert_rows("child", &cols, &["id"], &[row]).and_then(|()| t.commit()).unwrap();
+    let logged = t.read_rows("audit", &[("child_id".to_owned(), Type::Uuid)], None).unwrap();
+    assert_eq!(logged, vec![vec![Value::Uuid(Uuid::from_u128(7))], vec![Value::Uuid(Uuid::from_u128(8))]]);
+}
+
+/// PostgreSQL: a foreign key of two columns (a child's parent within its own account) holds for
+/// upserts too; cutover checks single-column keys itself, so such a schema keeps the per-row
+/// checks, and a row pointing at another account's parent is refused.
+#[test]
+fn postgres_keeps_a_foreign_key_of_two_columns() {
+    let Some(db) = TestDb::postgres() else { return };
+    let (schema, resolved) = two_keys();
+    let (account, other, parent) = (Uuid::from_u128(5), Uuid::from_u128(50), Uuid::from_u128(6));
+    let mut t = TargetConfig::from_url(&db.url).unwrap().build().unwrap();
+    t.ensure_schema(&schema).unwrap();
+    cutover_testkit::exec(
+        &db.url,
+        "ALTER TABLE parent ADD CONSTRAINT parent_account_id_id_key UNIQUE (account_id, id);
+         ALTER TABLE child ADD CONSTRAINT child_same_account FOREIGN KEY (account_id, b_id)
+           REFERENCES parent (account_id, id)",
+    )
+    .unwrap();
+    t.begin().unwrap();
+    t.start_table("parent", &["id".into(), "account_id".into()]).unwrap();
+    t.write_row(&[Value::Uuid(parent), Value::Uuid(account)]).unwrap();
+    t.finish_table().and_then(|()| t.commit()).unwrap();
+    let cols = ["id", "account_id", "a_id", "b_id"].map(String::from);
+    for (n, (owner, commits)) in [(other, false), (account, true)].into_iter().enumerate() {
+        t.begin_consistent().unwrap();
+        t.trust_references(&resolved);
+        let row =
+            vec![Value::Uuid(Uuid::from_u128(7 + n as u128)), Value::Uuid(owner), Value::Null, Value::Uuid(parent)];
+        let done = t.upsert_rows("child", &cols, &["id"], &[row]).and_then(|()| t.commit());
+        assert_commit(t.as_mut(), &format!("b_id of account {owner}"), done, commits);
+    }
+    let ids = t.read_rows("child", &[("id".to_owned(), Type::Uuid)], None).unwrap();
+    assert_eq!(ids, vec![vec![Value::Uuid(Uuid::from_u128(8))]]);
+}
+
 /// A login role of its own on the test database, owner of the database and its schema but
 /// not a superuser (as an application's role is): it may not switch the per-row key checks
 /// off. Dropped, with what it owns handed back, when the guard goes.
