@@ -607,6 +607,16 @@ fn two_keys() -> (ddl::Schema, [Reference; 1]) {
     (schema, [resolved])
 }
 
+/// The schema of [`two_keys`] on a fresh PostgreSQL database, a target on it, and the key a
+/// run says it resolved; `None` where PostgreSQL is not reachable outside CI.
+fn two_keys_on_postgres() -> Option<(TestDb, Box<dyn Target>, [Reference; 1])> {
+    let db = TestDb::postgres()?;
+    let (schema, resolved) = two_keys();
+    let mut t = TargetConfig::from_url(&db.url).unwrap().build().unwrap();
+    t.ensure_schema(&schema).unwrap();
+    Some((db, t, resolved))
+}
+
 /// A first load may tell a target which foreign keys it resolved itself; every other one,
 /// even of the same table, is still checked at commit.
 #[test]
@@ -651,11 +661,8 @@ fn targets_check_every_foreign_key_a_run_did_not_resolve_itself() {
 /// at commit, where adding it checks every row. Both hold, validated, once committed.
 #[test]
 fn postgres_puts_back_a_resolved_key_before_the_rows_and_the_others_at_commit() {
-    let (schema, resolved) = two_keys();
-    let Some((_, _db, url)) = targets().into_iter().find(|t| t.0 == "postgres") else { return };
+    let Some((_db, mut t, resolved)) = two_keys_on_postgres() else { return };
     let (account, parent) = (Uuid::from_u128(5), Uuid::from_u128(6));
-    let mut t = TargetConfig::from_url(&url).unwrap().build().unwrap();
-    t.ensure_schema(&schema).unwrap();
     let has = |t: &mut dyn Target, what: &str| {
         let sql = match what {
             "parent_pkey" => "SELECT 1 FROM pg_index WHERE indexrelid = to_regclass('parent_pkey')".to_owned(),
@@ -689,11 +696,8 @@ fn postgres_puts_back_a_resolved_key_before_the_rows_and_the_others_at_commit() 
 /// it is put back at commit, where a value missing there is refused.
 #[test]
 fn postgres_checks_a_key_to_a_table_of_another_schema_at_commit() {
-    let Some(db) = TestDb::postgres() else { return };
-    let (schema, resolved) = two_keys();
+    let Some((db, mut t, resolved)) = two_keys_on_postgres() else { return };
     let (account, parent) = (Uuid::from_u128(5), Uuid::from_u128(6));
-    let mut t = TargetConfig::from_url(&db.url).unwrap().build().unwrap();
-    t.ensure_schema(&schema).unwrap();
     cutover_testkit::exec(
         &db.url,
         "CREATE SCHEMA other; CREATE TABLE other.parent (id UUID PRIMARY KEY);
@@ -720,11 +724,8 @@ fn postgres_checks_a_key_to_a_table_of_another_schema_at_commit() {
 /// stops the delete.
 #[test]
 fn postgres_upserts_and_deletes_keep_keys_across_schemas() {
-    let Some(db) = TestDb::postgres() else { return };
-    let (schema, resolved) = two_keys();
+    let Some((db, mut t, resolved)) = two_keys_on_postgres() else { return };
     let (account, parent, theirs) = (Uuid::from_u128(5), Uuid::from_u128(6), Uuid::from_u128(8));
-    let mut t = TargetConfig::from_url(&db.url).unwrap().build().unwrap();
-    t.ensure_schema(&schema).unwrap();
     t.begin().unwrap();
     t.start_table("parent", &["id".into(), "account_id".into()]).unwrap();
     t.write_row(&[Value::Uuid(parent), Value::Uuid(account)]).unwrap();
@@ -769,11 +770,8 @@ fn postgres_upserts_and_deletes_keep_keys_across_schemas() {
 /// would switch it off too, so such a schema keeps them.
 #[test]
 fn postgres_fires_the_v2_schemas_own_triggers() {
-    let Some(db) = TestDb::postgres() else { return };
-    let (schema, resolved) = two_keys();
+    let Some((_db, mut t, resolved)) = two_keys_on_postgres() else { return };
     let (account, parent) = (Uuid::from_u128(5), Uuid::from_u128(6));
-    let mut t = TargetConfig::from_url(&db.url).unwrap().build().unwrap();
-    t.ensure_schema(&schema).unwrap();
     // One statement at a time: the function's body has semicolons of its own.
     for sql in [
         "CREATE TABLE audit (child_id UUID NOT NULL)",
@@ -808,11 +806,8 @@ fn postgres_fires_the_v2_schemas_own_triggers() {
 /// checks, and a row pointing at another account's parent is refused.
 #[test]
 fn postgres_keeps_a_foreign_key_of_two_columns() {
-    let Some(db) = TestDb::postgres() else { return };
-    let (schema, resolved) = two_keys();
+    let Some((db, mut t, resolved)) = two_keys_on_postgres() else { return };
     let (account, other, parent) = (Uuid::from_u128(5), Uuid::from_u128(50), Uuid::from_u128(6));
-    let mut t = TargetConfig::from_url(&db.url).unwrap().build().unwrap();
-    t.ensure_schema(&schema).unwrap();
     cutover_testkit::exec(
         &db.url,
         "ALTER TABLE parent ADD CONSTRAINT parent_account_id_id_key UNIQUE (account_id, id);
