@@ -868,6 +868,43 @@ impl Drop for OrdinaryRole {
     }
 }
 
+/// PostgreSQL: a final migration's delete never lets a key's ON DELETE action take rows of
+/// another table with it (rows the recovery bundle does not hold): with the per-row checks
+/// off (a superuser) or on (an ordinary role), a parent row another table points at with
+/// `ON DELETE CASCADE` stays, the delete refused, and the pointing row stays too.
+#[test]
+fn postgres_deletes_take_no_other_rows_with_them() {
+    let Some(db) = TestDb::postgres() else { return };
+    let role = OrdinaryRole::new(&db.url);
+    let (account, parent) = (Uuid::from_u128(5), Uuid::from_u128(6));
+    // The role's own tables, as an application's are.
+    let mut t = TargetConfig::from_url(&role.url).unwrap().build().unwrap();
+    t.ensure_schema(&two_keys().0).unwrap();
+    t.begin().unwrap();
+    t.start_table("parent", &["id".into(), "account_id".into()]).unwrap();
+    t.write_row(&[Value::Uuid(parent), Value::Uuid(account)]).unwrap();
+    t.finish_table().and_then(|()| t.commit()).unwrap();
+    cutover_testkit::exec(
+        &role.url,
+        &format!(
+            "CREATE TABLE note (id UUID PRIMARY KEY, parent_id UUID REFERENCES parent (id) ON DELETE CASCADE);
+             INSERT INTO note VALUES ('{parent}', '{parent}')"
+        ),
+    )
+    .unwrap();
+    drop(t);
+    for (who, url) in [("superuser", &db.url), ("ordinary role", &role.url)] {
+        let mut t = TargetConfig::from_url(url).unwrap().build().unwrap();
+        t.begin_consistent().unwrap();
+        let done = t.delete_ids("parent", &[parent]).and_then(|_| t.commit());
+        let err = done.expect_err("a note points at it").to_string();
+        assert!(err.contains("note.parent_id"), "{who}: {err}");
+        t.rollback().unwrap();
+        assert_eq!(t.read_rows("note", &[("id".to_owned(), Type::Uuid)], None).unwrap().len(), 1, "{who}");
+        assert_eq!(t.read_rows("parent", &[("id".to_owned(), Type::Uuid)], None).unwrap().len(), 1, "{who}");
+    }
+}
+
 /// PostgreSQL as a role that may not switch the per-row key checks off: a first load puts
 /// every key back at commit, where adding it checks every row, so a dangling value is refused
 /// even in a column the run says it resolved; what commits has every key, validated.
