@@ -2574,6 +2574,10 @@ fn broken_key(fk: &ForeignKey, k: i64, what: &str) -> ConnectorError {
     q(format!("foreign key {t}.{} → {p}.{}", fk.column, fk.parent_column))(format!("{k} rows {what}"))
 }
 
+/// A catalog test on `pg_class` (prefixed with the alias where there is one): the relation is
+/// in the session's schema, where the run's tables are.
+const IN_SCHEMA: &str = "relnamespace = current_schema()::regnamespace";
+
 /// A single-column foreign key of a PostgreSQL v2, as its catalog has it.
 #[derive(Debug, Clone)]
 struct ForeignKey {
@@ -2951,7 +2955,7 @@ impl PgTarget {
         let sql = format!(
             "SELECT cl.relname::text, quote_ident(cn.nspname) || '.' || quote_ident(cl.relname), a.attname::text, \
              pl.relname::text, quote_ident(pn.nspname) || '.' || quote_ident(pl.relname), pa.attname::text, \
-             (cl.relnamespace = current_schema()::regnamespace AND pl.relnamespace = current_schema()::regnamespace)::text, \
+             (cl.{IN_SCHEMA} AND pl.{IN_SCHEMA})::text, \
              (c.confdeltype IN ('c', 'n', 'd'))::text \
              FROM pg_constraint c \
              JOIN pg_class cl ON cl.oid = c.conrelid JOIN pg_namespace cn ON cn.oid = cl.relnamespace \
@@ -2959,7 +2963,7 @@ impl PgTarget {
              JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] \
              JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = c.confkey[1] \
              WHERE c.contype = 'f' AND cardinality(c.conkey) = 1 \
-             AND {side}.relnamespace = current_schema()::regnamespace AND {side}.relname IN ({})",
+             AND {side}.{IN_SCHEMA} AND {side}.relname IN ({})",
             names.join(", ")
         );
         let cols: Vec<(String, Type)> =
@@ -3268,22 +3272,18 @@ impl Target for PgTarget {
             return Ok(false);
         }
         let list: Vec<String> = names.iter().map(|t| format!("'{}'", t.replace('\'', ""))).collect();
-        let set = format!(
-            "SELECT oid FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relname IN ({})",
-            list.join(", ")
-        );
+        let set = format!("SELECT oid FROM pg_class WHERE {IN_SCHEMA} AND relname IN ({})", list.join(", "));
         let text = |n: &str| (n.to_owned(), Type::Text);
-        // A table of another schema has no name here: a key to or from it is never one the run
-        // resolved (a lookup answers with rows of this schema's tables).
-        let here = "relnamespace = current_schema()::regnamespace";
-        // Constraints on the tables, and foreign keys elsewhere that point at them.
+        // Constraints on the tables, and foreign keys elsewhere that point at them. A table of
+        // another schema has no name in the last four columns: a key to or from it is never
+        // one the run resolved (a lookup answers with rows of this schema's tables).
         let cons = self.query(
             &format!(
                 "SELECT conrelid::regclass::text, quote_ident(conname), pg_get_constraintdef(oid), contype::text, \
-                 coalesce((SELECT relname::text FROM pg_class WHERE oid = conrelid AND {here}), ''), \
+                 coalesce((SELECT relname::text FROM pg_class WHERE oid = conrelid AND {IN_SCHEMA}), ''), \
                  coalesce((SELECT attname::text FROM pg_attribute WHERE attrelid = conrelid AND attnum = conkey[1] \
                    AND contype = 'f' AND cardinality(conkey) = 1), ''), \
-                 coalesce((SELECT relname::text FROM pg_class WHERE oid = confrelid AND {here}), ''), \
+                 coalesce((SELECT relname::text FROM pg_class WHERE oid = confrelid AND {IN_SCHEMA}), ''), \
                  coalesce((SELECT attname::text FROM pg_attribute WHERE attrelid = confrelid AND attnum = confkey[1] \
                    AND contype = 'f' AND cardinality(confkey) = 1), '') \
                  FROM pg_constraint WHERE contype IN ('p', 'u', 'f') \
@@ -3731,15 +3731,14 @@ impl PgTarget {
     /// trigger or rule of its own (an audit log, a column kept up to date) or a foreign key of
     /// several columns keeps the per-row checks, slower and complete.
     fn replica_keeps_everything(&self) -> Result<bool, ConnectorError> {
-        let here = "relnamespace = current_schema()::regnamespace";
         let sql = format!(
             "SELECT (NOT EXISTS (SELECT 1 FROM pg_constraint c JOIN pg_class cl ON cl.oid = c.conrelid \
                JOIN pg_class pl ON pl.oid = c.confrelid WHERE c.contype = 'f' AND cardinality(c.conkey) > 1 \
-               AND (cl.{here} OR pl.{here})) \
+               AND (cl.{IN_SCHEMA} OR pl.{IN_SCHEMA})) \
              AND NOT EXISTS (SELECT 1 FROM pg_trigger g JOIN pg_class r ON r.oid = g.tgrelid \
-               WHERE NOT g.tgisinternal AND g.tgenabled IN ('O', 'R') AND r.{here}) \
+               WHERE NOT g.tgisinternal AND g.tgenabled IN ('O', 'R') AND r.{IN_SCHEMA}) \
              AND NOT EXISTS (SELECT 1 FROM pg_rewrite w JOIN pg_class r ON r.oid = w.ev_class \
-               WHERE w.rulename <> '_RETURN' AND w.ev_enabled IN ('O', 'R') AND r.{here}))::text"
+               WHERE w.rulename <> '_RETURN' AND w.ev_enabled IN ('O', 'R') AND r.{IN_SCHEMA}))::text"
         );
         let r = self.query(&sql, &[("ok".to_owned(), Type::Text)], None)?;
         let ok = matches!(r.first().and_then(|r| r.first()), Some(Value::Text(t)) if t == "true");
