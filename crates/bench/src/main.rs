@@ -3,7 +3,8 @@
 //! projects for the portal benchmark.
 //!
 //! `cutover-bench engine V1.db [none|V2-URL] [--ledger drop|keep]`
-//! `cutover-bench scan V1.db PACK ENTITY` (the v1 reader alone: one entity's scan, rows counted)
+//! `cutover-bench scan V1.db PACK ENTITY [--lazy]` (the v1 reader alone: one entity's scan, rows
+//! counted; `--lazy` as a final migration reads it, the key decoded and the rest as stored)
 //! `cutover-bench portal-seed STORE-URL PROJECTS`
 
 use std::collections::BTreeMap;
@@ -36,9 +37,9 @@ fn main() -> Result<()> {
     }
     if cmd == "scan" {
         let (Some(pack), Some(entity)) = (args.get(2), args.get(3)) else {
-            bail!("usage: cutover-bench scan V1.db PACK ENTITY");
+            bail!("usage: cutover-bench scan V1.db PACK ENTITY [--lazy]");
         };
-        return scan(v1, pack, entity);
+        return scan(v1, pack, entity, args.iter().any(|a| a == "--lazy"));
     }
     if cmd != "engine" {
         bail!("unknown command {cmd}");
@@ -83,15 +84,20 @@ fn main() -> Result<()> {
 }
 
 /// Times one entity's v1 scan with nothing done to the rows: the reader's own speed.
-fn scan(v1: &str, pack: &str, entity: &str) -> Result<()> {
+fn scan(v1: &str, pack: &str, entity: &str, lazy: bool) -> Result<()> {
     let pack = PackSource::Builtin.load(pack)?;
     let ent = pack.entities.iter().find(|e| e.name == entity).with_context(|| format!("no entity {entity}"))?;
     let keys = ent.key_columns();
     let mut src = SourceConfig::from_url(v1)?.build()?;
     let mut rows = 0u64;
     let started = Instant::now();
-    let scan =
-        cutover_engine::connect::Scan { table: &ent.source, columns: &ent.columns, extra: &ent.extra, order_by: &keys };
+    let scan = cutover_engine::connect::Scan {
+        table: &ent.source,
+        columns: &ent.columns,
+        extra: &ent.extra,
+        order_by: &keys,
+        lazy: lazy.then_some(ent.key.as_slice()),
+    };
     src.scan(&scan, &mut |_| {
         rows += 1;
         Ok(())

@@ -58,7 +58,7 @@ pub fn seal(schema: &Schema, source: &mut dyn Source) -> Result<Vec<TableSeal>, 
         let order: Vec<String> = cols.iter().map(|c| c.0.clone()).collect();
         let mut h = Sha256::new();
         let mut rows = 0u64;
-        source.scan(&Scan { table: &t.name, columns: &cols, extra: &[], order_by: &order }, &mut |r| {
+        source.scan(&Scan { table: &t.name, columns: &cols, extra: &[], order_by: &order, lazy: None }, &mut |r| {
             rows += 1;
             for (i, v) in r.values.iter().enumerate() {
                 // A value that does not fit its type is hashed as what it was read as: nothing is skipped.

@@ -369,6 +369,9 @@ impl Target for DeltaTarget<'_> {
         // The new generation of the row state: written now, in the same transaction.
         self.inner.write_state(e)
     }
+    fn keeps_unchanged(&self) -> bool {
+        true
+    }
     fn keep_unchanged(&mut self, id: &Uuid, v1_fp: i64) -> bool {
         if self.failed.is_some() {
             return false;

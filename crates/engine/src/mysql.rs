@@ -196,14 +196,17 @@ pub fn load_tables(schema: &Schema, source: &mut dyn Source, url: &str) -> Resul
             Ok(())
         };
         let mut bad = None;
-        source.scan(&Scan { table: &t.name, columns: &cols, extra: &[], order_by: &order }, &mut |row| {
-            if let Some((_, why)) = &row.bad {
-                bad.get_or_insert_with(|| why.clone());
-            }
-            rows.push(row.values.clone());
-            copied += 1;
-            if rows.len() >= 500 { flush(&mut rows, &mut conn) } else { Ok(()) }
-        })?;
+        source.scan(
+            &Scan { table: &t.name, columns: &cols, extra: &[], order_by: &order, lazy: None },
+            &mut |row| {
+                if let Some((_, why)) = &row.bad {
+                    bad.get_or_insert_with(|| why.clone());
+                }
+                rows.push(row.values.clone());
+                copied += 1;
+                if rows.len() >= 500 { flush(&mut rows, &mut conn) } else { Ok(()) }
+            },
+        )?;
         flush(&mut rows, &mut conn)?;
         if let Some(why) = bad {
             return Err(q(format!("copying {}", t.name))(why));

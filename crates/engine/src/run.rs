@@ -550,11 +550,32 @@ pub fn run_tapped(
         });
         let has_float = out_cols.iter().any(|c| c.1 == crate::value::Type::Float);
         let table_name = ent.target.as_ref().map(|t| t.table.clone()).unwrap_or_default();
-        let scan = Scan { table: &ent.source, columns: &ent.columns, extra: &ent.extra, order_by: &key_names };
+        // A record kept by its fingerprint needs no more than its key decoded. A column declared
+        // of a type no stored value has (a date) is converted in every row, which would then
+        // never fingerprint as loaded: such an entity's rows are decoded whole.
+        let lazy = keepable
+            && target.as_deref().is_some_and(|t| t.keeps_unchanged())
+            && ent.columns.iter().all(|(_, ty)| {
+                use crate::value::Type;
+                matches!(ty, Type::Int | Type::Float | Type::Text | Type::Bytes)
+            });
+        let scan = Scan {
+            table: &ent.source,
+            columns: &ent.columns,
+            extra: &ent.extra,
+            order_by: &key_names,
+            lazy: lazy.then_some(ent.key.as_slice()),
+        };
         // The next entity's scan gets ready while this one is read.
         if let Some(next) = pack.entities.get(ei + 1) {
             let keys = next.key_columns();
-            source.prepare(&Scan { table: &next.source, columns: &next.columns, extra: &next.extra, order_by: &keys });
+            source.prepare(&Scan {
+                table: &next.source,
+                columns: &next.columns,
+                extra: &next.extra,
+                order_by: &keys,
+                lazy: None,
+            });
         }
         let mut merge_groups: HashMap<String, (String, Uuid)> = HashMap::new();
         let mut out_row: Vec<Value> = Vec::new();
@@ -581,25 +602,27 @@ pub fn run_tapped(
                     crate::failpoint::reached(&format!("in-entity:{}", ent.name));
                 }
                 write_key(&mut key_buf, ent, &row.values);
-                // A record without a key, or with the key of the record before it (a legacy
-                // table that lost its primary key), would give a v2 row another has.
-                let key_problem = if row.bad.is_some() {
-                    None
-                } else if ent.key.iter().any(|&k| row.values.get(k).is_none_or(Value::is_null)) {
-                    let empty: Vec<&str> = ent
-                        .key
-                        .iter()
-                        .filter(|&&k| row.values.get(k).is_none_or(Value::is_null))
-                        .map(|&k| ent.columns[k].0.as_str())
-                        .collect();
-                    Some(("missing_key", format!("the record has no key: {} is empty", empty.join(", "))))
-                } else if prev_key.as_deref() == Some(key_buf.as_str()) {
-                    Some((
-                        "duplicate_key",
-                        format!("another record has the same key {key_buf}; the first of them is the one migrated"),
-                    ))
+                let mut key_problem = key_problem_of(ent, row, &key_buf, prev_key.as_deref());
+                let id = row_uuid(&account, &ent.name, &key_buf);
+                let mut keep = |row: &SourceRow, key_problem: &Option<(&str, String)>| {
+                    key_problem.is_none()
+                        && keepable
+                        && row.bad.is_none()
+                        && target_ref
+                            .as_deref_mut()
+                            .is_some_and(|t| t.keep_unchanged(&id, state_v1_fp(context, row, false)))
+                };
+                let mut kept = keep(row, &key_problem);
+                // A lazy row has only its key decoded: one not kept by its fingerprint is decoded
+                // whole, and taken as any other (its key's values are the same).
+                let whole;
+                let row = if row.is_lazy() && !kept {
+                    whole = row.decoded(&ent.columns);
+                    key_problem = key_problem_of(ent, &whole, &key_buf, prev_key.as_deref());
+                    kept = keep(&whole, &key_problem);
+                    &whole
                 } else {
-                    None
+                    row
                 };
                 if key_problem.is_none() {
                     match &mut prev_key {
@@ -607,13 +630,7 @@ pub fn run_tapped(
                         None => prev_key = Some(key_buf.clone()),
                     }
                 }
-                let id = row_uuid(&account, &ent.name, &key_buf);
-                if key_problem.is_none()
-                    && keepable
-                    && row.bad.is_none()
-                    && let Some(t) = target_ref.as_deref_mut()
-                    && t.keep_unchanged(&id, state_v1_fp(context, row, false))
-                {
+                if kept {
                     if let Some(m) = map.as_mut()
                         && let Some(k) = map_key(ent, &row.values, &key_buf)
                     {
@@ -905,6 +922,27 @@ pub fn resolved_references(pack: &Pack) -> Vec<crate::connect::Reference> {
 }
 
 /// A record's v1 key (composite keys joined with `/`) into `out`, without allocating per row.
+/// Why a record cannot be migrated by its key: it has none, or the key of the record before it
+/// (a legacy table that lost its primary key), and would give a v2 row another has. `None` too
+/// for a row with a value that could not be read: that is the reason it is rejected.
+fn key_problem_of(ent: &Entity, row: &SourceRow, key: &str, prev_key: Option<&str>) -> Option<(&'static str, String)> {
+    if row.bad.is_some() {
+        None
+    } else if ent.key.iter().any(|&k| row.values.get(k).is_none_or(Value::is_null)) {
+        let empty: Vec<&str> = ent
+            .key
+            .iter()
+            .filter(|&&k| row.values.get(k).is_none_or(Value::is_null))
+            .map(|&k| ent.columns[k].0.as_str())
+            .collect();
+        Some(("missing_key", format!("the record has no key: {} is empty", empty.join(", "))))
+    } else if prev_key == Some(key) {
+        Some(("duplicate_key", format!("another record has the same key {key}; the first of them is the one migrated")))
+    } else {
+        None
+    }
+}
+
 fn write_key(out: &mut String, ent: &Entity, row: &[Value]) {
     use std::fmt::Write as _;
     out.clear();

@@ -79,7 +79,7 @@ fn sources_list_count_and_scan_in_key_order() {
         ];
         let order = vec!["QUOTENO".to_owned(), "LINENO".to_owned()];
         let mut keys = Vec::new();
-        s.scan(&Scan { table: "QUOTELINE", columns: &columns, extra: &[], order_by: &order }, &mut |r| {
+        s.scan(&Scan { table: "QUOTELINE", columns: &columns, extra: &[], order_by: &order, lazy: None }, &mut |r| {
             assert!(r.bad.is_none());
             // A final migration keeps a record by the fingerprint its reader took.
             assert_eq!(r.fingerprint(), cutover_engine::value::fingerprint(&r.values), "{name}");
@@ -101,7 +101,7 @@ fn sources_list_count_and_scan_in_key_order() {
         )];
         let mut totals = 0;
         s.scan(
-            &Scan { table: "INVOICE", columns: &columns, extra: &extra, order_by: &["INVNO".to_owned()] },
+            &Scan { table: "INVOICE", columns: &columns, extra: &extra, order_by: &["INVNO".to_owned()], lazy: None },
             &mut |r| {
                 if matches!(r.values[1], Value::Float(x) if x > 0.0) {
                     totals += 1;
@@ -163,7 +163,7 @@ fn sqlite_scans_come_in_key_order_however_the_table_is_stored() {
     let mut s = SourceConfig::Sqlite { path }.build().unwrap();
     for table in ["IN_ORDER", "SHUFFLED", "NO_KEY", "OWN_ROWID", "CLUSTERED"] {
         let mut seen: Vec<(i64, String)> = Vec::new();
-        s.scan(&Scan { table, columns: &columns, extra: &[], order_by: &order }, &mut |r| {
+        s.scan(&Scan { table, columns: &columns, extra: &[], order_by: &order, lazy: None }, &mut |r| {
             match r.values.as_slice() {
                 [Value::Int(a), Value::Text(b), _] => seen.push((*a, b.clone())),
                 other => panic!("{table}: unexpected row {other:?}"),
@@ -195,7 +195,7 @@ fn a_big_sqlite_table_read_by_two_readers_comes_whole_and_in_key_order() {
         .map(|i| (i / 2, if i % 2 == 0 { "a" } else { "b" }.to_owned(), format!("v{i}")))
         .collect();
     let mut s = SourceConfig::Sqlite { path }.build().unwrap();
-    let scan = Scan { table: "BIG", columns: &columns, extra: &[], order_by: &order };
+    let scan = Scan { table: "BIG", columns: &columns, extra: &[], order_by: &order, lazy: None };
     let mut seen = Vec::with_capacity(expected.len());
     s.scan(&scan, &mut |r| {
         // Taken again for each row a recycled batch holds.
@@ -245,7 +245,7 @@ fn a_big_sqlite_table_keyed_by_its_rowid_comes_whole_and_in_key_order() {
     expected.push((i64::MAX, "last".to_owned()));
     let mut s = SourceConfig::Sqlite { path }.build().unwrap();
     let mut seen = Vec::with_capacity(expected.len());
-    s.scan(&Scan { table: "BIG", columns: &columns, extra: &[], order_by: &order }, &mut |r| {
+    s.scan(&Scan { table: "BIG", columns: &columns, extra: &[], order_by: &order, lazy: None }, &mut |r| {
         match r.values.as_slice() {
             [Value::Int(a), Value::Text(_), Value::Text(v)] => seen.push((*a, v.clone())),
             other => panic!("unexpected row {other:?}"),
@@ -271,9 +271,9 @@ fn a_sqlite_scan_got_ready_ahead_reads_what_it_would_have() {
          INSERT INTO TWO SELECT i, 'b', 'two' || i FROM n;",
     );
     let by_a = vec!["A".to_owned()];
-    let one = Scan { table: "ONE", columns: &columns, extra: &[], order_by: &order };
-    let two = Scan { table: "TWO", columns: &columns, extra: &[], order_by: &by_a };
-    let missing = Scan { table: "GONE", columns: &columns, extra: &[], order_by: &by_a };
+    let one = Scan { table: "ONE", columns: &columns, extra: &[], order_by: &order, lazy: None };
+    let two = Scan { table: "TWO", columns: &columns, extra: &[], order_by: &by_a, lazy: None };
+    let missing = Scan { table: "GONE", columns: &columns, extra: &[], order_by: &by_a, lazy: None };
     let mut s = SourceConfig::Sqlite { path }.build().unwrap();
     let read = |s: &mut Box<dyn Source>, scan: &Scan<'_>| {
         let mut v = Vec::new();
@@ -320,7 +320,7 @@ fn sqlite_scans_read_wide_tables_and_expressions() {
     columns.extend((0..width).map(|i| (format!("C{i}"), Type::Int)));
     let key = vec!["K".to_owned()];
     let mut rows = Vec::new();
-    s.scan(&Scan { table: "WIDE", columns: &columns, extra: &[], order_by: &key }, &mut |r| {
+    s.scan(&Scan { table: "WIDE", columns: &columns, extra: &[], order_by: &key, lazy: None }, &mut |r| {
         rows.push(r.values.clone());
         Ok(())
     })
@@ -333,7 +333,7 @@ fn sqlite_scans_read_wide_tables_and_expressions() {
     let columns = vec![("K".to_owned(), Type::Int), ("V".to_owned(), Type::Text), ("UP".to_owned(), Type::Text)];
     let extra = vec![("UP".to_owned(), "upper(t.V) || '!'".to_owned())];
     let mut seen = Vec::new();
-    s.scan(&Scan { table: "LOOSE", columns: &columns, extra: &extra, order_by: &key }, &mut |r| {
+    s.scan(&Scan { table: "LOOSE", columns: &columns, extra: &extra, order_by: &key, lazy: None }, &mut |r| {
         seen.push(r.values.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "));
         Ok(())
     })
@@ -353,7 +353,7 @@ fn sqlite_source_reports_values_that_do_not_fit_their_type() {
     for (table, col, key) in [("JOB", "QTY", "JOBNO"), ("CUST", "NAME", "CUSTNO")] {
         let ty = if col == "QTY" { Type::Int } else { Type::Text };
         let columns = vec![(key.to_owned(), Type::Int), (col.to_owned(), ty)];
-        s.scan(&Scan { table, columns: &columns, extra: &[], order_by: &[key.to_owned()] }, &mut |r| {
+        s.scan(&Scan { table, columns: &columns, extra: &[], order_by: &[key.to_owned()], lazy: None }, &mut |r| {
             if let Some((_, why)) = &r.bad {
                 bad.push(why.clone());
             }
@@ -1442,7 +1442,7 @@ fn mysql_scans_outlast_the_servers_write_timeout() {
     let columns = vec![("ID".to_owned(), Type::Int), ("PAD".to_owned(), Type::Text)];
     let order = vec!["ID".to_owned()];
     let mut seen = 0;
-    s.scan(&Scan { table: "BIG", columns: &columns, extra: &[], order_by: &order }, &mut |r| {
+    s.scan(&Scan { table: "BIG", columns: &columns, extra: &[], order_by: &order, lazy: None }, &mut |r| {
         if seen == 0 {
             std::thread::sleep(std::time::Duration::from_millis(2_500));
         }
@@ -1462,7 +1462,7 @@ fn server_sources_read_every_table_in_one_snapshot() {
     let ids = |s: &mut dyn Source, table: &str| -> Vec<i64> {
         let columns = vec![("id".to_owned(), Type::Int)];
         let mut seen = Vec::new();
-        s.scan(&Scan { table, columns: &columns, extra: &[], order_by: &["id".to_owned()] }, &mut |r| {
+        s.scan(&Scan { table, columns: &columns, extra: &[], order_by: &["id".to_owned()], lazy: None }, &mut |r| {
             seen.push(match r.values[0] {
                 Value::Int(n) => n,
                 ref other => panic!("{other:?}"),
