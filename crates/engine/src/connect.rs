@@ -1189,16 +1189,8 @@ fn raw_value(out: &mut Vec<u8>, v: ValueRef<'_>) {
         ValueRef::Null => out.push(0),
         ValueRef::Integer(i) => Value::Int(i).hash_bytes(out),
         ValueRef::Real(f) => Value::Float(f).hash_bytes(out),
-        ValueRef::Text(t) => {
-            out.push(4);
-            out.extend_from_slice(&(t.len() as u64).to_le_bytes());
-            out.extend_from_slice(t);
-        }
-        ValueRef::Blob(b) => {
-            out.push(6);
-            out.extend_from_slice(&(b.len() as u64).to_le_bytes());
-            out.extend_from_slice(b);
-        }
+        ValueRef::Text(t) => crate::value::hash_tagged_bytes(out, crate::value::TEXT_TAG, t),
+        ValueRef::Blob(b) => crate::value::hash_tagged_bytes(out, crate::value::BYTES_TAG, b),
     }
 }
 
@@ -1220,13 +1212,14 @@ fn decode_raw(raw: &[u8], out: &mut Vec<Value>) -> Option<()> {
                 out.push(Value::Float(f64::from_bits(u64::from_le_bytes(word(at)?))));
                 at += 8;
             }
-            4 | 6 => {
+            crate::value::TEXT_TAG | crate::value::BYTES_TAG => {
                 let len = usize::try_from(u64::from_le_bytes(word(at)?)).ok()?;
                 at += 8;
                 let bytes = raw.get(at..at.checked_add(len)?)?;
                 at += len;
                 let mut slot = Value::Null;
-                fill_value(&mut slot, if tag == 4 { ValueRef::Text(bytes) } else { ValueRef::Blob(bytes) });
+                let v = if tag == crate::value::TEXT_TAG { ValueRef::Text(bytes) } else { ValueRef::Blob(bytes) };
+                fill_value(&mut slot, v);
                 out.push(slot);
             }
             _ => return None,

@@ -132,25 +132,28 @@ impl Value {
             // A tag and eight bytes in one piece: this runs for every value of every row read.
             Value::Int(i) => out.extend_from_slice(&tagged(2, i.to_le_bytes())),
             Value::Float(f) => out.extend_from_slice(&tagged(3, f.to_bits().to_le_bytes())),
-            Value::Text(s) => {
-                out.extend_from_slice(&tagged(4, (s.len() as u64).to_le_bytes()));
-                out.extend_from_slice(s.as_bytes());
-            }
+            Value::Text(s) => hash_tagged_bytes(out, TEXT_TAG, s.as_bytes()),
             Value::Date(d) => {
                 out.push(5);
                 out.extend_from_slice(&d.to_julian_day().to_le_bytes());
             }
-            Value::Bytes(b) => {
-                out.push(6);
-                out.extend_from_slice(&(b.len() as u64).to_le_bytes());
-                out.extend_from_slice(b);
-            }
+            Value::Bytes(b) => hash_tagged_bytes(out, BYTES_TAG, b),
             Value::Uuid(u) => {
                 out.push(7);
                 out.extend_from_slice(u.as_bytes());
             }
         }
     }
+}
+
+/// The tags of text and of bytes in [`Value::hash_bytes`]'s layout.
+pub(crate) const TEXT_TAG: u8 = 4;
+pub(crate) const BYTES_TAG: u8 = 6;
+
+/// Text or bytes as [`Value::hash_bytes`] lays them out: the tag, the length, the bytes.
+pub(crate) fn hash_tagged_bytes(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+    out.extend_from_slice(&tagged(tag, (bytes.len() as u64).to_le_bytes()));
+    out.extend_from_slice(bytes);
 }
 
 /// `tag` followed by `bytes`.
