@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::connect::{ConnectorError, Dialect, RowsById, Source, Target};
 use crate::ddl::Schema;
-use crate::live::{LiveState, NextPart, Parts};
+use crate::live::{Entry, LiveState, NextPart, Parts};
 use crate::preview::{ChangeKind, Preview, preview};
 use crate::run::{EngineError, LedgerRecord, RunReport, RunSpec, account_uuid, run};
 use crate::state::{self, StateEntry};
@@ -122,6 +122,11 @@ impl Current {
         id: &Uuid,
     ) -> Result<Option<(i64, i64)>, ConnectorError> {
         self.with_parts(target, account, |live, parts| live.find(id, parts))
+    }
+
+    /// The entry the run meets next if v1 gives its records in the same order as before.
+    fn next(&mut self, target: &mut dyn Target, account: Uuid) -> Result<Option<Entry>, ConnectorError> {
+        self.with_parts(target, account, |live, parts| live.next(parts))
     }
 
     /// The ids of the live rows the run did not give again, and the reader the parts were
@@ -371,6 +376,20 @@ impl Target for DeltaTarget<'_> {
     }
     fn keeps_unchanged(&self) -> bool {
         true
+    }
+    fn keep_next_unchanged(&mut self, v1_fp: i64) -> Option<Uuid> {
+        if self.failed.is_some() {
+            return None;
+        }
+        let cur = self.current.as_mut()?;
+        let (id, (v1, _)) = match cur.next(&mut *self.inner, self.saving.account) {
+            Ok(next) => next?,
+            Err(e) => {
+                self.failed = Some(e);
+                return None;
+            }
+        };
+        (v1 == v1_fp && self.keep_unchanged(&id, v1_fp)).then_some(id)
     }
     fn keep_unchanged(&mut self, id: &Uuid, v1_fp: i64) -> bool {
         if self.failed.is_some() {

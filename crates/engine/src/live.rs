@@ -159,6 +159,13 @@ impl<P: Copy> LiveState<P> {
         }
     }
 
+    /// The entry the run meets next when v1 gives its records in the order the last run met
+    /// them: the first not met yet.
+    pub fn next(&mut self, parts: &mut dyn Parts<P>) -> Result<Option<Entry<P>>, ConnectorError> {
+        self.fill(1, parts)?;
+        Ok(self.ahead.front().copied())
+    }
+
     /// The entry [`find`](Self::find) gave last is given again: it stays.
     pub fn give(&mut self) {
         if let Some(l) = self.last.as_mut() {
@@ -253,6 +260,24 @@ mod tests {
         assert!(s.finish(&mut parts).unwrap().is_empty());
         assert_eq!(parts.ids_read, 0);
         assert_eq!(parts.parts_read, 7);
+    }
+
+    /// The next entry is the first not met yet, across parts and past records met out of
+    /// order; none once every entry was met or passed over.
+    #[test]
+    fn the_next_entry_is_the_first_not_met_yet() {
+        let mut parts = list(6, 2);
+        let mut s = LiveState::in_parts();
+        let next = |s: &mut LiveState, parts: &mut List| s.next(parts).unwrap().map(|e| e.1.0);
+        assert_eq!(next(&mut s, &mut parts), Some(0));
+        assert_eq!(meet(&mut s, &mut parts, &[0, 1]), [Some((0, 0)), Some((1, -1))]);
+        assert_eq!(next(&mut s, &mut parts), Some(2));
+        // 3 met before 2: 2 is passed over, and 4 comes next.
+        assert_eq!(meet(&mut s, &mut parts, &[3]), [Some((3, -3))]);
+        assert_eq!(next(&mut s, &mut parts), Some(4));
+        assert_eq!(meet(&mut s, &mut parts, &[4, 5, 2]), [Some((4, -4)), Some((5, -5)), Some((2, -2))]);
+        assert_eq!(next(&mut s, &mut parts), None);
+        assert!(s.finish(&mut parts).unwrap().is_empty());
     }
 
     #[test]

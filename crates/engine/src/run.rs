@@ -603,7 +603,14 @@ pub fn run_tapped(
                 }
                 write_key(&mut key_buf, ent, &row.values);
                 let mut key_problem = key_problem_of(ent, row, &key_buf, prev_key.as_deref());
-                let id = row_uuid(&account, &ent.name, &key_buf);
+                // A record met in the order the last run met it, and as it was then, is the row
+                // the state holds next: its id is that row's.
+                let kept_as = if key_problem.is_none() && keepable && row.bad.is_none() {
+                    target_ref.as_deref_mut().and_then(|t| t.keep_next_unchanged(state_v1_fp(context, row, false)))
+                } else {
+                    None
+                };
+                let id = kept_as.unwrap_or_else(|| row_uuid(&account, &ent.name, &key_buf));
                 let mut keep = |row: &SourceRow, key_problem: &Option<(&str, String)>| {
                     key_problem.is_none()
                         && keepable
@@ -612,7 +619,7 @@ pub fn run_tapped(
                             .as_deref_mut()
                             .is_some_and(|t| t.keep_unchanged(&id, state_v1_fp(context, row, false)))
                 };
-                let mut kept = keep(row, &key_problem);
+                let mut kept = kept_as.is_some() || keep(row, &key_problem);
                 // A lazy row has only its key decoded: one not kept by its fingerprint is decoded
                 // whole, and taken as any other (its key's values are the same).
                 let whole;
