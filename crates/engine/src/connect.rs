@@ -1196,7 +1196,7 @@ thread_local! {
 /// line items: a sixth of a reader's time went on checking their text was UTF-8).
 fn raw_value(out: &mut Vec<u8>, v: ValueRef<'_>) {
     match v {
-        ValueRef::Null => out.push(0),
+        ValueRef::Null => out.push(crate::value::NULL_TAG),
         ValueRef::Integer(i) => Value::Int(i).hash_bytes(out),
         ValueRef::Real(f) => Value::Float(f).hash_bytes(out),
         ValueRef::Text(t) => crate::value::hash_tagged_bytes(out, crate::value::TEXT_TAG, t),
@@ -1213,12 +1213,12 @@ fn decode_raw(raw: &[u8], out: &mut Vec<Value>) -> Option<()> {
         let tag = raw[at];
         at += 1;
         match tag {
-            0 => out.push(Value::Null),
-            2 => {
+            crate::value::NULL_TAG => out.push(Value::Null),
+            crate::value::INT_TAG => {
                 out.push(Value::Int(i64::from_le_bytes(word(at)?)));
                 at += 8;
             }
-            3 => {
+            crate::value::FLOAT_TAG => {
                 out.push(Value::Float(f64::from_bits(u64::from_le_bytes(word(at)?))));
                 at += 8;
             }

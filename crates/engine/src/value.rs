@@ -127,11 +127,11 @@ impl Value {
     /// Appends the value's bytes for a fingerprint, with a tag so that `1` and `"1"` differ.
     pub fn hash_bytes(&self, out: &mut Vec<u8>) {
         match self {
-            Value::Null => out.push(0),
+            Value::Null => out.push(NULL_TAG),
             Value::Bool(b) => out.extend_from_slice(&[1, u8::from(*b)]),
             // A tag and eight bytes in one piece: this runs for every value of every row read.
-            Value::Int(i) => out.extend_from_slice(&tagged(2, i.to_le_bytes())),
-            Value::Float(f) => out.extend_from_slice(&tagged(3, f.to_bits().to_le_bytes())),
+            Value::Int(i) => out.extend_from_slice(&tagged(INT_TAG, i.to_le_bytes())),
+            Value::Float(f) => out.extend_from_slice(&tagged(FLOAT_TAG, f.to_bits().to_le_bytes())),
             Value::Text(s) => hash_tagged_bytes(out, TEXT_TAG, s.as_bytes()),
             Value::Date(d) => {
                 out.push(5);
@@ -146,7 +146,10 @@ impl Value {
     }
 }
 
-/// The tags of text and of bytes in [`Value::hash_bytes`]'s layout.
+/// Tags of [`Value::hash_bytes`]'s layout, which a lazy reader lays SQLite's values out in too.
+pub(crate) const NULL_TAG: u8 = 0;
+pub(crate) const INT_TAG: u8 = 2;
+pub(crate) const FLOAT_TAG: u8 = 3;
 pub(crate) const TEXT_TAG: u8 = 4;
 pub(crate) const BYTES_TAG: u8 = 6;
 
