@@ -928,7 +928,6 @@ pub fn resolved_references(pack: &Pack) -> Vec<crate::connect::Reference> {
     refs
 }
 
-/// A record's v1 key (composite keys joined with `/`) into `out`, without allocating per row.
 /// Why a record cannot be migrated by its key: it has none, or the key of the record before it
 /// (a legacy table that lost its primary key), and would give a v2 row another has. `None` too
 /// for a row with a value that could not be read: that is the reason it is rejected.
@@ -950,6 +949,7 @@ fn key_problem_of(ent: &Entity, row: &SourceRow, key: &str, prev_key: Option<&st
     }
 }
 
+/// A record's v1 key (composite keys joined with `/`) into `out`, without allocating per row.
 fn write_key(out: &mut String, ent: &Entity, row: &[Value]) {
     use std::fmt::Write as _;
     out.clear();
