@@ -522,6 +522,18 @@ pub trait Target: Send {
         let _ = (table, columns, account, xids, f);
         Ok(None)
     }
+    /// The ids of the rows of `account` in `table` whose first two bytes, read big-endian, are
+    /// one of `prefixes`, selected by the target itself through the id's index; `None` where it
+    /// does not (the caller then reads every id).
+    fn ids_with_prefix(
+        &mut self,
+        table: &str,
+        account: Uuid,
+        prefixes: &[u16],
+    ) -> Result<Option<Vec<Uuid>>, ConnectorError> {
+        let _ = (table, account, prefixes);
+        Ok(None)
+    }
     /// Final migration: whether the row `id`, whose v1 record now fingerprints to `v1_fp`
     /// (see [`crate::run::state_v1_fp`]), is exactly as the last run loaded it, under the same
     /// mapping, and untouched in v2 since; the run then keeps it without mapping the record
@@ -664,6 +676,9 @@ fn upsert_sql(d: Dialect, table: &str, columns: &[String], conflict: &[&str], fr
         set.join(", ")
     )
 }
+
+/// Ranges of ids one query selects at most ([`Target::ids_with_prefix`]).
+const ID_RANGES: usize = 1024;
 
 /// The account column as SQLite's `WHERE` compares it: with a unary `+`, which keeps SQLite from
 /// reading a table through an index that starts with the account (a v2 key such as
@@ -3770,6 +3785,41 @@ impl Target for PgTarget {
                 Ok(None)
             }
         }
+    }
+    fn ids_with_prefix(
+        &mut self,
+        table: &str,
+        account: Uuid,
+        prefixes: &[u16],
+    ) -> Result<Option<Vec<Uuid>>, ConnectorError> {
+        // Each prefix is a range of ids, which the primary key's index reads alone: a preview of
+        // an edited v2 read every id of the table to find the few in these ranges (TPC-H's order
+        // lines at scale 0.5: 0.65 s). Past a thousand ranges the caller reads every id.
+        if prefixes.is_empty() || prefixes.len() > ID_RANGES {
+            return Ok(None);
+        }
+        let ranges: Vec<String> = prefixes
+            .iter()
+            .map(|&p| {
+                let lo = u128::from(p) << 112;
+                let hi = lo | ((1u128 << 112) - 1);
+                format!("id BETWEEN '{}' AND '{}'", Uuid::from_u128(lo).hyphenated(), Uuid::from_u128(hi).hyphenated())
+            })
+            .collect();
+        let select = format!(
+            "SELECT id::uuid FROM {} WHERE account_id = '{}' AND ({})",
+            Dialect::Postgres.ident(table),
+            account.hyphenated(),
+            ranges.join(" OR ")
+        );
+        let mut ids = Vec::new();
+        self.copy_out(&select, vec![Type::Uuid], &mut |row| {
+            if let Some(Value::Uuid(id)) = row.first() {
+                ids.push(*id);
+            }
+            Ok(())
+        })?;
+        Ok(Some(ids))
     }
     fn scan_rows(
         &mut self,

@@ -408,15 +408,22 @@ fn deleted_rows(
         in_v2[bucket(id)] = in_v2[bucket(id)].saturating_sub(1);
     }
     let short: Vec<bool> = live_by_bucket.iter().zip(&in_v2).map(|(live, v2)| live > v2).collect();
-    let mut ids: Vec<Uuid> = Vec::new();
-    target.scan_rows(table, &id_col, Some(account), &mut |r| {
-        if let Some(Value::Uuid(id)) = r.first()
-            && short[bucket(id)]
-        {
-            ids.push(*id);
+    let prefixes: Vec<u16> = (0..BUCKETS).filter(|&b| short[b]).filter_map(|b| u16::try_from(b).ok()).collect();
+    let mut ids: Vec<Uuid> = match target.ids_with_prefix(table, account, &prefixes)? {
+        Some(ids) => ids,
+        None => {
+            let mut ids = Vec::new();
+            target.scan_rows(table, &id_col, Some(account), &mut |r| {
+                if let Some(Value::Uuid(id)) = r.first()
+                    && short[bucket(id)]
+                {
+                    ids.push(*id);
+                }
+                Ok(())
+            })?;
+            ids
         }
-        Ok(())
-    })?;
+    };
     ids.sort_unstable();
     each_live(target, on, &mut |id, (_, loc)| {
         if short[bucket(&id)] && ids.binary_search(&id).is_err() {

@@ -617,6 +617,34 @@ fn two_keys_on_postgres() -> Option<(TestDb, Box<dyn Target>, [Reference; 1])> {
     Some((db, t, resolved))
 }
 
+/// PostgreSQL selects an account's ids by their first two bytes through the id's index,
+/// exactly those of the buckets asked for, the first and the last bucket included; past a
+/// thousand buckets, or for none, it leaves the caller to read every id.
+#[test]
+fn postgres_selects_ids_by_their_first_two_bytes() {
+    let Some((db, mut t, _)) = two_keys_on_postgres() else { return };
+    let (mine, other) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    // Ids at both ends of a bucket and in between, in buckets 0, 1, 0x1234 and 0xffff, and
+    // another account's id in a bucket asked for.
+    let bucket = |b: u128, low: u128| Uuid::from_u128((b << 112) | low);
+    let ends = (1u128 << 112) - 1;
+    let ids =
+        [bucket(0, 0), bucket(0, ends), bucket(1, 5), bucket(0x1234, 0), bucket(0x1234, ends), bucket(0xffff, ends)];
+    let mut sql = String::new();
+    for id in ids {
+        sql.push_str(&format!("INSERT INTO parent (id, account_id) VALUES ('{id}', '{mine}');"));
+    }
+    sql.push_str(&format!("INSERT INTO parent (id, account_id) VALUES ('{}', '{other}');", bucket(0x1234, 7)));
+    cutover_testkit::exec(&db.url, &sql).unwrap();
+    let mut got = t.ids_with_prefix("parent", mine, &[0, 0x1234, 0xffff]).unwrap().expect("selected by PostgreSQL");
+    got.sort();
+    assert_eq!(got, [ids[0], ids[1], ids[3], ids[4], ids[5]]);
+    assert_eq!(t.ids_with_prefix("parent", mine, &[2]).unwrap(), Some(vec![]));
+    let many: Vec<u16> = (0..=1024).collect();
+    assert_eq!(t.ids_with_prefix("parent", mine, &many).unwrap(), None);
+    assert_eq!(t.ids_with_prefix("parent", mine, &[]).unwrap(), None);
+}
+
 /// A first load may tell a target which foreign keys it resolved itself; every other one,
 /// even of the same table, is still checked at commit.
 #[test]
