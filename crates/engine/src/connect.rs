@@ -226,6 +226,11 @@ pub struct SourceRow {
 }
 
 impl SourceRow {
+    /// A row with room for `n` values and none yet, to be filled.
+    fn empty(n: usize) -> SourceRow {
+        SourceRow { values: Vec::with_capacity(n), bad: None, fp: 0, raw: Vec::new(), lazy: false }
+    }
+
     /// A row of `values`, fingerprinted.
     pub fn new(values: Vec<Value>, bad: Option<(usize, String)>) -> SourceRow {
         let fp = crate::value::fingerprint(&values);
@@ -251,8 +256,7 @@ impl SourceRow {
         if !self.lazy {
             return self.clone();
         }
-        let mut row =
-            SourceRow { values: Vec::with_capacity(cols.len()), bad: None, fp: 0, raw: Vec::new(), lazy: false };
+        let mut row = SourceRow::empty(cols.len());
         if decode_raw(&self.raw, &mut row.values).is_none() || row.values.len() != cols.len() {
             row.values.resize(cols.len(), Value::Null);
             row.bad = Some((0, "the row could not be read back as it was stored".into()));
@@ -1160,7 +1164,7 @@ fn read_blocks(
         let mut used = 0;
         while let Some(r) = rows.next().map_err(err)? {
             if used == batch.len() {
-                batch.push(SourceRow { values: Vec::with_capacity(n), bad: None, fp: 0, raw: Vec::new(), lazy: false });
+                batch.push(SourceRow::empty(n));
             }
             let row = &mut batch[used];
             row.bad = None;
