@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -214,14 +214,116 @@ fn fingerprints(_: state::Loc, v1: i64, v2: i64) -> (i64, i64) {
 struct Saving<'a> {
     pack: &'a crate::pack::Pack,
     account: Uuid,
-    /// What the preview found changed, created or deleted in v2, by id.
-    drifted: HashMap<Uuid, Drift>,
+    /// What the preview found changed, created or deleted in v2, by id (shared with the
+    /// thread that writes the bundle as the run goes).
+    drifted: Arc<HashMap<Uuid, Drift>>,
     /// Tables in the pack's order (parents first).
     table_order: Vec<String>,
     bundle_dir: PathBuf,
     preview_id: String,
     /// Rows of the bundle read from v2 at a time ([`BUNDLE_PART`]).
     part: usize,
+}
+
+/// A part of the recovery bundle sent to its thread: the action, the table, the ids.
+type SpoolPart = (&'static str, String, Vec<Uuid>);
+
+/// The recovery bundle, written as the run goes, on a thread of its own that reads the rows
+/// the run overwrites from v2 a part at a time ([`BUNDLE_PART`]) on a connection that sees v2
+/// as the run began, as soon as the run has met a part of them: read at commit, the bundle
+/// was the run's last half second (TPC-H at scale 0.5, 1 % changed: 43,297 order lines, with
+/// one core idle), and the rows come in load order. Only the last part and the rows the
+/// commit deletes are left for the commit. Dropped before it finished, it stops its thread
+/// and removes its lines.
+struct Spool {
+    tx: Option<mpsc::SyncSender<SpoolPart>>,
+    handle: Option<std::thread::JoinHandle<Result<BundleManifest, String>>>,
+    /// The ids of the current table's rows overwritten, not sent yet.
+    part: Vec<Uuid>,
+    size: usize,
+    dir: PathBuf,
+}
+
+impl Spool {
+    fn start(mut reader: Reader, saving: &Saving<'_>) -> Result<Self, ConnectorError> {
+        let mut file = BundleFile::create(&saving.bundle_dir).map_err(bundle_error)?;
+        let drifted = Arc::clone(&saving.drifted);
+        let columns: HashMap<String, TableColumns> =
+            saving.table_order.iter().map(|t| (t.clone(), table_columns(saving.pack, t))).collect();
+        let (account, preview_id) = (saving.account, saving.preview_id.clone());
+        // One part waits while the thread reads the one before.
+        let (tx, rx) = mpsc::sync_channel::<SpoolPart>(1);
+        let handle = std::thread::Builder::new()
+            .name("bundle".into())
+            .spawn(move || {
+                for (action, table, part) in rx {
+                    let cols = columns.get(&table).ok_or_else(|| format!("{table} is not a table of the pack"))?;
+                    let mut read =
+                        |t: &str, c: &[(String, Type)], ids: &[Uuid]| reader.read_rows_by_id(t, c, account, ids);
+                    let now = read_part(&drifted, &mut read, &table, &cols.0, &part).map_err(|e| e.to_string())?;
+                    file.write_part(&drifted, action, &table, cols, &part, now).map_err(|e| e.to_string())?;
+                }
+                file.finish(account, &preview_id).map_err(|e| e.to_string())
+            })
+            .map_err(bundle_error)?;
+        Ok(Self {
+            tx: Some(tx),
+            handle: Some(handle),
+            part: Vec::new(),
+            size: saving.part.max(1),
+            dir: saving.bundle_dir.clone(),
+        })
+    }
+
+    /// A row of `table` the run overwrites.
+    fn overwritten(&mut self, table: &str, id: Uuid) -> Result<(), ConnectorError> {
+        self.part.push(id);
+        if self.part.len() >= self.size { self.flush(table) } else { Ok(()) }
+    }
+
+    /// Sends the rows of `table` overwritten and not sent yet (at the table's end).
+    fn flush(&mut self, table: &str) -> Result<(), ConnectorError> {
+        if self.part.is_empty() {
+            return Ok(());
+        }
+        let part = std::mem::take(&mut self.part);
+        self.send(OVERWRITTEN, table, part)
+    }
+
+    /// Sends a part; where the thread stopped, its error.
+    fn send(&mut self, action: &'static str, table: &str, ids: Vec<Uuid>) -> Result<(), ConnectorError> {
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send((action, table.to_owned(), ids)).is_ok());
+        if sent { Ok(()) } else { self.join().map(|_| ()).and(Err(bundle_error("its thread stopped"))) }
+    }
+
+    /// No more parts: the thread writes the ones it has, then syncs the bundle.
+    fn close(&mut self) {
+        self.tx = None;
+    }
+
+    /// Waits for the bundle to be on disk.
+    fn finish(mut self) -> Result<BundleManifest, ConnectorError> {
+        self.close();
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<BundleManifest, ConnectorError> {
+        let handle = self.handle.take().ok_or_else(|| bundle_error("its thread stopped"))?;
+        handle.join().unwrap_or_else(|_| Err("its thread stopped".into())).map_err(bundle_error)
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        if self.handle.is_some() {
+            self.close();
+            let _ = self.join();
+        }
+        // Gone once the bundle is whole (renamed); removed otherwise, and the folder with it if
+        // it holds nothing else.
+        let _ = std::fs::remove_file(self.dir.join(PARTIAL_ROWS));
+        let _ = std::fs::remove_dir(&self.dir);
+    }
 }
 
 /// A target in front of the real one: keeps what must change and writes it at commit, with
@@ -231,10 +333,9 @@ struct DeltaTarget<'a> {
     /// A connection that sees v2 as the run's transaction began (none where v2 has none): it
     /// reads the row state ahead while the run maps, then the recovery bundle at commit.
     reader: Option<Reader>,
-    /// A second one in the same snapshot, idle until the commit, where the two read the
-    /// bundle's parts in turn: one looked up 43,000 order lines by id for half a second while
-    /// a core stood idle (TPC-H at scale 0.5, 1 % changed).
-    second: Option<Reader>,
+    /// The recovery bundle, read and written as the run goes on a second such connection
+    /// (none where v2 has none: the bundle is then read at commit, before the rows are written).
+    spool: Option<Spool>,
     saving: Saving<'a>,
     current: Option<Current>,
     /// A failure to read the row state where it could not be returned at once
@@ -258,7 +359,8 @@ struct DeltaTarget<'a> {
     early: bool,
     /// Rows of the current table held in [`Self::pending`] (when `early`).
     held: usize,
-    /// Loaded rows the commit overwrites: (table, id).
+    /// Loaded rows the commit overwrites, in the order the run met them: (table, id) (where
+    /// there is no [`Self::spool`]).
     rewritten: Vec<(String, Uuid)>,
     /// Loaded rows v1 no longer gives: (table, id).
     gone: Vec<(String, Uuid)>,
@@ -272,6 +374,11 @@ impl DeltaTarget<'_> {
     fn write_held(&mut self) -> Result<(), ConnectorError> {
         self.held = 0;
         let Some(table) = self.current.as_ref().map(|c| c.table.as_str()) else { return Ok(()) };
+        // The bundle reads the rows these overwrite at the same time: the pages either brings
+        // into PostgreSQL's buffers serve the other.
+        if let Some(spool) = self.spool.as_mut() {
+            spool.flush(table)?;
+        }
         upsert_pending(&mut *self.inner, table, &self.columns, &mut self.pending)
     }
 }
@@ -354,7 +461,10 @@ impl Target for DeltaTarget<'_> {
         let c = self.counts.entry(table.clone()).or_default();
         if loaded {
             c.rewritten += 1;
-            self.rewritten.push((table.clone(), e.id));
+            match self.spool.as_mut() {
+                Some(spool) => spool.overwritten(&table, e.id)?,
+                None => self.rewritten.push((table.clone(), e.id)),
+            }
         } else {
             c.inserted += 1;
         }
@@ -435,8 +545,6 @@ impl Target for DeltaTarget<'_> {
         Ok(())
     }
     fn commit(&mut self) -> Result<(), ConnectorError> {
-        let mut rewritten = std::mem::take(&mut self.rewritten);
-        rewritten.sort();
         // What goes: loaded rows v1 no longer gives, and rows created in v2.
         let mut gone = std::mem::take(&mut self.gone);
         gone.extend(
@@ -447,36 +555,28 @@ impl Target for DeltaTarget<'_> {
                 .map(|(id, d)| (d.table.clone(), *id)),
         );
         gone.sort();
-        // Where v2 has a second connection that sees it as this transaction began, the bundle
-        // is read there while the rows are written here: nothing is overwritten for anyone
-        // until the commit, which waits for the bundle to be on disk.
-        let reader = match self.reader.take() {
-            Some(reader) => Some(reader),
-            None => self.inner.snapshot_reader()?,
-        };
-        let second = self.second.take();
-        let DeltaTarget { inner, saving, order, columns, pending, counts, .. } = self;
-        let bundle = match reader {
-            Some(reader) => std::thread::scope(|s| {
-                let saving = &*saving;
-                let (rewritten, gone) = (&rewritten, &gone);
-                let bundle = s.spawn(move || {
-                    let account = saving.account;
-                    let reads = std::iter::once(reader)
-                        .chain(second)
-                        .map(|mut r| -> Box<ReadById<'_>> {
-                            Box::new(move |t, c, ids| r.read_rows_by_id(t, c, account, ids))
-                        })
-                        .collect();
-                    saving.write(reads, rewritten, gone)
-                });
-                let written = write_changes(&mut **inner, saving, order, columns, pending, counts, gone);
+        let bundle = match self.spool.take() {
+            // The rows overwritten are saved but for the last part: the rows that go are read
+            // and saved there while they are deleted here. Nothing is overwritten for anyone
+            // until the commit, which waits for the bundle to be on disk.
+            Some(mut spool) => {
+                for table in &self.saving.table_order {
+                    let ids: Vec<Uuid> = gone.iter().filter(|(t, _)| t == table).map(|(_, id)| *id).collect();
+                    for part in ids.chunks(self.saving.part.max(1)) {
+                        spool.send(DELETED, table, part.to_vec())?;
+                    }
+                }
+                spool.close();
+                let DeltaTarget { inner, saving, order, columns, pending, counts, .. } = self;
+                let written = write_changes(&mut **inner, saving, order, columns, pending, counts, &gone);
                 // The bundle's error first, as when it is written before the rows.
-                let bundle = bundle.join().unwrap_or_else(|_| Err(bundle_error("its thread stopped")))?;
+                let bundle = spool.finish()?;
                 crate::failpoint::reached("final:after-bundle");
                 written.map(|()| bundle)
-            }),
+            }
             None => {
+                let rewritten = std::mem::take(&mut self.rewritten);
+                let DeltaTarget { inner, saving, order, columns, pending, counts, .. } = self;
                 let account = saving.account;
                 let read: Box<ReadById<'_>> = Box::new(|t, c, ids| inner.read_rows_by_id(t, c, account, ids));
                 let bundle = saving.write(vec![read], &rewritten, &gone)?;
@@ -493,6 +593,8 @@ impl Target for DeltaTarget<'_> {
         Ok(())
     }
     fn rollback(&mut self) -> Result<(), ConnectorError> {
+        // Its thread stopped and its lines removed: the run leaves no part of a bundle.
+        self.spool = None;
         self.inner.rollback()
     }
     fn read_rows(
@@ -603,26 +705,12 @@ impl Saving<'_> {
         reads: Vec<Box<ReadById<'_>>>,
         rewritten: &[(String, Uuid)],
         gone: &[(String, Uuid)],
-    ) -> Result<BundleManifest, Box<dyn std::error::Error + Send + Sync>> {
-        std::fs::create_dir_all(&self.bundle_dir)?;
-        let rows_path = self.bundle_dir.join("rows.jsonl");
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&rows_path)?);
-        let mut h = Sha256::new();
-        let (mut overwritten, mut deleted) = (0u64, 0u64);
-        let mut line_buf = Vec::new();
-        let why = |drift: Option<ChangeKind>, v1_gone: bool| -> &'static str {
-            match (drift, v1_gone) {
-                (Some(ChangeKind::Created), _) => "created in v2",
-                (Some(ChangeKind::Changed), false) => "changed in v2",
-                (Some(ChangeKind::Changed), true) => "changed in v2; its v1 record is gone",
-                (Some(ChangeKind::Deleted), _) => "deleted in v2",
-                (None, true) => "its v1 record is gone",
-                (None, false) => "its v1 record changed",
-            }
-        };
-        // Every part to save, in the bundle's order: by action, then table, then id.
+    ) -> Result<BundleManifest, BoxError> {
+        let mut file = BundleFile::create(&self.bundle_dir)?;
+        // Every part to save, in the bundle's order: by action, then table (the rows overwritten
+        // in the order the run met them, the rows deleted by id).
         let mut ids_of = Vec::new();
-        for (action, list) in [("overwritten", rewritten), ("deleted", gone)] {
+        for (action, list) in [(OVERWRITTEN, rewritten), (DELETED, gone)] {
             for table in &self.table_order {
                 let ids: Vec<Uuid> = list.iter().filter(|(t, _)| t == table).map(|(_, id)| *id).collect();
                 if !ids.is_empty() {
@@ -637,18 +725,10 @@ impl Saving<'_> {
             .iter()
             .flat_map(|(action, table, ids)| ids.chunks(self.part.max(1)).map(|part| (*action, *table, part)))
             .collect();
-        // The columns of each table, and their order by name, the order a JSON object of them has.
-        let mut columns: HashMap<&str, TableColumns> = HashMap::new();
-        for (_, table, _) in &plan {
-            columns.entry(table).or_insert_with(|| {
-                let cols = crate::preview::target_columns(self.pack, table);
-                let mut by_name: Vec<usize> = (0..cols.len()).collect();
-                by_name.sort_by(|&a, &b| cols[a].0.cmp(&cols[b].0));
-                (cols, by_name)
-            });
-        }
+        let columns: HashMap<&str, TableColumns> =
+            plan.iter().map(|(_, table, _)| (*table, table_columns(self.pack, table))).collect();
         let columns = &columns;
-        std::thread::scope(|s| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        std::thread::scope(|s| -> Result<(), BoxError> {
             // The next parts are read from v2 on threads of their own, part k by reader k mod n,
             // while this one writes the last (each alone left a core idle: v2 looking the rows
             // up, then this serializing). Handed over, not queued: n + 1 parts decoded at most.
@@ -660,15 +740,10 @@ impl Saving<'_> {
                 rxs.push(rx);
                 s.spawn(move || {
                     for (_, table, part) in plan.iter().skip(k).step_by(n) {
-                        // The rows that did not drift are in v2 as loaded: read them as they are.
-                        let plain: Vec<Uuid> =
-                            part.iter().filter(|id| !self.drifted.contains_key(id)).copied().collect();
-                        let rows =
-                            if plain.is_empty() { Ok(Vec::new()) } else { read(table, &columns[table].0, &plain) };
+                        let rows = read_part(&self.drifted, &mut *read, table, &columns[table].0, part);
                         let failed = rows.is_err();
-                        let sent = rows.map(|rows| rows.into_iter().filter_map(by_id).collect::<HashMap<_, _>>());
                         // Gone when writing failed: nothing more to read.
-                        if tx.send(sent).is_err() || failed {
+                        if tx.send(rows).is_err() || failed {
                             return;
                         }
                     }
@@ -676,58 +751,146 @@ impl Saving<'_> {
             }
             for (i, (action, table, part)) in plan.iter().enumerate() {
                 let rx = rxs.get(i % n.max(1)).ok_or_else(|| bundle_error("no reader"))?;
-                let mut now = rx.recv().map_err(|_| bundle_error("its reading thread stopped"))??;
-                let (cols, by_name) = &columns[table];
-                for &id in *part {
-                    let drift = self.drifted.get(&id);
-                    let row = if drift.is_none() { now.remove(&id) } else { None };
-                    let (legacy_ref, values) = match (drift, &row) {
-                        (Some(d), _) => (d.legacy_ref.as_str(), LineValues::Json(&d.values)),
-                        (None, Some(r)) => (
-                            match r.get(2) {
-                                Some(Value::Text(l)) => l.as_str(),
-                                _ => "",
-                            },
-                            LineValues::Row { cols, by_name, row: r },
-                        ),
-                        (None, None) => ("", LineValues::Missing),
-                    };
-                    let line = BundleLine {
-                        action,
-                        id,
-                        legacy_ref,
-                        reason: why(drift.map(|d| d.kind), *action == "deleted"),
-                        table,
-                        values,
-                    };
-                    line_buf.clear();
-                    serde_json::to_writer(&mut line_buf, &line)?;
-                    line_buf.push(b'\n');
-                    h.update(&line_buf);
-                    f.write_all(&line_buf)?;
-                    if *action == "deleted" {
-                        deleted += 1;
-                    } else {
-                        overwritten += 1;
-                    }
-                }
+                let now = rx.recv().map_err(|_| bundle_error("its reading thread stopped"))??;
+                file.write_part(&self.drifted, action, table, &columns[table], part, now)?;
             }
             Ok(())
         })?;
-        f.flush()?;
-        f.get_ref().sync_all()?;
+        file.finish(self.account, &self.preview_id)
+    }
+}
+
+/// How a bundle line's action is written.
+const OVERWRITTEN: &str = "overwritten";
+const DELETED: &str = "deleted";
+
+/// Errors of writing the bundle's files, before they become a [`ConnectorError`].
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a row is in the bundle.
+fn reason(drift: Option<ChangeKind>, v1_gone: bool) -> &'static str {
+    match (drift, v1_gone) {
+        (Some(ChangeKind::Created), _) => "created in v2",
+        (Some(ChangeKind::Changed), false) => "changed in v2",
+        (Some(ChangeKind::Changed), true) => "changed in v2; its v1 record is gone",
+        (Some(ChangeKind::Deleted), _) => "deleted in v2",
+        (None, true) => "its v1 record is gone",
+        (None, false) => "its v1 record changed",
+    }
+}
+
+/// Reads a part of the bundle's rows from v2, by id: the rows that did not drift, which are
+/// in v2 as loaded (the others are saved as the preview saw them).
+fn read_part(
+    drifted: &HashMap<Uuid, Drift>,
+    read: &mut ReadById<'_>,
+    table: &str,
+    cols: &[(String, Type)],
+    part: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<Value>>, ConnectorError> {
+    let plain: Vec<Uuid> = part.iter().filter(|id| !drifted.contains_key(id)).copied().collect();
+    let rows = if plain.is_empty() { Vec::new() } else { read(table, cols, &plain)? };
+    Ok(rows.into_iter().filter_map(by_id).collect())
+}
+
+/// A table's columns as the bundle reads them, and their order by name, the order a JSON
+/// object of them has.
+fn table_columns(pack: &crate::pack::Pack, table: &str) -> TableColumns {
+    let cols = crate::preview::target_columns(pack, table);
+    let mut by_name: Vec<usize> = (0..cols.len()).collect();
+    by_name.sort_by(|&a, &b| cols[a].0.cmp(&cols[b].0));
+    (cols, by_name)
+}
+
+/// The recovery bundle's `rows.jsonl` as it is written, its lines hashed and counted as they
+/// go. It bears its name only once it is whole and synced ([`BundleFile::finish`]); until then
+/// it is `rows.jsonl.partial`, so a run that stops halfway leaves nothing that passes for a
+/// bundle.
+struct BundleFile {
+    dir: PathBuf,
+    f: std::io::BufWriter<std::fs::File>,
+    h: Sha256,
+    overwritten: u64,
+    deleted: u64,
+    line: Vec<u8>,
+}
+
+/// The name of a bundle's lines until they are whole.
+const PARTIAL_ROWS: &str = "rows.jsonl.partial";
+
+impl BundleFile {
+    fn create(dir: &Path) -> Result<Self, BoxError> {
+        std::fs::create_dir_all(dir)?;
+        let f = std::io::BufWriter::new(std::fs::File::create(dir.join(PARTIAL_ROWS))?);
+        Ok(Self { dir: dir.to_owned(), f, h: Sha256::new(), overwritten: 0, deleted: 0, line: Vec::new() })
+    }
+
+    /// Writes the lines of a part of `table`'s rows, in its order: a drifted row as the preview
+    /// saw it, any other as `now` has it (read from v2; one missing there is gone from v2).
+    fn write_part(
+        &mut self,
+        drifted: &HashMap<Uuid, Drift>,
+        action: &str,
+        table: &str,
+        (cols, by_name): &TableColumns,
+        part: &[Uuid],
+        mut now: HashMap<Uuid, Vec<Value>>,
+    ) -> Result<(), BoxError> {
+        for &id in part {
+            let drift = drifted.get(&id);
+            let row = if drift.is_none() { now.remove(&id) } else { None };
+            let (legacy_ref, values) = match (drift, &row) {
+                (Some(d), _) => (d.legacy_ref.as_str(), LineValues::Json(&d.values)),
+                (None, Some(r)) => (
+                    match r.get(2) {
+                        Some(Value::Text(l)) => l.as_str(),
+                        _ => "",
+                    },
+                    LineValues::Row { cols, by_name, row: r },
+                ),
+                (None, None) => ("", LineValues::Missing),
+            };
+            let line = BundleLine {
+                action,
+                id,
+                legacy_ref,
+                reason: reason(drift.map(|d| d.kind), action == DELETED),
+                table,
+                values,
+            };
+            self.line.clear();
+            serde_json::to_writer(&mut self.line, &line)?;
+            self.line.push(b'\n');
+            self.h.update(&self.line);
+            self.f.write_all(&self.line)?;
+            if action == DELETED {
+                self.deleted += 1;
+            } else {
+                self.overwritten += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Syncs the lines to disk under their name, then writes the manifest.
+    fn finish(mut self, account: Uuid, preview_id: &str) -> Result<BundleManifest, BoxError> {
+        self.f.flush()?;
+        self.f.get_ref().sync_all()?;
+        std::fs::rename(self.dir.join(PARTIAL_ROWS), self.dir.join("rows.jsonl"))?;
         let manifest = BundleManifest {
-            path: self.bundle_dir.display().to_string(),
-            preview_id: self.preview_id.clone(),
-            rows: overwritten + deleted,
-            overwritten,
-            deleted,
-            sha256: h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+            path: self.dir.display().to_string(),
+            preview_id: preview_id.to_owned(),
+            rows: self.overwritten + self.deleted,
+            overwritten: self.overwritten,
+            deleted: self.deleted,
+            sha256: self.h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
         };
-        let mf = serde_json::json!({"account_id": self.account, "manifest": manifest});
-        let mut m = std::fs::File::create(self.bundle_dir.join("manifest.json"))?;
+        let mf = serde_json::json!({"account_id": account, "manifest": manifest});
+        let mut m = std::fs::File::create(self.dir.join("manifest.json"))?;
         m.write_all(serde_json::to_string_pretty(&mf)?.as_bytes())?;
         m.sync_all()?;
+        // The new names, on disk too.
+        std::fs::File::open(&self.dir)?.sync_all()?;
         Ok(manifest)
     }
 }
@@ -873,9 +1036,13 @@ pub fn final_run_checked(
     ledger: &mut dyn FnMut(Vec<LedgerRecord>) -> Result<(), EngineError>,
 ) -> Result<FinalReport, EngineError> {
     let account = account_uuid(spec.account_key);
-    let mut table_order: Vec<String> =
-        spec.pack.entities.iter().filter_map(|e| e.target.as_ref().map(|t| t.table.clone())).collect();
-    table_order.dedup();
+    // Each table once, where its first entity is (two entities may write one table).
+    let mut table_order: Vec<String> = Vec::new();
+    for t in spec.pack.entities.iter().filter_map(|e| e.target.as_ref().map(|t| &t.table)) {
+        if !table_order.contains(t) {
+            table_order.push(t.clone());
+        }
+    }
     // The new generation of the row state: one above the newest.
     let mut newest = 0;
     for t in &table_order {
@@ -885,7 +1052,7 @@ pub fn final_run_checked(
         })?;
     }
     target.set_state_generation(newest + 1);
-    let drifted = p
+    let drifted: HashMap<Uuid, Drift> = p
         .items
         .iter()
         .map(|i| {
@@ -898,21 +1065,28 @@ pub fn final_run_checked(
         .collect();
     // Before the run writes anything: it sees the row state as the preview did.
     let reader = target.snapshot_reader()?;
-    let early = reader.is_some();
-    let second = if early { target.snapshot_reader()? } else { None };
+    let second = if reader.is_some() { target.snapshot_reader()? } else { None };
+    let saving = Saving {
+        pack: spec.pack,
+        account,
+        drifted: Arc::new(drifted),
+        table_order,
+        bundle_dir: bundle_dir.to_owned(),
+        preview_id: p.id.clone(),
+        part: BUNDLE_PART,
+    };
+    // Two connections in the run's snapshot: one reads the row state ahead, the other the
+    // bundle. With fewer, the bundle is read at commit, before the rows are written.
+    let spool = match second {
+        Some(second) => Some(Spool::start(second, &saving)?),
+        None => None,
+    };
+    let early = spool.is_some();
     let mut delta = DeltaTarget {
         inner: target,
         reader,
-        second,
-        saving: Saving {
-            pack: spec.pack,
-            account,
-            drifted,
-            table_order,
-            bundle_dir: bundle_dir.to_owned(),
-            preview_id: p.id.clone(),
-            part: BUNDLE_PART,
-        },
+        spool,
+        saving,
         current: None,
         failed: None,
         all_given: false,
@@ -1044,54 +1218,41 @@ mod tests {
         // (part size, readers, the reader and its read that fails): the manifest's counts and
         // hash or the error, the bundle's lines, and the ids each reader was asked for, by read.
         type Reads = Vec<Vec<Vec<u128>>>;
+        // Row 5 drifted in v2.
+        let saving = |part: usize, name: String| Saving {
+            pack: &pack,
+            account: Uuid::nil(),
+            drifted: Arc::new(HashMap::from([(
+                id(5),
+                Drift {
+                    kind: ChangeKind::Changed,
+                    table: a.clone(),
+                    legacy_ref: "X:5".into(),
+                    values: Default::default(),
+                },
+            )])),
+            table_order: table_order.clone(),
+            bundle_dir: dir.path().join(name),
+            preview_id: "p".into(),
+            part,
+        };
         let bundle = |part: usize, readers: usize, fail_at: Option<(usize, usize)>| {
-            let saving = Saving {
-                pack: &pack,
-                account: Uuid::nil(),
-                drifted: HashMap::from([(
-                    id(5),
-                    Drift {
-                        kind: ChangeKind::Changed,
-                        table: a.clone(),
-                        legacy_ref: "X:5".into(),
-                        values: Default::default(),
-                    },
-                )]),
-                table_order: table_order.clone(),
-                bundle_dir: dir.path().join(format!("{part}-{readers}")),
-                preview_id: "p".into(),
-                part,
-            };
-            let mut reads: Reads = vec![Vec::new(); readers];
-            let closures: Vec<Box<ReadById<'_>>> = reads
-                .iter_mut()
+            let saving = saving(part, format!("{part}-{readers}"));
+            let logs: Vec<_> = (0..readers).map(|_| Arc::new(std::sync::Mutex::new(Vec::new()))).collect();
+            let closures: Vec<Box<ReadById<'_>>> = logs
+                .iter()
                 .enumerate()
                 .map(|(k, reads)| {
-                    Box::new(move |table: &str, cols: &[(String, Type)], ids: &[Uuid]| {
-                        reads.push(ids.iter().map(|i| i.as_u128()).collect());
-                        if fail_at == Some((k, reads.len())) {
-                            return Err(ConnectorError::Query {
-                                what: "reading".into(),
-                                reason: "the server went away".into(),
-                            });
-                        }
-                        // Row 11 is no longer in v2; the others come back in another order than asked.
-                        Ok(ids
-                            .iter()
-                            .rev()
-                            .filter(|i| i.as_u128() != 11)
-                            .map(|i| {
-                                let mut row = vec![Value::Null; cols.len()];
-                                row[0] = Value::Uuid(*i);
-                                row[2] = Value::Text(format!("{table}:{}", i.as_u128()));
-                                row
-                            })
-                            .collect())
+                    let fail_at = fail_at.filter(|f| f.0 == k).map(|f| f.1);
+                    let mut r = Rows { reads: Arc::clone(reads), fail_at };
+                    Box::new(move |t: &str, c: &[(String, Type)], ids: &[Uuid]| {
+                        r.read_rows_by_id(t, c, Uuid::nil(), ids)
                     }) as Box<ReadById<'_>>
                 })
                 .collect();
             let written = saving.write(closures, &rewritten, &gone);
             let rows = std::fs::read_to_string(saving.bundle_dir.join("rows.jsonl")).unwrap_or_default();
+            let reads: Reads = logs.iter().map(|l| l.lock().unwrap().clone()).collect();
             (written.map(|m| (m.overwritten, m.deleted, m.sha256)).map_err(|e| e.to_string()), rows, reads)
         };
         let (whole, rows, reads) = bundle(10_000, 1, None);
@@ -1121,6 +1282,78 @@ mod tests {
             let e = failed.unwrap_err();
             assert!(e.contains("went away"), "{readers} readers, failing at {fail_at:?}: {e}");
             assert_eq!(reads[fail_at.0].len(), fail_at.1, "no read after the failed one");
+        }
+
+        // Written as the run goes: the rows overwritten sent as the run meets them, a part at a
+        // time, then the rows deleted. The same bytes; a read that fails is an error at the
+        // next part sent or at the end, and leaves no file behind.
+        let spooled = |fail_at: Option<usize>| {
+            let saving = saving(3, format!("spooled-{fail_at:?}"));
+            let reads = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let reader = Rows { reads: Arc::clone(&reads), fail_at };
+            let mut spool = Spool::start(Box::new(reader), &saving).unwrap();
+            let sent = (|| {
+                for (table, id) in &rewritten {
+                    spool.overwritten(table, *id)?;
+                    if rewritten.iter().rev().find(|(t, _)| t == table).map(|(_, last)| last) == Some(id) {
+                        spool.flush(table)?;
+                    }
+                }
+                spool.send(DELETED, &b, gone.iter().map(|(_, id)| *id).collect())
+            })();
+            let done = sent.and_then(|()| spool.finish());
+            let file = |name: &str| std::fs::read_to_string(saving.bundle_dir.join(name)).ok();
+            let reads = reads.lock().unwrap().clone();
+            (
+                done.map(|m| (m.overwritten, m.deleted, m.sha256)).map_err(|e| e.to_string()),
+                file("rows.jsonl"),
+                file(PARTIAL_ROWS),
+                reads,
+            )
+        };
+        let (done, lines, partial, reads) = spooled(None);
+        assert_eq!((done, lines.as_deref(), partial), (whole.clone(), Some(rows.as_str()), None));
+        assert_eq!(reads, vec![vec![1, 2, 3], vec![4, 6], vec![7], vec![8, 9, 10], vec![11, 12], vec![20, 21]]);
+        for fail_at in [1, 4, 6] {
+            let (done, lines, partial, reads) = spooled(Some(fail_at));
+            let e = done.unwrap_err();
+            assert!(e.contains("went away"), "failing at read {fail_at}: {e}");
+            assert_eq!((lines, partial), (None, None), "failing at read {fail_at}: nothing left");
+            assert_eq!(reads.len(), fail_at, "no read after the failed one");
+        }
+    }
+
+    /// Reads rows by id as the readers of the bundle tests do: row 11 is no longer in v2, the
+    /// others come back in another order than asked; read `fail_at` fails.
+    struct Rows {
+        reads: Arc<std::sync::Mutex<Vec<Vec<u128>>>>,
+        fail_at: Option<usize>,
+    }
+
+    impl RowsById for Rows {
+        fn read_rows_by_id(
+            &mut self,
+            table: &str,
+            cols: &[(String, Type)],
+            _: Uuid,
+            ids: &[Uuid],
+        ) -> Result<Vec<Vec<Value>>, ConnectorError> {
+            let mut reads = self.reads.lock().unwrap();
+            reads.push(ids.iter().map(|i| i.as_u128()).collect());
+            if self.fail_at == Some(reads.len()) {
+                return Err(ConnectorError::Query { what: "reading".into(), reason: "the server went away".into() });
+            }
+            Ok(ids
+                .iter()
+                .rev()
+                .filter(|i| i.as_u128() != 11)
+                .map(|i| {
+                    let mut row = vec![Value::Null; cols.len()];
+                    row[0] = Value::Uuid(*i);
+                    row[2] = Value::Text(format!("{table}:{}", i.as_u128()));
+                    row
+                })
+                .collect())
         }
     }
 
