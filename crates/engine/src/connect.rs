@@ -2997,6 +2997,75 @@ impl PgTarget {
         })
     }
 
+    /// Fresh statistics for the tables just loaded, each `(name, what ANALYZE takes)`: without
+    /// them the planner takes the tables for small, and the preview and final migration read
+    /// rows by id with full scans. Taken after the commit, on this connection and a second one
+    /// at the same time, the tables split between them by what each samples: in the load's
+    /// transaction no other connection could see the rows, and one table was sampled after the
+    /// other with a core idle (TPC-H at scale 0.5: 0.79-0.90 s at the end of the load, now
+    /// 0.54-0.55 s). The rows are committed whatever becomes of it: a failure is a warning,
+    /// and PostgreSQL's autovacuum analyzes the tables later.
+    fn analyze(&self, tables: &[(String, String)]) {
+        let started = std::time::Instant::now();
+        let names: Vec<String> = tables.iter().map(|(t, _)| format!("'{}'", t.replace('\'', "''"))).collect();
+        let sizes = self
+            .query(
+                // ANALYZE reads a sample of 300 pages per unit of statistics target (30,000 by
+                // default), whatever the table's size past that.
+                &format!(
+                    "SELECT LEAST(COALESCE(pg_relation_size(to_regclass(quote_ident(t))), 0) / 8192, \
+                     300 * current_setting('default_statistics_target')::int) \
+                     FROM unnest(ARRAY[{}]::text[]) t",
+                    names.join(", ")
+                ),
+                &[("size".to_owned(), Type::Int)],
+                None,
+            )
+            .unwrap_or_default();
+        let size = |i: usize| match sizes.get(i).and_then(|r| r.first()) {
+            Some(Value::Int(n)) => *n,
+            _ => 0,
+        };
+        // The biggest samples first, each to the connection with less to sample so far.
+        let mut order: Vec<usize> = (0..tables.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(size(i)));
+        let (mut here, mut there, mut loads) = (Vec::new(), Vec::new(), (0i64, 0i64));
+        for i in order {
+            if loads.0 <= loads.1 {
+                loads.0 += size(i);
+                here.push(tables[i].1.clone());
+            } else {
+                loads.1 += size(i);
+                there.push(tables[i].1.clone());
+            }
+        }
+        let url = self.url.0.clone();
+        let second = (!there.is_empty()).then(|| {
+            std::thread::spawn(move || -> Result<(), ConnectorError> {
+                let sql = format!("ANALYZE {}", there.join(", "));
+                let (rt, mut conn) = pg_connect(&url)?;
+                let done = rt.block_on(pg_exec(&mut conn, &sql, None)).map(|_| ());
+                let _ = rt.block_on(conn.close());
+                done
+            })
+        });
+        let mut failed = Vec::new();
+        if !here.is_empty()
+            && let Err(e) = self.exec(&format!("ANALYZE {}", here.join(", ")), None)
+        {
+            failed.push(e.to_string());
+        }
+        match second.map(|h| h.join()) {
+            Some(Ok(Err(e))) => failed.push(e.to_string()),
+            Some(Err(_)) => failed.push("its thread stopped".into()),
+            _ => {}
+        }
+        for e in failed {
+            tracing::warn!(error = %e, "the loaded tables have no fresh statistics yet (autovacuum takes them later)");
+        }
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "analyzed the loaded tables");
+    }
+
     fn send(&self, job: PgJob) -> Result<(), ConnectorError> {
         let gone = || q("PostgreSQL writer")("the writer thread stopped".into());
         self.jobs.as_ref().ok_or_else(gone)?.send(job).map_err(|_| gone())
@@ -3349,21 +3418,19 @@ impl Target for PgTarget {
             // Deletes of earlier rows skipped the triggers too: check every row of the loaded tables.
             self.validate_keys(None)?;
         }
-        // Fresh statistics for what was just loaded: without them the planner takes the tables
-        // for small, and the preview and final migration read rows by id with full scans.
-        let mut analyze: Vec<String> = self.loaded.iter().map(|t| Dialect::Postgres.ident(t)).collect();
+        let mut analyze: Vec<(String, String)> =
+            self.loaded.iter().map(|t| (t.clone(), Dialect::Postgres.ident(t))).collect();
         if self.state_written {
             // Its key only: sampling the byte columns would read every chunk.
-            analyze.push(format!("{} (account_id, table_name, generation, chunk)", state::STATE_TABLE));
-        }
-        if !analyze.is_empty() {
-            let started = std::time::Instant::now();
-            self.exec(&format!("ANALYZE {}", analyze.join(", ")), None)?;
-            tracing::debug!(ms = started.elapsed().as_millis() as u64, "analyzed the loaded tables");
+            let t = state::STATE_TABLE;
+            analyze.push((t.to_owned(), format!("{t} (account_id, table_name, generation, chunk)")));
         }
         self.state_written = false;
         self.exec("COMMIT", None)?;
         self.in_tx = false;
+        if !analyze.is_empty() {
+            self.analyze(&analyze);
+        }
         // Learned again in the next transaction: the schema may change between them.
         self.upsert_types.clear();
         self.upsert_keys.clear();

@@ -247,7 +247,8 @@ fn accounts_sharing_a_postgres_database_keep_their_rows_and_every_constraint() {
 }
 
 /// A first load into tables it emptied leaves a tenth of every page free for the final
-/// migration's rewrites, unless a table has a fill factor of its own.
+/// migration's rewrites, unless a table has a fill factor of its own, and leaves every table
+/// analyzed.
 #[test]
 fn a_first_load_into_postgres_leaves_room_in_its_pages_unless_a_table_says_otherwise() {
     let Some(pg) = TestDb::postgres() else { return };
@@ -267,6 +268,16 @@ fn a_first_load_into_postgres_leaves_room_in_its_pages_unless_a_table_says_other
     };
     migrate_account(&p, &v1, &pg.url, "acme");
     assert_eq!(with(cutover_engine::connect::LOAD_FILLFACTOR), tables.len() as u64);
+    // Every table loaded, and the row state, has its statistics once the run returns (taken
+    // after the commit, on two connections).
+    let analyzed = cutover_testkit::exec(
+        &pg.url,
+        &format!(
+            "SELECT 1 FROM pg_stat_user_tables WHERE relname IN ({list}, 'cutover_state') AND last_analyze IS NOT NULL"
+        ),
+    )
+    .unwrap();
+    assert_eq!(analyzed, tables.len() as u64 + 1);
     cutover_testkit::exec(&pg.url, "ALTER TABLE customer SET (fillfactor = 70)").unwrap();
     migrate_account(&p, &v1, &pg.url, "acme");
     assert_eq!((with(cutover_engine::connect::LOAD_FILLFACTOR), with(70)), (tables.len() as u64 - 1, 1));
