@@ -331,7 +331,7 @@ impl Drop for Spool {
 struct DeltaTarget<'a> {
     inner: &'a mut dyn Target,
     /// A connection that sees v2 as the run's transaction began (none where v2 has none): it
-    /// reads the row state ahead while the run maps, then the recovery bundle at commit.
+    /// reads the row state ahead while the run maps.
     reader: Option<Reader>,
     /// The recovery bundle, read and written as the run goes on a second such connection
     /// (none where v2 has none: the bundle is then read at commit, before the rows are written).
