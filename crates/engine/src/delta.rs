@@ -561,7 +561,7 @@ impl Target for DeltaTarget<'_> {
             // until the commit, which waits for the bundle to be on disk.
             Some(mut spool) => {
                 for table in &self.saving.table_order {
-                    let ids: Vec<Uuid> = gone.iter().filter(|(t, _)| t == table).map(|(_, id)| *id).collect();
+                    let ids = ids_in(&gone, table);
                     for part in ids.chunks(self.saving.part.max(1)) {
                         spool.send(DELETED, table, part.to_vec())?;
                     }
@@ -618,6 +618,11 @@ struct BundleLine<'a> {
     reason: &'a str,
     table: &'a str,
     values: LineValues<'a>,
+}
+
+/// The ids of `table`'s rows in a list of `(table, id)`, in the list's order.
+fn ids_in(list: &[(String, Uuid)], table: &str) -> Vec<Uuid> {
+    list.iter().filter(|(t, _)| t == table).map(|(_, id)| *id).collect()
 }
 
 /// A bundle line's row: as read from v2 (an object of its columns in name order, each value
@@ -712,7 +717,7 @@ impl Saving<'_> {
         let mut ids_of = Vec::new();
         for (action, list) in [(OVERWRITTEN, rewritten), (DELETED, gone)] {
             for table in &self.table_order {
-                let ids: Vec<Uuid> = list.iter().filter(|(t, _)| t == table).map(|(_, id)| *id).collect();
+                let ids = ids_in(list, table);
                 if !ids.is_empty() {
                     ids_of.push((action, table.as_str(), ids));
                 }
@@ -970,7 +975,7 @@ fn write_changes(
     }
     // Children before parents.
     for table in saving.table_order.iter().rev() {
-        let ids: Vec<Uuid> = gone.iter().filter(|(t, _)| t == table).map(|(_, id)| *id).collect();
+        let ids = ids_in(gone, table);
         if !ids.is_empty() {
             let n = inner.delete_ids(table, &ids)?;
             counts.entry(table.clone()).or_default().deleted += n;

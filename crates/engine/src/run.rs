@@ -605,16 +605,18 @@ pub fn run_tapped(
                 let mut key_problem = key_problem_of(ent, row, &key_buf, prev_key.as_deref());
                 // A record met in the order the last run met it, and as it was then, is the row
                 // the state holds next: its id is that row's.
-                let kept_as = if key_problem.is_none() && keepable && row.bad.is_none() {
+                // Only a record with a key and every value read may be kept as it was.
+                let may_keep = |row: &SourceRow, key_problem: &Option<(&str, String)>| {
+                    keepable && key_problem.is_none() && row.bad.is_none()
+                };
+                let kept_as = if may_keep(row, &key_problem) {
                     target_ref.as_deref_mut().and_then(|t| t.keep_next_unchanged(state_v1_fp(context, row, false)))
                 } else {
                     None
                 };
                 let id = kept_as.unwrap_or_else(|| row_uuid(&account, &ent.name, &key_buf));
                 let mut keep = |row: &SourceRow, key_problem: &Option<(&str, String)>| {
-                    key_problem.is_none()
-                        && keepable
-                        && row.bad.is_none()
+                    may_keep(row, key_problem)
                         && target_ref
                             .as_deref_mut()
                             .is_some_and(|t| t.keep_unchanged(&id, state_v1_fp(context, row, false)))
