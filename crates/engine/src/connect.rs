@@ -3042,7 +3042,11 @@ impl PgTarget {
                 &[("size".to_owned(), Type::Int)],
                 None,
             )
-            .unwrap_or_default();
+            .unwrap_or_else(|e| {
+                // Every table is still analyzed, split between the connections by count alone.
+                tracing::debug!(error = %e, "the loaded tables' sizes could not be read");
+                Vec::new()
+            });
         let size = |i: usize| match sizes.get(i).and_then(|r| r.first()) {
             Some(Value::Int(n)) => *n,
             _ => 0,

@@ -346,18 +346,17 @@ struct DeltaTarget<'a> {
     /// Tables in the order their rows are written (parents first).
     order: Vec<String>,
     columns: HashMap<String, Vec<String>>,
-    /// Rows to upsert (at commit, or as the run goes when [`Self::early`]), by table, encoded
+    /// Rows to upsert (at commit, or as the run goes where there is a [`Self::spool`]), by table, encoded
     /// one after another ([`state::encode_entry`]):
     /// a fifth of the memory of their values, for a final migration that changes many. In
     /// segments of [`PENDING_SEGMENT`] bytes: one buffer that doubles as it grows holds twice
     /// its rows for a moment each time it moves (TPC-H at scale 2: 38 MiB for 120,000 rows).
     pending: HashMap<String, Vec<Vec<u8>>>,
-    /// Whether the rows are upserted while the run goes on, a batch as soon as it is full and
-    /// a table's last when it ends, rather than all at commit: only where the recovery bundle
-    /// is read on a connection of its own that sees v2 as the run began (the writes are the
-    /// run's transaction's until it commits either way).
-    early: bool,
-    /// Rows of the current table held in [`Self::pending`] (when `early`).
+    /// Rows of the current table held in [`Self::pending`]. Where there is a [`Self::spool`] (the
+    /// recovery bundle read on a connection of its own that sees v2 as the run began), the rows
+    /// are upserted while the run goes on, a batch as soon as it is full and a table's last when
+    /// it ends, rather than all at commit (the writes are the run's transaction's until it
+    /// commits either way).
     held: usize,
     /// Loaded rows the commit overwrites, in the order the run met them: (table, id) (where
     /// there is no [`Self::spool`]).
@@ -370,7 +369,7 @@ struct DeltaTarget<'a> {
 }
 
 impl DeltaTarget<'_> {
-    /// Upserts the rows held for the current table ([`Self::early`]).
+    /// Upserts the rows held for the current table (where there is a [`Self::spool`]).
     fn write_held(&mut self) -> Result<(), ConnectorError> {
         self.held = 0;
         let Some(table) = self.current.as_ref().map(|c| c.table.as_str()) else { return Ok(()) };
@@ -475,7 +474,7 @@ impl Target for DeltaTarget<'_> {
         if let Some(segment) = segments.last_mut() {
             state::encode_entry(segment, "", &self.last_row);
         }
-        if self.early {
+        if self.spool.is_some() {
             self.held += 1;
             if self.held >= UPSERT_ROWS {
                 self.write_held()?;
@@ -531,7 +530,7 @@ impl Target for DeltaTarget<'_> {
         if let Some(failed) = self.failed.take() {
             return Err(failed);
         }
-        if self.early {
+        if self.spool.is_some() {
             // Before the next table's rows, which may point at these.
             self.write_held()?;
         }
@@ -907,7 +906,7 @@ type TableColumns = (Vec<(String, Type)>, Vec<usize>);
 const BUNDLE_PART: usize = 5_000;
 
 /// Rows upserted by one statement. Where the rows are written as the run goes
-/// ([`DeltaTarget::early`]), a batch is also what waits for its upsert, decoded, beside the
+/// (where there is a [`DeltaTarget::spool`]), a batch is also what waits for its upsert, decoded, beside the
 /// run's other buffers: 4,096 held TPC-H's final migration at scale 0.5 to its peak RSS before
 /// they were (16,384: 20 MiB more), in the same time.
 const UPSERT_ROWS: usize = 4_096;
@@ -1086,7 +1085,6 @@ pub fn final_run_checked(
         Some(second) => Some(Spool::start(second, &saving)?),
         None => None,
     };
-    let early = spool.is_some();
     let mut delta = DeltaTarget {
         inner: target,
         reader,
@@ -1098,7 +1096,6 @@ pub fn final_run_checked(
         order: Vec::new(),
         columns: HashMap::new(),
         pending: HashMap::new(),
-        early,
         held: 0,
         rewritten: Vec::new(),
         gone: Vec::new(),
