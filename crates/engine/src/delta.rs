@@ -822,8 +822,42 @@ struct BundleFile {
 /// The name of a bundle's lines until they are whole.
 const PARTIAL_ROWS: &str = "rows.jsonl.partial";
 
+/// Removes the lines earlier runs left beside `current` (in the project's recovery folder)
+/// that never became a bundle, and each such run's folder where nothing else is in it.
+///
+/// A run stopped by a signal or a crash runs no destructor: its lines stay, though its
+/// transaction was rolled back and nothing it read was overwritten (a bundle is renamed whole
+/// before the run commits). A run starts only holding the project's lease, so no other run
+/// of the project is writing such lines. A whole bundle (`rows.jsonl`, `manifest.json`) and
+/// anything else is left as it is; what cannot be removed is logged and left.
+fn sweep_partials(project: &Path, current: &Path) {
+    let Ok(entries) = std::fs::read_dir(project) else { return };
+    for entry in entries.flatten() {
+        let run = entry.path();
+        if run == current || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let partial = run.join(PARTIAL_ROWS);
+        if !partial.is_file() {
+            continue;
+        }
+        match std::fs::remove_file(&partial) {
+            Ok(()) => {
+                tracing::info!(path = %partial.display(), "removed the lines of a run that stopped before its bundle was whole");
+                let _ = std::fs::remove_dir(&run);
+            }
+            Err(e) => {
+                tracing::warn!(path = %partial.display(), error = %e, "could not remove the lines of an unfinished bundle")
+            }
+        }
+    }
+}
+
 impl BundleFile {
     fn create(dir: &Path) -> Result<Self, BoxError> {
+        if let Some(project) = dir.parent() {
+            sweep_partials(project, dir);
+        }
         std::fs::create_dir_all(dir)?;
         let f = std::io::BufWriter::new(std::fs::File::create(dir.join(PARTIAL_ROWS))?);
         Ok(Self { dir: dir.to_owned(), f, h: Sha256::new(), overwritten: 0, deleted: 0, line: Vec::new() })
@@ -1200,6 +1234,31 @@ mod tests {
         let mut none = |_: &[Vec<Value>]| Ok(());
         let e = in_batches("t", vec![vec![0xff, 0xff, 0xff]], 4, &mut none).expect_err("undecodable rows");
         assert!(e.to_string().contains("the rows to write to t"), "{e}");
+    }
+
+    /// A new bundle removes the lines runs stopped halfway left in the project's recovery
+    /// folder, and their folders where empty; whole bundles and other files stay.
+    #[test]
+    fn a_new_bundle_sweeps_the_lines_of_runs_that_never_finished() {
+        let project = tempfile::tempdir().unwrap();
+        let run = |n: u32| project.path().join(format!("run-{n}"));
+        let put = |n: u32, name: &str| {
+            std::fs::create_dir_all(run(n)).unwrap();
+            std::fs::write(run(n).join(name), b"{}\n").unwrap();
+        };
+        put(1, PARTIAL_ROWS);
+        put(2, "rows.jsonl");
+        put(2, "manifest.json");
+        put(3, PARTIAL_ROWS);
+        put(3, "notes.txt");
+        std::fs::write(project.path().join(PARTIAL_ROWS), b"not a run's folder").unwrap();
+        let file = BundleFile::create(&run(4)).unwrap();
+        assert!(!run(1).exists());
+        assert!(run(2).join("rows.jsonl").is_file() && run(2).join("manifest.json").is_file());
+        assert!(!run(3).join(PARTIAL_ROWS).exists() && run(3).join("notes.txt").is_file());
+        assert!(project.path().join(PARTIAL_ROWS).is_file());
+        assert!(run(4).join(PARTIAL_ROWS).is_file());
+        drop(file);
     }
 
     /// The bundle is the same bytes however many parts it is read in and by however many
