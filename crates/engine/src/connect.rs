@@ -1229,7 +1229,12 @@ fn read_blocks(
                 }
             }
             row.lazy = taken && s.lazy.is_some();
-            coerce_row(row, s.columns);
+            match s.lazy.filter(|_| row.lazy) {
+                // The other values of a lazy row are null until it is decoded whole, which
+                // coerces them then.
+                Some(keys) => coerce_columns(row, s.columns, keys.iter().copied()),
+                None => coerce_row(row, s.columns),
+            }
             if row.lazy {
                 TAKEN_RAW.with(|t| std::mem::swap(&mut row.raw, &mut t.borrow_mut()));
                 row.fp = xxhash_rust::xxh3::xxh3_64(&row.raw);
@@ -1399,22 +1404,43 @@ fn fill_value(slot: &mut Value, v: ValueRef<'_>) {
 /// `Null`, with what was wrong in `bad`.
 fn coerce_row(row: &mut SourceRow, cols: &[(String, Type)]) {
     for (i, (slot, (name, ty))) in row.values.iter_mut().zip(cols).enumerate() {
-        let fits = matches!(
-            (&*slot, ty),
-            (Value::Null, _)
-                | (Value::Int(_), Type::Int)
-                | (Value::Float(_), Type::Float)
-                | (Value::Text(_), Type::Text)
-                | (Value::Bytes(_), Type::Bytes)
-        );
-        if fits {
-            continue;
+        coerce_slot(slot, *ty, || (i, name), &mut row.bad);
+    }
+}
+
+/// [`coerce_row`] for the columns at `at` only.
+fn coerce_columns(row: &mut SourceRow, cols: &[(String, Type)], at: impl Iterator<Item = usize>) {
+    for i in at {
+        if let (Some(slot), Some((name, ty))) = (row.values.get_mut(i), cols.get(i)) {
+            coerce_slot(slot, *ty, || (i, name), &mut row.bad);
         }
-        match coerce(std::mem::replace(slot, Value::Null), *ty) {
-            Ok(v) => *slot = v,
-            Err(why) => {
-                row.bad.get_or_insert((i, format!("column {name} {why}")));
-            }
+    }
+}
+
+/// Coerces one value in place to `ty`; one that does not fit is `Null`, and `bad` says why
+/// unless it holds an earlier column's reason. `at` names the column.
+fn coerce_slot<'n>(
+    slot: &mut Value,
+    ty: Type,
+    at: impl FnOnce() -> (usize, &'n String),
+    bad: &mut Option<(usize, String)>,
+) {
+    let fits = matches!(
+        (&*slot, ty),
+        (Value::Null, _)
+            | (Value::Int(_), Type::Int)
+            | (Value::Float(_), Type::Float)
+            | (Value::Text(_), Type::Text)
+            | (Value::Bytes(_), Type::Bytes)
+    );
+    if fits {
+        return;
+    }
+    match coerce(std::mem::replace(slot, Value::Null), ty) {
+        Ok(v) => *slot = v,
+        Err(why) => {
+            let (i, name) = at();
+            bad.get_or_insert((i, format!("column {name} {why}")));
         }
     }
 }
