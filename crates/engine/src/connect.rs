@@ -895,25 +895,28 @@ fn rowids_ascend(conn: &rusqlite::Connection, table: &str, rowid: &str, order: &
     let one_pass = format!("SELECT 1 FROM {t} t WHERE NOT {ASCENDS_FN}(t.{rowid}) ORDER BY {order} LIMIT 1");
     let sorts =
         registered.is_err() || query_plan(conn, &one_pass).is_none_or(|p| p.iter().any(|d| d.contains("B-TREE")));
-    let ends = if sorts {
-        let mut st = conn.prepare(&format!("SELECT t.{rowid} FROM {t} t ORDER BY {order}")).ok()?;
-        let mut rows = st.query([]).ok()?;
-        let (mut first, mut last) = (None, i64::MIN);
-        while let Some(r) = rows.next().ok()? {
-            let id: i64 = r.get(0).ok()?;
-            if id <= last {
-                return None;
+    // Whatever the outcome, the function goes again below.
+    let ends = (|| {
+        if sorts {
+            let mut st = conn.prepare(&format!("SELECT t.{rowid} FROM {t} t ORDER BY {order}")).ok()?;
+            let mut rows = st.query([]).ok()?;
+            let (mut first, mut last) = (None, i64::MIN);
+            while let Some(r) = rows.next().ok()? {
+                let id: i64 = r.get(0).ok()?;
+                if id <= last {
+                    return None;
+                }
+                first.get_or_insert(id);
+                last = id;
             }
-            first.get_or_insert(id);
-            last = id;
+            first.map(|first| (first, last))
+        } else {
+            let mut st = conn.prepare(&one_pass).ok()?;
+            let out_of_order = st.exists([]).ok()?;
+            let (any, first, last) = &*seen;
+            (!out_of_order && any.load(Relaxed)).then(|| (first.load(Relaxed), last.load(Relaxed)))
         }
-        first.map(|first| (first, last))
-    } else {
-        let mut st = conn.prepare(&one_pass).ok()?;
-        let out_of_order = st.exists([]).ok()?;
-        let (any, first, last) = &*seen;
-        (!out_of_order && any.load(Relaxed)).then(|| (first.load(Relaxed), last.load(Relaxed)))
-    };
+    })();
     if registered.is_ok() {
         let _ = conn.remove_function(ASCENDS_FN, 1);
     }
@@ -4376,15 +4379,18 @@ mod tests {
                 .join("; ")
         };
         assert!(!plan("K").contains("B-TREE") && plan("NO_INDEX").contains("B-TREE"));
+        // After each pass the function is gone again: nothing of it stays on the connection.
+        let gone = || c.prepare(&format!("SELECT {ASCENDS_FN}(1)")).is_err();
         for _ in 0..2 {
             assert_eq!(rowids_ascend(&c, "K", "_rowid_", order), Some((10, 509)));
+            assert!(gone());
             assert_eq!(rowids_ascend(&c, "NO_INDEX", "_rowid_", order), Some((10, 509)));
+            assert!(gone());
             for t in ["LATE", "NO_INDEX_LATE", "EMPTY"] {
                 assert_eq!(rowids_ascend(&c, t, "_rowid_", order), None, "{t}");
+                assert!(gone(), "{t}");
             }
         }
-        // The function is gone again: nothing of the pass stays on the connection.
-        assert!(c.prepare(&format!("SELECT {ASCENDS_FN}(1)")).is_err());
     }
 
     /// SQLite reads rows by id through the id's index, and an account's rows in load order
