@@ -1421,7 +1421,10 @@ fn coerce_columns(row: &mut SourceRow, cols: &[(String, Type)], at: impl Iterato
 }
 
 /// Coerces one value in place to `ty`; one that does not fit is `Null`, and `bad` says why
-/// unless it holds an earlier column's reason. `at` names the column.
+/// unless it holds an earlier column's reason. `at` names the column, asked only for a value
+/// that does not fit: with the index and name passed as such the full scan of TPC-H's order
+/// lines took 4.5 % more instructions (callgrind, scale 0.05: 2,342.7 M against 2,242.4 M),
+/// 0.45 % more forced inline.
 fn coerce_slot<'n>(
     slot: &mut Value,
     ty: Type,
