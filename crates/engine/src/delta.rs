@@ -92,8 +92,8 @@ struct Current {
     live: LiveState,
     /// The first generation, read a part at a time, and the newer ones laid over it.
     layers: state::Layers<(i64, i64)>,
-    /// The first generation's parts, read ahead on the snapshot reader's connection.
-    ahead: Option<Ahead>,
+    /// Whether the first generation's parts come from the run's [`Ahead`].
+    read_ahead: bool,
 }
 
 impl Current {
@@ -102,6 +102,7 @@ impl Current {
         &mut self,
         target: &mut dyn Target,
         account: Uuid,
+        ahead: Option<&Ahead>,
         f: impl FnOnce(&mut LiveState, &mut dyn Parts) -> R,
     ) -> R {
         let mut parts = state::TargetParts {
@@ -110,7 +111,7 @@ impl Current {
             table: &self.table,
             layers: &mut self.layers,
             keep: fingerprints,
-            ahead: self.ahead.as_ref().map(|a| a as &dyn state::ReadAhead<(i64, i64)>),
+            ahead: ahead.filter(|_| self.read_ahead).map(|a| a as &dyn state::ReadAhead<(i64, i64)>),
         };
         f(&mut self.live, &mut parts)
     }
@@ -119,22 +120,32 @@ impl Current {
         &mut self,
         target: &mut dyn Target,
         account: Uuid,
+        ahead: Option<&Ahead>,
         id: &Uuid,
     ) -> Result<Option<(i64, i64)>, ConnectorError> {
-        self.with_parts(target, account, |live, parts| live.find(id, parts))
+        self.with_parts(target, account, ahead, |live, parts| live.find(id, parts))
     }
 
     /// The entry the run meets next if v1 gives its records in the same order as before.
-    fn next(&mut self, target: &mut dyn Target, account: Uuid) -> Result<Option<Entry>, ConnectorError> {
-        self.with_parts(target, account, |live, parts| live.next(parts))
+    fn next(
+        &mut self,
+        target: &mut dyn Target,
+        account: Uuid,
+        ahead: Option<&Ahead>,
+    ) -> Result<Option<Entry>, ConnectorError> {
+        self.with_parts(target, account, ahead, |live, parts| live.next(parts))
     }
 
-    /// The ids of the live rows the run did not give again, and the reader the parts were
-    /// read ahead with, back.
-    fn finish(mut self, target: &mut dyn Target, account: Uuid) -> Result<(Vec<Uuid>, Option<Reader>), ConnectorError> {
+    /// The ids of the live rows the run did not give again.
+    fn finish(
+        mut self,
+        target: &mut dyn Target,
+        account: Uuid,
+        ahead: Option<&Ahead>,
+    ) -> Result<Vec<Uuid>, ConnectorError> {
         let live = std::mem::replace(&mut self.live, LiveState::in_parts());
-        let gone = self.with_parts(target, account, |_, parts| live.finish(parts))?;
-        Ok((gone.into_iter().map(|e| e.0).collect(), self.ahead.and_then(|a| a.handle.join().ok())))
+        let gone = self.with_parts(target, account, ahead, |_, parts| live.finish(parts))?;
+        Ok(gone.into_iter().map(|e| e.0).collect())
     }
 }
 
@@ -144,62 +155,115 @@ type Reader = Box<dyn RowsById>;
 /// A part read ahead: its entries and last chunk, `None` once every part was sent.
 type AheadPart = NextPart;
 
-/// The parts of the first generation of a table's row state, read in order on a thread of their own
-/// while the run maps the table's records: reading and decoding them on the mapping thread
-/// stalled the readers of v1 behind it (TPC-H's order lines: 24 parts, 0.25 s).
+/// The parts of the first generation of the tables' row state, read in order on a thread of
+/// their own while the run maps the tables' records, table after table: reading and decoding
+/// them on the mapping thread stalled the readers of v1 behind it (TPC-H's order lines: 24
+/// parts, 0.25 s), and so did waiting for a table's first part when the run reached it (seven
+/// waits of 3-50 ms a final migration at scale 0.5: the next table's first part is read while
+/// the run maps the last rows of the one before).
 struct Ahead {
-    rx: mpsc::Receiver<AheadPart>,
+    rx: mpsc::Receiver<(usize, AheadPart)>,
     /// Gives the reader back once the parts are read, or the run stopped taking them.
-    handle: std::thread::JoinHandle<Reader>,
+    handle: Option<std::thread::JoinHandle<Reader>>,
+    /// The tables the thread reads, in order: name and first generation.
+    tables: Vec<(String, i32)>,
+    /// The table whose parts are taken now, and the first the run may take next.
+    serving: usize,
+    next: usize,
 }
 
 impl Ahead {
-    fn start(mut reader: Reader, account: Uuid, table: &str, generation: i32) -> Result<Self, ConnectorError> {
+    fn start(mut reader: Reader, account: Uuid, tables: Vec<(String, i32)>) -> Result<Self, ConnectorError> {
         // One part waits while the next is read: 8 MiB at most.
-        let (tx, rx) = mpsc::sync_channel::<AheadPart>(1);
-        let table = table.to_owned();
+        let (tx, rx) = mpsc::sync_channel::<(usize, AheadPart)>(1);
+        let queue = tables.clone();
         let handle = std::thread::Builder::new()
             .name("state-ahead".into())
             .spawn(move || {
-                let mut after = -1;
-                loop {
-                    let part = state::Part { generation, after, limit: state::PART_CHUNKS };
-                    let sent = match reader.state_part(account, &table, part) {
-                        Ok(heads) if heads.is_empty() => {
-                            let _ = tx.send(Ok(None));
+                for (i, (table, generation)) in queue.into_iter().enumerate() {
+                    let mut after = -1;
+                    loop {
+                        let part = state::Part { generation, after, limit: state::PART_CHUNKS };
+                        let (sent, end) = match reader.state_part(account, &table, part) {
+                            Ok(heads) if heads.is_empty() => (tx.send((i, Ok(None))), true),
+                            Ok(heads) => {
+                                after = heads.last().map_or(after, |h| h.chunk);
+                                let entries = state::live(&heads, |_, v1, v2| (v1, v2));
+                                (tx.send((i, Ok(Some((entries, after))))), false)
+                            }
+                            Err(e) => {
+                                let _ = tx.send((i, Err(e)));
+                                return reader;
+                            }
+                        };
+                        if sent.is_err() {
+                            return reader;
+                        }
+                        if end {
                             break;
                         }
-                        Ok(heads) => {
-                            after = heads.last().map_or(after, |h| h.chunk);
-                            let entries = state::live(&heads, |_, v1, v2| (v1, v2));
-                            tx.send(Ok(Some((entries, after))))
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            break;
-                        }
-                    };
-                    if sent.is_err() {
-                        break;
                     }
                 }
                 reader
             })
             .map_err(|e| ConnectorError::Query { what: "reading the row state".into(), reason: e.to_string() })?;
-        Ok(Self { rx, handle })
+        Ok(Self { rx, handle: Some(handle), tables, serving: 0, next: 0 })
+    }
+
+    /// Serves the parts of `table` (first generation `generation`) from now on, if it is one
+    /// of the tables still to come; the parts of the tables before it are passed over.
+    fn take(&mut self, table: &str, generation: i32) -> bool {
+        let found = self.tables.iter().skip(self.next).position(|(t, g)| t == table && *g == generation);
+        match found {
+            Some(k) => {
+                self.serving = self.next + k;
+                self.next = self.serving + 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops the thread (at its next part) and gives its reader back.
+    fn stop(mut self) -> Option<Reader> {
+        let handle = self.handle.take()?;
+        drop(std::mem::replace(&mut self.rx, mpsc::sync_channel(0).1));
+        handle.join().ok()
+    }
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            drop(std::mem::replace(&mut self.rx, mpsc::sync_channel(0).1));
+            let _ = handle.join();
+        }
     }
 }
 
 impl state::ReadAhead<(i64, i64)> for Ahead {
     fn next_part(&self) -> AheadPart {
-        // A thread that stopped without saying it was done must not pass for the state's end:
-        // the entries not sent would count as rows v1 no longer gives.
-        self.rx.recv().unwrap_or_else(|_| {
-            Err(ConnectorError::Query {
+        loop {
+            // A thread that stopped without saying it was done must not pass for the state's
+            // end: the entries not sent would count as rows v1 no longer gives.
+            let (i, part) = self.rx.recv().map_err(|_| ConnectorError::Query {
                 what: "reading the row state".into(),
                 reason: "the thread reading it ahead stopped".into(),
-            })
-        })
+            })?;
+            match i.cmp(&self.serving) {
+                // A table the run passed over; its error ends the parts of every table after it.
+                std::cmp::Ordering::Less if part.is_ok() => continue,
+                std::cmp::Ordering::Less => return part,
+                std::cmp::Ordering::Equal => return part,
+                // Parts of a later table while this one's are asked for: never sent so.
+                std::cmp::Ordering::Greater => {
+                    return Err(ConnectorError::Query {
+                        what: "reading the row state".into(),
+                        reason: "its parts came out of order".into(),
+                    });
+                }
+            }
+        }
     }
 }
 
@@ -333,6 +397,10 @@ struct DeltaTarget<'a> {
     /// A connection that sees v2 as the run's transaction began (none where v2 has none): it
     /// reads the row state ahead while the run maps.
     reader: Option<Reader>,
+    /// The row state's parts read ahead on [`Self::reader`], table after table.
+    ahead: Option<Ahead>,
+    /// The tables with a row state, in the run's order, and the first generation of each.
+    bases: Vec<(String, i32)>,
     /// The recovery bundle, read and written as the run goes on a second such connection
     /// (none where v2 has none: the bundle is then read at commit, before the rows are written).
     spool: Option<Spool>,
@@ -369,6 +437,29 @@ struct DeltaTarget<'a> {
 }
 
 impl DeltaTarget<'_> {
+    /// Whether the parts of `table`'s first generation `generation` are read ahead: they are
+    /// when the reader reads them already, or can start with them (and the tables after).
+    fn read_ahead(&mut self, table: &str, generation: i32) -> Result<bool, ConnectorError> {
+        if self.ahead.as_mut().is_some_and(|a| a.take(table, generation)) {
+            return Ok(true);
+        }
+        // Not among the tables still to come (a table a second entity writes, met again): the
+        // reader starts again from its first part.
+        let reader = match self.ahead.take() {
+            Some(ahead) => ahead.stop(),
+            None => self.reader.take(),
+        };
+        let Some(reader) = reader else { return Ok(false) };
+        let mut tables = vec![(table.to_owned(), generation)];
+        if let Some(at) = self.bases.iter().position(|(t, _)| t == table) {
+            tables.extend(self.bases.iter().skip(at + 1).cloned());
+        }
+        let mut ahead = Ahead::start(reader, self.saving.account, tables)?;
+        let taken = ahead.take(table, generation);
+        self.ahead = Some(ahead);
+        Ok(taken)
+    }
+
     /// Upserts the rows held for the current table (where there is a [`Self::spool`]).
     fn write_held(&mut self) -> Result<(), ConnectorError> {
         self.held = 0;
@@ -418,14 +509,11 @@ impl Target for DeltaTarget<'_> {
             Ok(())
         })?;
         let layers = state::Layers::read(self.inner, self.saving.account, table, &heads, &fingerprints)?;
-        let ahead = match (layers.base(), self.reader.take()) {
-            (Some(g), Some(reader)) => Some(Ahead::start(reader, self.saving.account, table, g)?),
-            (_, reader) => {
-                self.reader = reader;
-                None
-            }
+        let read_ahead = match layers.base() {
+            Some(g) => self.read_ahead(table, g)?,
+            None => false,
         };
-        self.current = Some(Current { table: table.to_owned(), live: LiveState::in_parts(), layers, ahead });
+        self.current = Some(Current { table: table.to_owned(), live: LiveState::in_parts(), layers, read_ahead });
         self.counts.entry(table.to_owned()).or_default();
         Ok(())
     }
@@ -440,7 +528,7 @@ impl Target for DeltaTarget<'_> {
         }
         let drifted = self.saving.drifted.contains_key(&e.id);
         let Some(cur) = self.current.as_mut() else { return Ok(()) };
-        let loaded = match cur.find(&mut *self.inner, self.saving.account, &e.id)? {
+        let loaded = match cur.find(&mut *self.inner, self.saving.account, self.ahead.as_ref(), &e.id)? {
             Some((v1, v2)) => {
                 cur.live.give();
                 // Unchanged only if the mapping gives exactly the row it loaded: an unchanged v1
@@ -491,7 +579,7 @@ impl Target for DeltaTarget<'_> {
             return None;
         }
         let cur = self.current.as_mut()?;
-        let (id, (v1, _)) = match cur.next(&mut *self.inner, self.saving.account) {
+        let (id, (v1, _)) = match cur.next(&mut *self.inner, self.saving.account, self.ahead.as_ref()) {
             Ok(next) => next?,
             Err(e) => {
                 self.failed = Some(e);
@@ -505,7 +593,7 @@ impl Target for DeltaTarget<'_> {
             return false;
         }
         let Some(cur) = self.current.as_mut() else { return false };
-        let found = match cur.find(&mut *self.inner, self.saving.account, id) {
+        let found = match cur.find(&mut *self.inner, self.saving.account, self.ahead.as_ref(), id) {
             Ok(found) => found,
             Err(e) => {
                 self.failed = Some(e);
@@ -536,8 +624,7 @@ impl Target for DeltaTarget<'_> {
         }
         if let Some(cur) = self.current.take() {
             let table = cur.table.clone();
-            let (gone, reader) = cur.finish(&mut *self.inner, self.saving.account)?;
-            self.reader = self.reader.take().or(reader);
+            let gone = cur.finish(&mut *self.inner, self.saving.account, self.ahead.as_ref())?;
             self.all_given = gone.is_empty();
             self.gone.extend(gone.into_iter().map(|id| (table.clone(), id)));
         }
@@ -1083,11 +1170,16 @@ pub fn final_run_checked(
     }
     // The new generation of the row state: one above the newest.
     let mut newest = 0;
+    // And each table's first generation (heads come oldest first), to read their parts ahead.
+    let mut bases = Vec::new();
     for t in &table_order {
+        let mut first = None;
         target.scan_state(account, t, false, &mut |h| {
             newest = newest.max(h.generation);
+            first = first.or(Some(h.generation));
             Ok(())
         })?;
+        bases.extend(first.map(|g| (t.clone(), g)));
     }
     target.set_state_generation(newest + 1);
     let drifted: HashMap<Uuid, Drift> = p
@@ -1122,6 +1214,8 @@ pub fn final_run_checked(
     let mut delta = DeltaTarget {
         inner: target,
         reader,
+        ahead: None,
+        bases,
         spool,
         saving,
         current: None,
@@ -1149,10 +1243,10 @@ mod tests {
     use crate::state::ReadAhead;
 
     /// Serves a generation of `chunks` chunks of one entry each, `limit` at a time; fails at
-    /// chunk `fail_at`, or panics there when `panic`.
+    /// chunk `fail_at` of the table it names, or panics there when `panic`.
     struct Chunks {
         chunks: i32,
-        fail_at: Option<i32>,
+        fail_at: Option<(&'static str, i32)>,
         panic: bool,
     }
 
@@ -1166,9 +1260,14 @@ mod tests {
         ) -> Result<Vec<Vec<Value>>, ConnectorError> {
             Ok(Vec::new())
         }
-        fn state_part(&mut self, _: Uuid, _: &str, part: state::Part) -> Result<Vec<state::ChunkHead>, ConnectorError> {
+        fn state_part(
+            &mut self,
+            _: Uuid,
+            table: &str,
+            part: state::Part,
+        ) -> Result<Vec<state::ChunkHead>, ConnectorError> {
             let first = part.after + 1;
-            if self.fail_at.is_some_and(|f| f < first + part.limit as i32) {
+            if self.fail_at.is_some_and(|(t, f)| t == table && f < first + part.limit as i32) {
                 assert!(!self.panic, "the reader broke");
                 return Err(ConnectorError::Query { what: "reading".into(), reason: "the server went away".into() });
             }
@@ -1179,7 +1278,8 @@ mod tests {
                     kind: state::ChunkKind::Rows,
                     xid: 0,
                     n: 1,
-                    ids: Uuid::from_u128(c as u128 + 1).as_bytes().to_vec(),
+                    // A table's generation in the id's high half: 1 gives ids 1, 2, 3…
+                    ids: Uuid::from_u128(((part.generation as u128 - 1) << 64) | (c as u128 + 1)).as_bytes().to_vec(),
                     fps: [(c as i64).to_le_bytes(), (-c as i64).to_le_bytes()].concat(),
                 })
                 .collect())
@@ -1192,22 +1292,67 @@ mod tests {
     #[test]
     fn parts_read_ahead_come_in_order_and_end_only_when_read() {
         let chunks = state::PART_CHUNKS as i32 * 2 + 5;
-        let ahead =
-            Ahead::start(Box::new(Chunks { chunks, fail_at: None, panic: false }), Uuid::nil(), "t", 1).unwrap();
+        let table = |g: i32| vec![("t".to_owned(), g)];
+        let mut ahead =
+            Ahead::start(Box::new(Chunks { chunks, fail_at: None, panic: false }), Uuid::nil(), table(1)).unwrap();
+        assert!(ahead.take("t", 1));
+        assert_eq!(all_parts(&ahead), (1..=chunks as u128).collect::<Vec<_>>());
+        assert!(ahead.stop().is_some(), "the reader comes back");
+        for panic in [false, true] {
+            let reader = Chunks { chunks, fail_at: Some(("t", state::PART_CHUNKS as i32 + 3)), panic };
+            let mut ahead = Ahead::start(Box::new(reader), Uuid::nil(), table(1)).unwrap();
+            assert!(ahead.take("t", 1));
+            assert!(matches!(ahead.next_part(), Ok(Some(_))));
+            let e = ahead.next_part().unwrap_err().to_string();
+            assert!(e.contains(if panic { "stopped" } else { "went away" }), "{e}");
+        }
+    }
+
+    /// The ids of every part `ahead` serves until its table's end; each part's last entry is
+    /// its last chunk's.
+    fn all_parts(ahead: &Ahead) -> Vec<u128> {
         let mut seen = Vec::new();
         while let Some((entries, last)) = ahead.next_part().unwrap() {
             assert_eq!(entries.last().map(|e| e.1), Some((i64::from(last), -i64::from(last))));
             seen.extend(entries.into_iter().map(|e| e.0.as_u128()));
         }
-        assert_eq!(seen, (1..=chunks as u128).collect::<Vec<_>>());
-        assert!(ahead.handle.join().is_ok(), "the reader comes back");
-        for panic in [false, true] {
-            let reader = Chunks { chunks, fail_at: Some(state::PART_CHUNKS as i32 + 3), panic };
-            let ahead = Ahead::start(Box::new(reader), Uuid::nil(), "t", 1).unwrap();
-            assert!(matches!(ahead.next_part(), Ok(Some(_))));
-            let e = ahead.next_part().unwrap_err().to_string();
-            assert!(e.contains(if panic { "stopped" } else { "went away" }), "{e}");
-        }
+        seen
+    }
+
+    /// The reader goes on from one table to the next; a table the run passes over is skipped,
+    /// each table's parts are its own, and a table that is not (or no longer) to come is not
+    /// taken, so that the run starts a reader of its own for it.
+    #[test]
+    fn parts_are_read_ahead_table_after_table() {
+        let chunks = state::PART_CHUNKS as i32 + 2;
+        let ids = |g: u128| (1..=chunks as u128).map(|c| ((g - 1) << 64) | c).collect::<Vec<_>>();
+        let tables = vec![("a".to_owned(), 1), ("b".to_owned(), 2), ("c".to_owned(), 3), ("d".to_owned(), 4)];
+        let reader = Chunks { chunks, fail_at: None, panic: false };
+        let mut ahead = Ahead::start(Box::new(reader), Uuid::nil(), tables).unwrap();
+        assert!(ahead.take("a", 1));
+        assert_eq!(all_parts(&ahead), ids(1));
+        // b is never met; c with another first generation is not c's parts.
+        assert!(!ahead.take("c", 2));
+        assert!(ahead.take("c", 3));
+        assert_eq!(all_parts(&ahead), ids(3));
+        assert!(!ahead.take("a", 1), "a table passed is not read again");
+        assert!(!ahead.take("b", 2), "nor one passed over");
+        assert!(ahead.take("d", 4));
+        assert_eq!(all_parts(&ahead), ids(4));
+        assert!(ahead.stop().is_some(), "the reader comes back");
+        // Stopped before its table is read to the end: the thread stops at its next part.
+        let reader = Chunks { chunks, fail_at: None, panic: false };
+        let mut ahead = Ahead::start(Box::new(reader), Uuid::nil(), vec![("a".to_owned(), 1)]).unwrap();
+        assert!(ahead.take("a", 1));
+        assert!(matches!(ahead.next_part(), Ok(Some(_))));
+        assert!(ahead.stop().is_some(), "the reader comes back from a table half read");
+        // A table passed over that could not be read: its error, for the table after it.
+        let reader = Chunks { chunks, fail_at: Some(("b", 1)), panic: false };
+        let tables = vec![("a".to_owned(), 1), ("b".to_owned(), 2), ("c".to_owned(), 3)];
+        let mut ahead = Ahead::start(Box::new(reader), Uuid::nil(), tables).unwrap();
+        assert!(ahead.take("c", 3));
+        let e = ahead.next_part().unwrap_err().to_string();
+        assert!(e.contains("went away"), "{e}");
     }
 
     /// Rows held in segments come out in their order, a batch at a time, whatever segment
