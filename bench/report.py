@@ -46,6 +46,12 @@ sqlite_floor = med("sqlite3 of the mapped v2 rows + v2 keys")
 verify = med("cutover verify (row level)")
 reladiff = med("reladiff (joindiff, 2 threads)")
 final = med("cutover final, 1 % changed")
+# The first migration each final migration follows, minutes before it (runs before 2026-12-07's
+# fourth session did not time it): final over first, rep by rep.
+FIRST_BEFORE = "cutover first SQLite→PG, before the final"
+final_vs_near = sorted(
+    f / b for (f, _), (b, _) in zip(runs["cutover final, 1 % changed"], runs.get(FIRST_BEFORE, []))
+)
 preview = med("cutover overwrite preview")
 cutover_names = [n for n in runs if n.startswith("cutover")]
 cutover_peak = max(peak_mib(n) for n in cutover_names)
@@ -93,7 +99,11 @@ result = {
         for n in runs
     },
     "verify": {"v2_rows_changed": changed, "cutover_found": int(verify_found), "reladiff_found": int(reladiff_found)},
-    "final": {"v1_rows_changed": v1_changed},
+    "final": {
+        "v1_rows_changed": v1_changed,
+        "vs_the_first_before_it": final_vs_near,
+        "vs_the_first_before_it_median": statistics.median(final_vs_near) if final_vs_near else None,
+    },
     "targets": targets,
     "floor": {
         "first_pg_vs_postgresql_loading_the_mapped_rows": first_pg / floor,
@@ -141,10 +151,25 @@ md.append(
         c=changed, vf=int(verify_found), rf=int(reladiff_found)
     )
 )
+near = ""
+if final_vs_near:
+    near = (
+        " Each final migration follows a first migration of its own, minutes before it (`{n}`: "
+        "{lo:.2f}-{hi:.2f} s): each final took {a:.3f}-{b:.3f} of the first before it, a median of "
+        "{m:.3f}, where the target's ratio above divides by the first migrations' median measured "
+        "at the start of the run.".format(
+            n=FIRST_BEFORE,
+            lo=min(s for s, _ in runs[FIRST_BEFORE]),
+            hi=max(s for s, _ in runs[FIRST_BEFORE]),
+            a=final_vs_near[0],
+            b=final_vs_near[-1],
+            m=statistics.median(final_vs_near),
+        )
+    )
 md.append(
     "- Final migration: {c:,} v1 rows changed (1 %); the final migration reads v1 again, writes only "
     "rows whose v1 record changed or that drifted in v2, and commits once the recovery bundle is on disk. The "
-    "overwrite preview before it took {p:.2f} s.".format(c=v1_changed, p=preview)
+    "overwrite preview before it took {p:.2f} s.{near}".format(c=v1_changed, p=preview, near=near)
 )
 md.append(
     "- pgloader and `psql \\copy` load v1's columns as they are (no mapping, no UUIDs, no row state); "
@@ -556,10 +581,10 @@ bullets([
     "s against 4.14-4.34 s); the setting is an environment variable read at start, or unsafe "
     "code: not done. Taking the preview again on a connection of its own while the run reads "
     "v1: the machine is 86-100 % busy throughout, so it would move the work, not remove it. "
-    "This page's run came an hour after a first run of the session on the same machine (code "
-    "d338bb5, below): there the final migration took 3.21-3.24 s, 0.159 of the first "
-    "migration's 20.41 s, and the preview 0.42 s; here 4.07-4.33 s and 0.54-0.59 s while the "
-    "first migration took less (18.94 s). Replays of the final migration from one template "
+    "That session's second run (code 6a5a9f1, below) came an hour after its first on the same "
+    "machine (code d338bb5, below): there the final migration took 3.21-3.24 s, 0.159 of the "
+    "first migration's 20.41 s, and the preview 0.42 s; in the second 4.07-4.33 s and 0.54-0.59 "
+    "s while the first migration took less (18.94 s). Replays of the final migration from one template "
     "database right after this run, the two builds alternated, three pairs: d338bb5 3.82, 4.14 "
     "and 4.27 s, this run's build 3.84, 4.27 and 4.21 s; earlier in the session the same "
     "replays had taken 3.3-3.7 s. The machine changed between the runs, not the code (no v2 "
@@ -571,6 +596,32 @@ bullets([
     "scan's instructions SQLite's bytecode engine took 42 %, the SQL function that takes each "
     "row 40 % (reading each value's type and content through rusqlite 12 %, laying the values "
     "out for the fingerprint 16 %, hashing them 5 %), and the pass over the key's index 7 %.",
+    "The row state read ahead from one table to the next (2026-12-07, the session after; an AMD "
+    "EPYC, this run's machine). The final migration's row state is read a part at a time on a "
+    "thread of its own (above); it stopped at each table's end, and the run, on reaching the "
+    "next table, waited for that table's first part: seven waits of 3-50 ms at scale 0.5 (the "
+    "parts 50 ms, the part suppliers 34 ms), 122 ms in all, with v1's readers stalled behind "
+    "the mapping thread. The thread now goes on to the next table's first part while the run "
+    "maps the last of the one before (one part waits, as before): two waits over 1 ms were "
+    "left, of 3-10 ms, 11-13 ms in all, in two replays. The whole final migration did not show "
+    "it: this machine ran the same replay in 2.7-3.0 s in some minutes and 4.1-4.4 s in others "
+    "(its CPU busy for 6.0 s and 7.3-8.2 s of CPU time for the same work), and four alternated "
+    "pairs gave 3.06-4.26 s before and 3.23-3.92 s after. For the same reason the benchmark now "
+    "times the first migration each final migration follows (it ran untimed before) and gives "
+    "the final's share of it beside the target's ratio (above, under the tables): in this "
+    "page's first run of the session (code fa33b3c, below) the first migrations at the start "
+    "took 20.53-24.41 s and the final migrations, twenty minutes later, 2.87-3.08 s. Measured "
+    "and not done: `perf record -a` of a replay gave idle 10 % of the samples: at the start "
+    "the process and its connections, between tables (above), the part suppliers read by one "
+    "thread through their key's index (they are not stored in key order, so they are not split "
+    "between two readers: 0.19-0.28 s for 400,000 rows, the other core half idle; splitting "
+    "such a scan needs ranges of a key whose values SQLite may store as any type, or null), and "
+    "the end, where the commit waits for the recovery bundle (77-105 ms: its last part read "
+    "and written, and 21-37 ms for `fsync` of its 33 MB, which the kernel had not written back "
+    "yet) and then for PostgreSQL's commit (14-80 ms, its WAL flushed). mimalloc's transparent "
+    "huge pages: the kernel zeroing 2 MiB pages for it was 7 % of the client's samples; "
+    "`MIMALLOC_ALLOW_THP=0`, `MIMALLOC_PURGE_DELAY=1000` and both, three alternated replays each, "
+    "2.68-3.72 s, 2.86-3.31 s and 2.74-3.28 s against 2.67-3.39 s: within the spread.",
 ])
 md.append("## Where the time goes, and why three targets are out of reach\n")
 bullets([
@@ -938,10 +989,23 @@ md.append(
     "Xeon, then an AMD EPYC, then four Intel Xeons in turn (one of them with `psql "
     "\\copy` at 8.69 s, the next at 6.70 s), and on 2026-12-07 four more (`psql \\copy` "
     "7.80 s, then 9.48 s in a slow spell, then 8.25 s, then 5.53 s, then 5.46 s, then 5.42 s), "
-    "then this run's AMD EPYC (`psql \\copy` 6.75 s in its first run, 6.77 s in this one), all "
+    "then an AMD EPYC (`psql \\copy` 6.75 s and 6.77 s), then this run's AMD EPYC (`psql "
+    "\\copy` 7.33 s in its first run, " + f"{copy:.2f}" + " s in this one), all "
     "of the same kind; the AMD EPYC took about 1.35× the Intel Xeon's time for cutover's first "
     "migration and 1.25× for `psql \\copy`, so its ratios against the tools are not the "
-    "Xeon's): an hour before this run, on the same machine (code d338bb5, before the lazy rows' "
+    "Xeon's): earlier in this session, on the same machine (code fa33b3c, the same code as "
+    "this run but for the first migration before each final migration timed) vs pgloader "
+    "1.55, vs `psql \\copy` 3.27, SQLite→SQLite vs sqlite3 6.65 (25.12 s; 2.18× sqlite3 "
+    "producing the same v2 from the mapped rows), verify vs reladiff 8.02 (11.35 s, peak RSS 94 "
+    "MiB), final 0.122 of the first (2.93 s of 23.95 s; its three runs 2.87-3.08 s, twenty "
+    "minutes after the first migrations' 20.53-24.41 s, pgloader's 34.52-37.23 s), the first "
+    "0.78× PostgreSQL's own tools loading the mapped rows, peak RSS 158 MiB; in the session "
+    "before, on an AMD EPYC (code 6a5a9f1, before the row state was read ahead from one table "
+    "to the next) vs pgloader 1.59, vs `psql \\copy` 2.80, SQLite→SQLite vs sqlite3 6.62 (20.93 "
+    "s; 2.07× sqlite3 producing the same v2 from the mapped rows), verify vs reladiff 9.39 "
+    "(11.13 s, peak RSS 92 MiB), final 0.219 of the first (4.14 s of 18.94 s; its three runs "
+    "4.07-4.33 s), the first 0.68× PostgreSQL's own tools loading the mapped rows, peak RSS 164 "
+    "MiB; an hour before that, on the same machine (code d338bb5, before the lazy rows' "
     "keys alone were coerced) vs pgloader 1.57, vs `psql \\copy` 3.02, SQLite→SQLite vs sqlite3 "
     "6.12 (21.53 s; 1.98× sqlite3 producing the same v2 from the mapped rows), verify vs "
     "reladiff 9.11 (10.85 s, peak RSS 96 MiB), final 0.159 of the first (3.24 s of 20.41 s; its "
