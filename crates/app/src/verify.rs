@@ -43,7 +43,7 @@ impl App {
         let account_key = key.to_string();
         tokio::task::spawn_blocking(move || {
             let mut tgt = target.build()?;
-            cutover_engine::preview::preview(&pack, tgt.as_mut(), &account_key)
+            cutover_engine::preview::preview_alone(&pack, tgt.as_mut(), &account_key)
         })
         .await
         .map_err(|e| AppError::Config(format!("preview stopped: {e}")))?

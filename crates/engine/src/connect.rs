@@ -400,6 +400,13 @@ pub trait Target: Send {
     fn begin_consistent(&mut self) -> Result<(), ConnectorError> {
         self.begin()
     }
+    /// Starts a read-only transaction whose statements all see the database as it is when this
+    /// returns, where the target has such snapshots without holding anyone up (PostgreSQL);
+    /// `false` where it does not, and its statements each see the database as it is then.
+    /// Ended by [`Target::rollback`].
+    fn begin_snapshot(&mut self) -> Result<bool, ConnectorError> {
+        Ok(false)
+    }
     /// Runs a statement with one UUID parameter (`$1`), e.g. deleting an account's rows.
     fn exec_with_uuid(&mut self, sql: &str, id: Uuid) -> Result<u64, ConnectorError>;
     /// Starts loading a table.
@@ -3470,6 +3477,15 @@ impl Target for PgTarget {
     }
     fn begin_consistent(&mut self) -> Result<(), ConnectorError> {
         self.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    }
+    fn begin_snapshot(&mut self) -> Result<bool, ConnectorError> {
+        self.flush()?;
+        self.exec("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", None)?;
+        self.in_tx = true;
+        self.repeatable = true;
+        // The snapshot is the first statement's: taken now, not at the caller's first read.
+        self.query("SELECT 1::bigint", &[("one".to_owned(), Type::Int)], None)?;
+        Ok(true)
     }
     fn exec_with_uuid(&mut self, sql: &str, id: Uuid) -> Result<u64, ConnectorError> {
         self.flush()?;

@@ -138,6 +138,18 @@ fn each_live(target: &mut dyn Target, on: &On<'_>, f: &mut dyn FnMut(Uuid, Kept)
     Ok(n)
 }
 
+/// The preview taken on its own, outside a run: in one snapshot where the target has them, so
+/// that v2 edited meanwhile cannot make it disagree with itself (a count taken before an edit
+/// and the rows read after it). The final migration takes it again in its own transaction.
+pub fn preview_alone(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Result<Preview, EngineError> {
+    let snapshot = target.begin_snapshot()?;
+    let taken = preview(pack, target, account_key);
+    if snapshot {
+        target.rollback()?;
+    }
+    taken
+}
+
 /// Computes the preview for the account of `account_key`. On PostgreSQL only the rows written
 /// since the load (by their transaction ids) are compared; elsewhere every row is, against its
 /// fingerprint as loaded, in load order beside the row state read a part at a time.

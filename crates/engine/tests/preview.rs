@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use cutover_demo::{DEFAULT_CUTOFF, Spec};
 use cutover_engine::connect::{SourceConfig, TargetConfig};
 use cutover_engine::pack::PackSource;
-use cutover_engine::preview::{ChangeKind, preview};
+use cutover_engine::preview::{ChangeKind, preview, preview_alone};
 use cutover_engine::run::{RunSpec, run};
 use cutover_testkit::TestDb;
 
@@ -39,7 +39,7 @@ fn edits_creations_and_deletions_appear_exactly(v2: &str) {
     };
     let look = || {
         let mut tgt = TargetConfig::from_url(v2).unwrap().build().unwrap();
-        preview(&pack, tgt.as_mut(), "acme").unwrap()
+        preview_alone(&pack, tgt.as_mut(), "acme").unwrap()
     };
     migrate();
     let quiet = look();
@@ -99,7 +99,21 @@ fn edits_creations_and_deletions_appear_exactly(v2: &str) {
     // The id names this content: the same again, another after a further edit.
     assert_eq!(look().id, p.id);
     exec(v2, "UPDATE customer SET city = 'Oslo' WHERE legacy_ref = 'CUST:1'");
-    assert_ne!(look().id, p.id);
+    let oslo = look().id;
+    assert_ne!(oslo, p.id);
+    // Where the target has snapshots (PostgreSQL), a preview taken on its own sees v2 as it
+    // was when it began: an edit committed meanwhile is in the next one, not half in this one.
+    let mut tgt = TargetConfig::from_url(v2).unwrap().build().unwrap();
+    assert_eq!(tgt.begin_snapshot().unwrap(), pg);
+    exec(v2, "UPDATE customer SET city = 'Bergen' WHERE legacy_ref = 'CUST:1'");
+    let during = preview(&pack, tgt.as_mut(), "acme").unwrap();
+    if pg {
+        tgt.rollback().unwrap();
+        assert_eq!(during.id, oslo, "the edit after the snapshot is not in it");
+    } else {
+        assert_ne!(during.id, oslo);
+    }
+    assert_ne!(look().id, oslo);
     // A new trial migration replaces the account's rows: nothing left to overwrite.
     migrate();
     assert!(look().items.is_empty());
