@@ -226,6 +226,11 @@ impl Ahead {
 
     /// Stops the thread (at its next part) and gives its reader back.
     fn stop(mut self) -> Option<Reader> {
+        self.end()
+    }
+
+    /// Hangs up on the thread, which stops at its next part, and waits for it.
+    fn end(&mut self) -> Option<Reader> {
         let handle = self.handle.take()?;
         drop(std::mem::replace(&mut self.rx, mpsc::sync_channel(0).1));
         handle.join().ok()
@@ -234,10 +239,7 @@ impl Ahead {
 
 impl Drop for Ahead {
     fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            drop(std::mem::replace(&mut self.rx, mpsc::sync_channel(0).1));
-            let _ = handle.join();
-        }
+        self.end();
     }
 }
 

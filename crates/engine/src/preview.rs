@@ -144,10 +144,11 @@ fn each_live(target: &mut dyn Target, on: &On<'_>, f: &mut dyn FnMut(Uuid, Kept)
 pub fn preview_alone(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Result<Preview, EngineError> {
     let snapshot = target.begin_snapshot()?;
     let taken = preview(pack, target, account_key);
-    if snapshot {
-        target.rollback()?;
-    }
-    taken
+    let ended = if snapshot { target.rollback() } else { Ok(()) };
+    // The preview's own error first: the transaction's end fails mostly because of it.
+    let p = taken?;
+    ended?;
+    Ok(p)
 }
 
 /// Computes the preview for the account of `account_key`. On PostgreSQL only the rows written
