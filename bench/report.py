@@ -82,8 +82,13 @@ machine = {
     "sqlite3": sh("sqlite3 --version | cut -d' ' -f1"),
     "reladiff": sh("reladiff --version"),
 }
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+code = sh(f"git -C '{ROOT}' rev-parse --short HEAD")
+if code and sh(f"git -C '{ROOT}' status --porcelain --untracked-files=no -- crates packs bench/run.sh bench/lib.sh"):
+    code += " with uncommitted changes"
 result = {
     "date": time.strftime("%Y-%m-%d"),
+    "code": code or None,
     "scale": float(scale),
     "repetitions": reps,
     "v1_rows": rows,
@@ -110,6 +115,57 @@ result = {
         "first_sqlite_vs_sqlite_copying_the_mapped_rows": first_sqlite / sqlite_floor,
     },
 }
+
+
+def history_entry(r, note=None):
+    """One row of bench/history.json from a results.json: its ratios and the figures beside them."""
+    t = {x["what"]: x["ratio"] for x in r["targets"]}
+    runs_ = r["runs"]
+
+    def m(name):
+        return runs_.get(name, {}).get("median_s")
+
+    def rnd(v, k=2):
+        return None if v is None else round(v, k)
+
+    finals = runs_.get("cutover final, 1 % changed", {}).get("all_s") or []
+    return {
+        "date": r["date"],
+        "machine": r["machine"].get("cpu"),
+        "code": r.get("code"),
+        "note": note,
+        "pgloader": rnd(t.get("SQLite→PostgreSQL rows/s vs pgloader")),
+        "copy": rnd(t.get("SQLite→PostgreSQL wall time vs psql \\copy of the untransformed rows")),
+        "sqlite": rnd(t.get("SQLite→SQLite wall time vs sqlite3 ATTACH copy")),
+        "sqlite_s": m("cutover first SQLite→SQLite"),
+        "sqlite_fair": rnd(r.get("floor", {}).get("first_sqlite_vs_sqlite_copying_the_mapped_rows")),
+        "verify": rnd(t.get("verify speed vs reladiff on the same changes")),
+        "verify_s": m("cutover verify (row level)"),
+        "verify_rss": rnd(runs_.get("cutover verify (row level)", {}).get("peak_rss_mib"), None),
+        "final": rnd(t.get("final migration (1 % of v1 changed) as a fraction of the first"), 3),
+        "final_s": m("cutover final, 1 % changed"),
+        "first_s": m("cutover first SQLite→PG"),
+        "final_runs": f"{min(finals):.2f}-{max(finals):.2f}" if finals else None,
+        "tools": rnd(r.get("floor", {}).get("first_pg_vs_postgresql_loading_the_mapped_rows")),
+        "rss": rnd(t.get("cutover peak RSS, MiB (any step, at this scale; other scales below)"), None),
+    }
+
+
+# The run this one replaces moves to the top of the history (its note, what its code lacked or
+# what was odd about the run, is for whoever commits the new run to write). Generating the page
+# again from the same results (same medians) moves nothing.
+HISTORY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "history.json")
+history = json.load(open(HISTORY, encoding="utf-8")) if os.path.exists(HISTORY) else []
+try:
+    before = json.load(open(out_json, encoding="utf-8"))
+except (OSError, ValueError):
+    before = None
+if before and {n: v["median_s"] for n, v in before["runs"].items()} != {n: v["median_s"] for n, v in result["runs"].items()}:
+    history.insert(0, history_entry(before))
+    with open(HISTORY, "w", encoding="utf-8") as f:
+        json.dump(history, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+
 with open(out_json, "w", encoding="utf-8") as f:
     json.dump(result, f, indent=2, ensure_ascii=False)
     f.write("\n")
@@ -988,155 +1044,67 @@ bullets([
     "322 to 286 MiB, SQLite→PostgreSQL 205 to 156 MiB, verify 334 to 283 MiB, final 454 to 350 MiB; "
     "scale 0.5: 291 to 271, 134 to 102, 239 to 159, 237 to 204 MiB.",
 ])
+md.append("## Earlier runs\n")
 md.append(
-    "The runs before this one gave these ratios (this run was on an AMD EPYC; up to 2026-12-02 on "
-    "another machine of the same kind, also an AMD EPYC: \"this machine\" in the sections above, where "
-    "a date before 2026-12-05 is given, is that one; earlier on 2026-12-04 on an Intel Xeon, from "
-    "late on 2026-12-04 to early on 2026-12-05 on an AMD EPYC, and later on 2026-12-05 on an Intel "
-    "Xeon, then an AMD EPYC, then four Intel Xeons in turn (one of them with `psql "
-    "\\copy` at 8.69 s, the next at 6.70 s), and on 2026-12-07 four more (`psql \\copy` "
-    "7.80 s, then 9.48 s in a slow spell, then 8.25 s, then 5.53 s, then 5.46 s, then 5.42 s), "
-    "then an AMD EPYC (`psql \\copy` 6.75 s and 6.77 s), then this run's AMD EPYC (`psql "
-    "\\copy` 7.33 s in its first run, " + f"{copy:.2f}" + " s in this one), all "
-    "of the same kind; the AMD EPYC took about 1.35× the Intel Xeon's time for cutover's first "
-    "migration and 1.25× for `psql \\copy`, so its ratios against the tools are not the "
-    "Xeon's): earlier in this session, on the same machine (code fa33b3c, the same code as "
-    "this run but for the first migration before each final migration timed) vs pgloader "
-    "1.55, vs `psql \\copy` 3.27, SQLite→SQLite vs sqlite3 6.65 (25.12 s; 2.18× sqlite3 "
-    "producing the same v2 from the mapped rows), verify vs reladiff 8.02 (11.35 s, peak RSS 94 "
-    "MiB), final 0.122 of the first (2.93 s of 23.95 s; its three runs 2.87-3.08 s, twenty "
-    "minutes after the first migrations' 20.53-24.41 s, pgloader's 34.52-37.23 s), the first "
-    "0.78× PostgreSQL's own tools loading the mapped rows, peak RSS 158 MiB; in the session "
-    "before, on an AMD EPYC (code 6a5a9f1, before the row state was read ahead from one table "
-    "to the next) vs pgloader 1.59, vs `psql \\copy` 2.80, SQLite→SQLite vs sqlite3 6.62 (20.93 "
-    "s; 2.07× sqlite3 producing the same v2 from the mapped rows), verify vs reladiff 9.39 "
-    "(11.13 s, peak RSS 92 MiB), final 0.219 of the first (4.14 s of 18.94 s; its three runs "
-    "4.07-4.33 s), the first 0.68× PostgreSQL's own tools loading the mapped rows, peak RSS 164 "
-    "MiB; an hour before that, on the same machine (code d338bb5, before the lazy rows' "
-    "keys alone were coerced) vs pgloader 1.57, vs `psql \\copy` 3.02, SQLite→SQLite vs sqlite3 "
-    "6.12 (21.53 s; 1.98× sqlite3 producing the same v2 from the mapped rows), verify vs "
-    "reladiff 9.11 (10.85 s, peak RSS 96 MiB), final 0.159 of the first (3.24 s of 20.41 s; its "
-    "three runs 3.21-3.24 s), the first 0.71× PostgreSQL's own tools loading the mapped rows, "
-    "peak RSS 160 MiB; in the session before, on an Intel "
-    "Xeon (code bcde4c6, before the rowids' order was proven in one statement) vs pgloader 1.77, "
-    "vs `psql \\copy` 2.78, SQLite→SQLite vs sqlite3 6.47 (17.73 s; 1.67× sqlite3 producing the "
-    "same v2 from the mapped rows), verify vs reladiff 10.49 (7.46 s, peak RSS 95 MiB), final "
-    "0.171 of the first (2.58 s of 15.06 s; its three runs 2.55-2.65 s), the first 0.67× "
-    "PostgreSQL's own tools loading the mapped rows, peak RSS 161 MiB; an hour before that (code "
-    "aba03a4, before the row state went in messages of 1 MiB) vs pgloader 1.63, vs `psql \\copy` "
-    "3.06, SQLite→SQLite vs sqlite3 6.48 (18.47 s; 2.26× sqlite3 producing the same v2 from the "
-    "mapped rows), verify vs reladiff 10.12 (7.96 s, peak RSS 95 MiB), final 0.162 of the first "
-    "(2.71 s of 16.70 s; its three runs 2.66-2.82 s), the first 0.72× PostgreSQL's own tools "
-    "loading the mapped rows, peak RSS 163 MiB; in the session before (code 6c2d063, "
-    "before the writers' queues were made deeper) vs pgloader 1.49, vs `psql \\copy` 3.28, "
-    "SQLite→SQLite vs sqlite3 5.57 (19.11 s; 2.20× sqlite3 producing the same v2 from the mapped "
-    "rows), verify vs reladiff 10.71 (7.94 s, peak RSS 92 MiB), final 0.159 of the first (2.88 s "
-    "of 18.16 s; its three runs 2.80-2.92 s), the first 0.79× PostgreSQL's own tools loading the "
-    "mapped rows, peak RSS 154 MiB; two hours before that (code ec2654d, before the recovery bundle "
-    "was written as the run goes and the first load's tables analyzed after its commit) vs "
-    "pgloader 1.65, vs `psql \\copy` 2.62, SQLite→SQLite vs sqlite3 7.16 (23.99 s; 2.16× sqlite3 "
-    "producing the same v2 from the mapped rows), verify vs reladiff 8.85 (10.97 s, peak RSS 93 "
-    "MiB), final 0.158 of the first (3.42 s of 21.64 s; its three runs 3.19-3.74 s), the first "
-    "0.68× PostgreSQL's own tools loading the mapped rows, peak RSS 148 MiB; two hours before "
-    "that (code 62b3b04, before the final migration "
-    "read v1 lazily and took ids from the row state; a slow spell) vs pgloader 1.59, vs `psql "
-    "\\copy` 2.89, SQLite→SQLite vs sqlite3 4.78 (26.75 s; 2.05× sqlite3 producing the same v2 "
-    "from the mapped rows), verify vs reladiff 12.53 (13.72 s, peak RSS 93 MiB), final 0.29 of "
-    "the first (8.01 s of 27.44 s; its three runs 6.68-8.09 s), the first 0.70× PostgreSQL's own "
-    "tools loading the mapped rows, peak RSS 146 MiB; an hour before that (code f6bb4d3, before "
-    "the fixes to the per-row checks above, which TPC-H does not reach) vs pgloader 1.62, vs "
-    "`psql \\copy` 2.98, SQLite→SQLite vs sqlite3 6.15 (24.00 s; 2.35× sqlite3 producing the same "
-    "v2 from the mapped rows), verify vs reladiff 12.15 (10.16 s, peak RSS 94 MiB), final 0.21 of "
-    "the first (4.91 s of 23.24 s; its three runs 4.55-5.31 s), the first 0.74× PostgreSQL's own "
-    "tools loading the mapped rows, peak RSS 148 MiB; early on 2026-12-07 (Intel Xeon; before "
-    "the first load put back the foreign keys it resolved itself before their tables' rows) vs "
-    "pgloader 1.35, vs `psql \\copy` 3.65, SQLite→SQLite vs sqlite3 6.87 (23.03 s; 2.48× sqlite3 "
-    "producing the same v2 from the mapped rows), verify vs reladiff 10.42 (9.49 s, peak RSS 94 "
-    "MiB), final 0.165 of the first (4.04 s of 24.45 s; its three runs 3.77-4.08 s), the first "
-    "0.86× PostgreSQL's own tools loading the mapped rows, peak RSS 148 MiB; late on 2026-12-05 "
-    "(Intel Xeon; before cutover's PostgreSQL sessions turned JIT off) vs pgloader 1.57, vs "
-    "`psql \\copy` 3.20, SQLite→SQLite vs sqlite3 7.00 (26.26 s; 1.86× sqlite3 producing the same "
-    "v2 from the mapped rows), verify vs reladiff 8.79 (11.86 s, peak RSS 92 MiB), final 0.140 of "
-    "the first (3.90 s of 27.78 s; its three runs 3.89-3.91 s), the first 0.80× PostgreSQL's own "
-    "tools loading the mapped rows, peak RSS 147 MiB; earlier on 2026-12-05 (Intel "
-    "Xeon, a slow spell: `psql \\copy` 12.78 s; before the preview and the final read the row "
-    "state a part at a time when v2 was edited) vs pgloader 1.48, vs `psql \\copy` 2.75, "
-    "SQLite→SQLite vs sqlite3 7.42 (27.74 s; 2.24× sqlite3 producing the same v2 from the mapped "
-    "rows), verify vs reladiff 7.69 (14.96 s, peak RSS 93 MiB), final 0.159 of the first (5.58 s "
-    "of 35.20 s; its three runs 5.57-5.69 s), the first 0.75× PostgreSQL's own tools loading the "
-    "mapped rows, peak RSS 146 MiB; before that on 2026-12-05 "
-    "(Intel Xeon; before the PostgreSQL writer kept a table's `COPY` open) vs pgloader 1.34, vs "
-    "`psql \\copy` 3.49, SQLite→SQLite vs sqlite3 6.78 (24.33 s; 2.10× sqlite3 producing the same "
-    "v2 from the mapped rows), verify vs reladiff 9.12 (10.60 s, peak RSS 94 MiB), final 0.146 of "
-    "the first (4.02 s of 27.48 s; its three runs 3.98-4.12 s), the first 0.84× PostgreSQL's own "
-    "tools loading the mapped rows, peak RSS 150 MiB; before that on 2026-12-05 "
-    "(AMD EPYC; before the batches came back to the mapping thread, the whole-word tag, foldhash "
-    "and trim) vs pgloader 1.07, vs `psql \\copy` 4.21, SQLite→SQLite vs sqlite3 6.79 (22.15 s; "
-    "2.11× sqlite3 producing the same v2 from the mapped rows), verify vs reladiff 8.45 (11.40 s, "
-    "peak RSS 93 MiB), final 0.149 of the first (4.05 s of 27.26 s; its three runs 3.85-4.35 s), "
-    "the first 0.96× PostgreSQL's own tools loading the mapped rows, peak RSS 140 MiB; an hour "
-    "before that (AMD "
-    "EPYC; the same code but for the recovery bundle's next part read ahead) vs pgloader 1.16, vs "
-    "`psql \\copy` 4.11, SQLite→SQLite vs sqlite3 7.63 (22.81 s; 1.84× sqlite3 producing the same "
-    "v2 from the mapped rows), verify vs reladiff 8.18 (11.74 s, peak RSS 91 MiB), final 0.164 of "
-    "the first (4.52 s of 27.63 s; its three runs 4.38-4.91 s), the first 1.04× PostgreSQL's own "
-    "tools loading the mapped rows, peak RSS 148 MiB; before that on 2026-12-05 (Intel Xeon; "
-    "before the SQLite target's CHECK lists and affinity, with its 64 MiB page cache, and without "
-    "the SQLite reference) vs pgloader 1.28, vs `psql \\copy` 3.57, SQLite→SQLite vs "
-    "sqlite3 9.47 (30.11 s), verify vs reladiff 8.04 (11.52 s, peak RSS 90 MiB), final 0.146 of "
-    "the first (4.05 s of 27.80 s; its three runs 4.03-4.10 s), the first 0.92× PostgreSQL's own "
-    "tools loading the mapped rows, peak RSS 208 MiB; early "
-    "on 2026-12-05 (the same code as that run but for the changed rows upserted as the run goes) "
-    "vs pgloader 1.07, vs `psql \\copy` 4.46, SQLite→SQLite vs sqlite3 9.03, verify vs reladiff "
-    "8.31 (10.81 s, peak RSS 93 MiB), final 0.140 of the first (3.80 s of 27.18 s; its three runs "
-    "3.61-3.92 s), the first 1.02× PostgreSQL's own tools loading the mapped rows, peak RSS "
-    "211 MiB; late on 2026-12-04 (the same code as that run but for the record's id and the empty "
-    "map above; the machine as fast) vs pgloader 1.08, vs `psql \\copy` 4.08, SQLite→SQLite vs sqlite3 "
-    "8.81, verify vs reladiff 8.27 (11.39 s, peak RSS 91 MiB), final 0.155 of the first (4.24 s of "
-    "27.33 s; its three runs 3.89-4.31 s), peak RSS 212 MiB; on the night of 2026-12-04 (the "
-    "final's upserts by binary `COPY`; the machine in a slow spell, `psql \\copy` 14.37 s) vs "
-    "pgloader 1.27, vs `psql \\copy` 3.17, SQLite→SQLite vs sqlite3 7.48, verify vs reladiff 10.27 "
-    "(16.14 s, peak RSS 92 MiB), final 0.17 of the first (7.76 s of 45.53 s), peak RSS 207 MiB; "
-    "before that on 2026-12-04 (the reader's SQL function, the scans got ready ahead and the row "
-    "state read ahead) vs pgloader 1.09, vs `psql \\copy` 3.31, SQLite→SQLite vs sqlite3 8.52, "
-    "verify vs reladiff 7.64 (13.96 s, peak RSS 93 MiB), final 0.19 of the first (5.77 s of "
-    "30.73 s), peak RSS 248 MiB; "
-    "at the end of 2026-12-04, on an AMD EPYC (verify reading v2 beside the mapping, before the "
-    "reader's SQL function, the scans got ready ahead and the row state read ahead) vs pgloader "
-    "1.30, vs `psql \\copy` 3.73, SQLite→SQLite vs sqlite3 6.99, verify vs reladiff 7.12 (15.88 s, "
-    "peak RSS 77 MiB), final 0.18 of the first (6.24 s of 34.07 s), peak RSS 243 MiB; "
-    "earlier on 2026-12-04 (the Xeon; after targets scanned v2 in load order, before verify read v2 "
-    "beside the mapping) vs pgloader 1.10, vs `psql \\copy` 4.49, SQLite→SQLite vs sqlite3 7.62, "
-    "verify vs reladiff 7.98 (9.99 s, peak RSS 146 MiB), final 0.17 of the first (4.15 s of "
-    "23.94 s), peak RSS 244 MiB; before that on 2026-12-04 (the Xeon, before targets scanned v2 in load "
-    "order and verify stopped indexing every id at the first row out of reach) vs pgloader 1.18, vs "
-    "`psql \\copy` 4.06, SQLite→SQLite vs sqlite3 8.86, verify vs reladiff 7.81 (10.46 s, peak RSS "
-    "209 MiB), final 0.17 of the first (3.87 s of 23.35 s), peak RSS 244 MiB; on 2026-12-02 (the final migration's "
-    "state read in parts, before parents' keys sat in blocks) vs pgloader 1.16, vs `psql \\copy` "
-    "3.95, SQLite→SQLite vs sqlite3 7.68, verify vs reladiff 6.68, final 0.16 of the first (5.01 s "
-    "of 31.84 s, the machine a third slower than in the run before), peak RSS 272 MiB; before that "
-    "on 2026-12-02 (before the final migration's state was read in parts) vs pgloader 1.09, vs "
-    "`psql \\copy` 4.03, SQLite→SQLite vs sqlite3 7.76, verify vs reladiff 6.74, final 0.17 of the "
-    "first, peak RSS 272 MiB; earlier on 2026-12-02 (this machine, after parents' "
-    "keys were halved, before the changed rows were held encoded) vs pgloader 1.20, vs `psql \\copy` "
-    "3.81, SQLite→SQLite vs sqlite3 8.07, verify vs reladiff 6.99, final 0.18 of the first (4.24 s "
-    "of 23.87 s), peak RSS 273 MiB; before that on 2026-12-02 (before parents' keys were halved) vs "
-    "pgloader 1.18, vs `psql \\copy` 4.38, SQLite→SQLite vs sqlite3 7.25, verify vs reladiff 6.69, "
-    "final 0.13 of the first (4.00 s of 31.88 s), peak RSS 290 MiB; before that on 2026-12-02 "
-    "(the same final-migration code, the machine about 2.2× slower) vs pgloader 1.15, vs `psql \\copy` 3.71, SQLite→SQLite vs sqlite3 "
-    "7.64, verify vs reladiff 6.92, final 0.21 of the first, peak RSS 279 MiB; before that on "
-    "2026-12-02 (before the bundle was read beside the upsert) vs pgloader 1.05, vs `psql \\copy` 4.48, SQLite→SQLite vs "
-    "sqlite3 6.54, verify vs reladiff 6.65, final 0.20 of the first, peak RSS 274 MiB; before "
-    "that on 2026-12-02 (before the final migration's second round of changes) vs pgloader 1.05, vs `psql \\copy` 3.94, SQLite→SQLite vs "
-    "sqlite3 7.83, verify vs reladiff 7.11, final 0.21 of the first, peak RSS 275 MiB; before that "
-    "on 2026-12-02 (before v1 was read as stored and by two threads) vs pgloader 1.19, vs `psql \\copy` 3.89, SQLite→SQLite "
-    "vs sqlite3 7.87, verify vs reladiff 6.19, final 0.22 of the first, peak RSS 239 MiB; "
-    "on 2026-12-01 (this machine) vs pgloader 1.26, vs "
-    "`psql \\copy` 4.04, SQLite→SQLite vs sqlite3 10.44, verify vs reladiff 7.02, final 0.22 of the "
-    "first, peak RSS 260 MiB; on 2026-11-26 (another machine of the same kind, about twice as fast) "
-    "1.41, 4.06, 10.75, 6.79, 0.28 and 260 MiB. Before the first round of "
-    "this work: first migration SQLite→PostgreSQL 77.5 s, SQLite→SQLite 162.4 s, verify 51.4 s, "
-    "preview 18.4 s, final migration 59.0 s, peak RSS 360 MiB."
+    "The same benchmark's earlier runs, newest first (from `bench/history.json`; a run moves there "
+    "when the next one replaces it). Each ratio compares two figures of its own run, so runs on "
+    "machines of different speed can be set side by side; the machines were all of this kind "
+    "(2 cores), but not the same one: an AMD EPYC took about 1.35× an Intel Xeon's time for "
+    "cutover's first migration and 1.25× for `psql \\copy`, so their ratios against the tools "
+    "differ. Within one machine the speed also changed from minute to minute, by up to a third. "
+    "\"Code\" is the commit measured where it was noted; \"what differed\" says what that code "
+    "lacked compared with the run above it, or what was odd about the run. Blank cells were not "
+    "measured or not kept."
+)
+md.append("")
+
+
+def cell(v, fmt="{}", unit=""):
+    return "" if v is None else fmt.format(v) + unit
+
+
+md.append(
+    "| date | machine | code | vs pgloader (≥ 4) | vs `psql \\copy` (≤ 1.25) | SQLite→SQLite vs sqlite3 (≤ 2) "
+    "| verify vs reladiff (≥ 5) | final / first (≤ 0.15) | peak RSS | figures beside the ratios | what differed |"
+)
+md.append("|---|---|---|---|---|---|---|---|---|---|---|")
+for h in history:
+    beside = []
+    if h.get("sqlite_s") is not None:
+        fair = f", {h['sqlite_fair']:.2f}× sqlite3 from the mapped rows" if h.get("sqlite_fair") is not None else ""
+        beside.append(f"SQLite→SQLite {h['sqlite_s']:.2f} s{fair}")
+    if h.get("verify_s") is not None:
+        rss = f", {h['verify_rss']} MiB" if h.get("verify_rss") is not None else ""
+        beside.append(f"verify {h['verify_s']:.2f} s{rss}")
+    if h.get("final_s") is not None:
+        of = f" of {h['first_s']:.2f} s" if h.get("first_s") is not None else ""
+        three = f" (runs {h['final_runs']} s)" if h.get("final_runs") else ""
+        beside.append(f"final {h['final_s']:.2f} s{of}{three}")
+    if h.get("tools") is not None:
+        beside.append(f"first {h['tools']:.2f}× PostgreSQL's own tools loading the mapped rows")
+    md.append(
+        "| "
+        + " | ".join(
+            [
+                h["date"],
+                h.get("machine") or "",
+                cell(h.get("code"), "`{}`"),
+                cell(h.get("pgloader"), "{:.2f}"),
+                cell(h.get("copy"), "{:.2f}"),
+                cell(h.get("sqlite"), "{:.2f}"),
+                cell(h.get("verify"), "{:.2f}"),
+                cell(h.get("final"), "{:.3f}"),
+                cell(h.get("rss"), "{:.0f}", " MiB"),
+                "; ".join(beside),
+                (h.get("note") or "").replace("|", "\\|"),
+            ]
+        )
+        + " |"
+    )
+md.append("")
+md.append(
+    "Before the first round of this work (2026-11-26): first migration SQLite→PostgreSQL 77.5 s, "
+    "SQLite→SQLite 162.4 s, verify 51.4 s, preview 18.4 s, final migration 59.0 s, peak RSS 360 MiB."
 )
 md.append("")
 md.append("Reproduce: `bash bench/run.sh --scale {s} --reps {r}`.\n".format(s=scale, r=reps))
