@@ -339,7 +339,7 @@ bullets([
     "synced first, then the rows were upserted, each on one core. Replays from a template database "
     "on this machine, binaries alternated: 12.01-12.47 s before, 9.89-9.93 s after, `rows.jsonl` "
     "byte-identical; runs as this benchmark does them (a fresh first migration, then the final), "
-    "four pairs alternated after this run: 13.92-14.41 s before (median 14.15 s), 11.76-13.83 s "
+    "four pairs alternated after that run: 13.92-14.41 s before (median 14.15 s), 11.76-13.83 s "
     "after (median 12.14 s). SQLite keeps the old order.",
     "Reading v1 and the final migration (2026-12-04, evening): (1) the SQLite reader's query passes "
     "each row's columns to a SQL function of its own, which takes their values: an argument is a "
@@ -607,8 +607,8 @@ bullets([
     "and the end of a table no longer waiting for the writer): six alternated pairs 14.59-15.42 s "
     "against 14.76-15.67 s (medians about 15.0 s and 15.2 s), within the spread, for 5 MiB more "
     "and a refused row reported at the commit instead of at the end of its table.",
-    "Rowid order proven in one statement (2026-12-07, the session after; an AMD EPYC, this "
-    "run's machine). Reading v1 as stored rests on proving a table's rowids ascend in its key's "
+    "Rowid order proven in one statement (2026-12-07, the session after; an AMD EPYC). "
+    "Reading v1 as stored rests on proving a table's rowids ascend in its key's "
     "order, one pass over the key's index (TPC-H's line items, on the thread that gets the next "
     "scan ready while the run maps the orders). The pass asked SQLite for each rowid in turn; "
     "it is now one statement that returns no row unless a rowid comes out of order, the test a "
@@ -641,8 +641,8 @@ bullets([
     "machine (code d338bb5, below): there the final migration took 3.21-3.24 s, 0.159 of the "
     "first migration's 20.41 s, and the preview 0.42 s; in the second 4.07-4.33 s and 0.54-0.59 "
     "s while the first migration took less (18.94 s). Replays of the final migration from one template "
-    "database right after this run, the two builds alternated, three pairs: d338bb5 3.82, 4.14 "
-    "and 4.27 s, this run's build 3.84, 4.27 and 4.21 s; earlier in the session the same "
+    "database right after that second run, the two builds alternated, three pairs: d338bb5 3.82, "
+    "4.14 and 4.27 s, 6a5a9f1 3.84, 4.27 and 4.21 s; earlier in the session the same "
     "replays had taken 3.3-3.7 s. The machine changed between the runs, not the code (no v2 "
     "page was read from disk in such a replay: `vmstat`). "
     "After this run, a lazy row (the final migration's) has only its key's values coerced as it "
@@ -653,7 +653,7 @@ bullets([
     "row 40 % (reading each value's type and content through rusqlite 12 %, laying the values "
     "out for the fingerprint 16 %, hashing them 5 %), and the pass over the key's index 7 %.",
     "The row state read ahead from one table to the next (2026-12-07, the session after; an AMD "
-    "EPYC, this run's machine). The final migration's row state is read a part at a time on a "
+    "EPYC). The final migration's row state is read a part at a time on a "
     "thread of its own (above); it stopped at each table's end, and the run, on reaching the "
     "next table, waited for that table's first part: seven waits of 3-50 ms at scale 0.5 (the "
     "parts 50 ms, the part suppliers 34 ms), 122 ms in all, with v1's readers stalled behind "
@@ -667,8 +667,8 @@ bullets([
     "the final's share of it beside the target's ratio (above, under the tables): in the "
     "session's first run (code fa33b3c, below) the first migrations at the start took "
     "20.53-24.41 s and the final migrations, twenty minutes later, 2.87-3.08 s, 0.122 of the "
-    "first migrations' median; in this page's run the final migrations took 0.161-0.195 of the "
-    "first migration each followed. Measured "
+    "first migrations' median; in its second run (code d8d361b) the final migrations took "
+    "0.161-0.195 of the first migration each followed. Measured "
     "and not done: `perf record -a` of a replay gave idle 10 % of the samples: at the start "
     "the process and its connections, between tables (above), the part suppliers read by one "
     "thread through their key's index (they are not stored in key order, so they are not split "
@@ -680,6 +680,27 @@ bullets([
     "huge pages: the kernel zeroing 2 MiB pages for it was 7 % of the client's samples; "
     "`MIMALLOC_ALLOW_THP=0`, `MIMALLOC_PURGE_DELAY=1000` and both, three alternated replays each, "
     "2.68-3.72 s, 2.86-3.31 s and 2.74-3.28 s against 2.67-3.39 s: within the spread.",
+    "Looked for and not found (2026-12-07, the session after; an AMD EPYC): no change to the "
+    "engine. The final migration again, replays at scale 0.5: `MIMALLOC_ALLOW_THP=0` and "
+    "`MIMALLOC_PURGE_DELAY=-1` (never give memory back), six alternated rounds: 3.36-4.47 s and "
+    "3.37-4.23 s against 3.23-4.10 s, system time 0.70-0.81 s and 0.57-0.84 s against "
+    "0.56-0.94 s: the page faults (61,500 a replay, most from the row state's parts, the "
+    "recovery bundle and the v1 reader's batches growing) cost less than the spread. From the "
+    "process's start to the run's 0.41 s, most of it the overwrite preview taken again in the "
+    "run's transaction; it is also the final's list of drifted rows, which it writes again, so "
+    "it is work the run needs, not only a check. The first migration SQLite→PostgreSQL, "
+    "`perf record -a` second by second: 10-25 % of the machine idle through the load, 25-45 % "
+    "while PostgreSQL builds the keys at the end (5.4 s; the order lines' unique "
+    "`(account_id, legacy_ref)` 3.0 s, its primary key 1.1 s); one connection holds the run's "
+    "transaction, so two keys cannot be built side by side. SQLite→SQLite: during its index "
+    "builds at the end (6.6 s) the engine thread kept one core busy and SQLite's sorter threads "
+    "a fifth to a half of the other; the order lines' two indexes rebuilt with the sqlite3 "
+    "shell on the run's v2 file: `PRAGMA threads = 1` and an 8 MiB cache (what the run uses) "
+    "4.36 s, a 32 MiB cache 5.01 s, two sorter threads 4.42 s, none 5.87 s. A fifth of the "
+    "SQLite writer's time goes on SQLite copying each bound text value (rusqlite binds text as "
+    "`SQLITE_TRANSIENT`; binding it as static needs unsafe code, which this workspace forbids), "
+    "and a third on the kernel taking its 4 KiB page writes (2.36 GB of v2 file, a fifth of "
+    "it the row state).",
 ])
 md.append("## Where the time goes, and why three targets are out of reach\n")
 bullets([
@@ -769,9 +790,9 @@ bullets([
     "the recovery bundle 0.68 s after it, the rest 0.03 s. In that last phase `perf record -a` "
     "found the machine 43 % idle, PostgreSQL looking the rows up and cutover serializing them in "
     "turn; the next part is now read while the last is written (above). "
-    "This run's final migrations took {fl:.2f}-{fh:.2f} s, its first "
-    "migrations {pl:.2f}-{ph:.2f} s: a share of {share:.3f}, with the writers' queues deeper and "
-    "the row state sent in messages of 1 MiB (above), on a machine as fast as the runs before "
+    "On 2026-12-07 (Intel Xeon, code bcde4c6), with the writers' queues deeper and the row state "
+    "sent in messages of 1 MiB (above), the final migrations took 2.55-2.65 s and the first "
+    "migrations 15.06 s (median): a share of 0.171, on a machine as fast as the runs before "
     "(`psql \\copy` 5.23-5.89 s). Those took about 3 s off the first migration and 0.3 s off "
     "the final one, so the share went up: the run just before (code aba03a4, the queues only) "
     "took 2.66-2.82 s and 15.89-17.76 s, a share of 0.162; the one before it (code 6c2d063, the "
@@ -804,8 +825,9 @@ bullets([
     "the share went up. The `COPY` kept open (above) did the same on 2026-12-05: in seven "
     "alternated pairs the first migration's median went from 26.1 s to 22.4 s, and the final "
     "migration did not move; and the foreign keys put back before their tables' rows on 2026-12-07 "
-    "(above): about 3 s off the first migration, nothing off the final one. 15 % of this run's "
-    "first migration is {budget:.1f} s.".format(
+    "(above): about 3 s off the first migration, nothing off the final one. This run's final "
+    "migrations took {fl:.2f}-{fh:.2f} s, its first migrations {pl:.2f}-{ph:.2f} s: a share of "
+    "{share:.3f}; 15 % of this run's first migration is {budget:.1f} s.".format(
         fl=min(s for s, _ in runs["cutover final, 1 % changed"]),
         fh=max(s for s, _ in runs["cutover final, 1 % changed"]),
         pl=min(s for s, _ in runs["cutover first SQLite→PG"]),
@@ -1052,6 +1074,8 @@ md.append(
     "(2 cores), but not the same one: an AMD EPYC took about 1.35× an Intel Xeon's time for "
     "cutover's first migration and 1.25× for `psql \\copy`, so their ratios against the tools "
     "differ. Within one machine the speed also changed from minute to minute, by up to a third. "
+    "In the sections above, \"this machine\" next to a date before 2026-12-05 is the AMD EPYC of "
+    "2026-12-01 and 2026-12-02 (\"an earlier one\" below). "
     "\"Code\" is the commit measured where it was noted; \"what differed\" says what that code "
     "lacked compared with the run above it, or what was odd about the run. Blank cells were not "
     "measured or not kept."
@@ -1093,7 +1117,7 @@ for h in history:
                 cell(h.get("copy"), "{:.2f}"),
                 cell(h.get("sqlite"), "{:.2f}"),
                 cell(h.get("verify"), "{:.2f}"),
-                cell(h.get("final"), "{:.3f}"),
+                cell(h.get("final"), "{:.2f}" if h.get("final") is not None and round(h["final"], 2) == h["final"] else "{:.3f}"),
                 cell(h.get("rss"), "{:.0f}", " MiB"),
                 "; ".join(beside),
                 (h.get("note") or "").replace("|", "\\|"),
