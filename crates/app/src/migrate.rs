@@ -129,7 +129,13 @@ impl App {
 
         // One run of a project at a time, across processes and machines.
         let lease = self.take_lease(actor, key).await?;
-        let result = self.run_leased(actor, key, &req, (source, target, pack, ack), Arc::clone(&lease.cancel)).await;
+        // The acknowledged preview as kept when it was taken, if v2 can tell it is unchanged since.
+        let kept = match (&ack, req.dry_run) {
+            (Some(_), false) => crate::verify::kept_preview(&self.kept_preview_path(key)),
+            _ => None,
+        };
+        let result =
+            self.run_leased(actor, key, &req, (source, target, pack, ack, kept), Arc::clone(&lease.cancel)).await;
         lease.heartbeat.abort();
         if let Err(e) = self.store().release_lease(key.as_str(), &lease.token).await {
             // It expires by itself.
@@ -199,10 +205,16 @@ impl App {
         actor: &User,
         key: &ProjectKey,
         req: &MigrateRequest,
-        prepared: (SourceConfig, Option<TargetConfig>, Arc<cutover_engine::pack::Pack>, Option<String>),
+        prepared: (
+            SourceConfig,
+            Option<TargetConfig>,
+            Arc<cutover_engine::pack::Pack>,
+            Option<String>,
+            Option<cutover_engine::preview::StampedPreview>,
+        ),
         cancel: Arc<AtomicBool>,
     ) -> Result<MigrateOutcome> {
-        let (source, target, pack, ack) = prepared;
+        let (source, target, pack, ack, kept) = prepared;
         // The engine thread starts before the run is recorded. For a final migration that
         // writes, it begins the run's transaction on v2 and takes the overwrite preview in it
         // (the one the run overwrites against): a stale acknowledgement is refused here, with
@@ -218,7 +230,8 @@ impl App {
                 let mut checked = None;
                 if let (Some(ack), Some(t)) = (&ack, &target) {
                     let begun = t.build().map_err(EngineError::from).and_then(|mut t| {
-                        let p = cutover_engine::delta::final_begin(&pack, t.as_mut(), &account_key, ack)?;
+                        let p =
+                            cutover_engine::delta::final_begin(&pack, t.as_mut(), &account_key, ack, kept.as_ref())?;
                         Ok((t, p))
                     });
                     match begun {
@@ -402,6 +415,10 @@ impl App {
                 )
                 .await?;
                 tracing::info!(key = %key, run = run_no, "run completed");
+                if final_report.is_some() {
+                    // v2 changed: the kept preview is of a v2 that is no more.
+                    crate::verify::keep_preview(&self.kept_preview_path(key), None);
+                }
                 Ok(MigrateOutcome { run: started.id, report, final_report })
             }
             Err(e) => {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use cutover_core::checklist::{ItemStatus, ItemUpdate};
 use cutover_core::{Command, Phase, ProjectKey, User};
 use cutover_engine::connect::{SourceConfig, TargetConfig};
+use cutover_engine::preview::StampedPreview;
 use cutover_engine::run::{EngineError, RunSpec};
 use cutover_engine::verify::{VerifyOptions, VerifyReport, verify};
 use time::format_description::well_known::Rfc3339;
@@ -33,21 +34,66 @@ pub fn verify_summary(r: &VerifyReport) -> String {
     )
 }
 
+/// Keeps `kept` at `path` (written aside, then renamed into place), or removes what was kept
+/// there when there is nothing to keep. A preview that cannot be kept is only taken again by
+/// the final migration: a warning, not a failure.
+pub(crate) fn keep_preview(path: &std::path::Path, kept: Option<&StampedPreview>) {
+    let done = match kept {
+        None => match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        },
+        Some(k) => (|| {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let aside = path.with_extension("json.partial");
+            std::fs::write(&aside, serde_json::to_vec(k)?)?;
+            std::fs::rename(&aside, path)
+        })(),
+    };
+    if let Err(e) = done {
+        tracing::warn!(path = %path.display(), error = %e, "the overwrite preview could not be kept for the final migration");
+    }
+}
+
+/// The preview kept at `path`, if there is one that reads back.
+pub(crate) fn kept_preview(path: &std::path::Path) -> Option<StampedPreview> {
+    let text = std::fs::read(path).ok()?;
+    serde_json::from_slice(&text)
+        .map_err(|e| tracing::warn!(path = %path.display(), error = %e, "a kept overwrite preview does not read back"))
+        .ok()
+}
+
 impl App {
     /// The overwrite preview of the project's v2 account: what the final migration will overwrite.
+    ///
+    /// Where v2 keeps a change stamp (a SQLite file outside WAL mode) and kept it throughout,
+    /// the preview is kept beside the project's recovery bundles, for the final migration that
+    /// acknowledges it: as long as v2 is unchanged, that run need not take it again.
     pub async fn preview(&self, actor: &User, key: &ProjectKey) -> Result<cutover_engine::preview::Preview> {
         let project = self.project(actor, key).await?.project;
         let v2 = project.v2_url.clone().ok_or_else(|| AppError::Config(format!("project {key} has no v2 target")))?;
         let target = TargetConfig::from_url(&v2).map_err(|e| AppError::Config(e.to_string()))?;
         let pack = Arc::new(self.packs().load(&project.pack)?);
         let account_key = key.to_string();
+        let kept_at = self.kept_preview_path(key);
         tokio::task::spawn_blocking(move || {
             let mut tgt = target.build()?;
-            cutover_engine::preview::preview_alone(&pack, tgt.as_mut(), &account_key)
+            let (p, stamp) = cutover_engine::preview::preview_alone(&pack, tgt.as_mut(), &account_key)?;
+            let kept =
+                stamp.map(|stamp| StampedPreview { account_key, pack_digest: pack.digest, stamp, preview: p.clone() });
+            keep_preview(&kept_at, kept.as_ref());
+            Ok(p)
         })
         .await
         .map_err(|e| AppError::Config(format!("preview stopped: {e}")))?
         .map_err(AppError::Verify)
+    }
+
+    /// Where the project's last preview with a change stamp is kept ([`StampedPreview`]).
+    pub(crate) fn kept_preview_path(&self, key: &ProjectKey) -> std::path::PathBuf {
+        self.recovery_dir().join(key.as_str()).join("preview.json")
     }
 
     /// Verifies the project's v2 account, stores the report, and, in the parallel phase,

@@ -84,6 +84,7 @@ pub async fn report(app: &App, user: &User, a: ReportArgs, json_flag: bool) -> R
                 "project": key, "run": run_no, "kind": run.kind, "dry_run": run.dry_run, "outcome": run.outcome,
                 "started_at": run.started_at, "finished_at": run.finished_at, "error": run.error, "report": report,
                 "delta": final_report.as_ref().map(|f| &f.tables), "recovery_bundle": final_report.as_ref().map(|f| &f.bundle),
+                "preview_reused": final_report.as_ref().map(|f| f.preview_reused),
             }))?;
         }
         "csv" => {
@@ -243,6 +244,9 @@ pub fn print_delta(f: &cutover_engine::delta::FinalReport) {
         "recovery bundle: {} ({} rows: {} overwritten, {} deleted; sha256 {})",
         f.bundle.path, f.bundle.rows, f.bundle.overwritten, f.bundle.deleted, f.bundle.sha256
     );
+    if f.preview_reused {
+        println!("overwrite preview {}: v2 unchanged since it was taken, not taken again", f.bundle.preview_id);
+    }
 }
 
 /// `cutover recovery show`: the bundles of a project's final migrations.

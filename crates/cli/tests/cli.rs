@@ -879,7 +879,14 @@ fn final_migration_needs_signatures_and_a_current_acknowledged_preview() {
     assert!(rows.contains("Typed in v2") && rows.contains("Tromsø"), "{rows}");
     let report = e.vendor(&["report", "shop", "--json"]).ok().json();
     assert_eq!(report["delta"]["customer"]["rewritten"], 1);
+    // Nothing wrote to v2 since the preview: the run took it as kept, and no longer keeps it.
+    assert_eq!(report["preview_reused"], true);
+    // Beside the project's recovery bundles.
+    let bundles = std::path::Path::new(bundle["path"].as_str().unwrap()).parent().unwrap().to_owned();
+    let kept = bundles.join("preview.json");
+    assert!(!kept.exists(), "{}", kept.display());
     assert!(e.vendor(&["preview", "shop", "--json"]).ok().json()["items"].as_array().unwrap().is_empty());
+    assert!(kept.exists(), "kept again for the next final migration");
 }
 
 // ---------------------------------------------------------------- all six phases

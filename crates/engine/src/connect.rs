@@ -407,6 +407,13 @@ pub trait Target: Send {
     fn begin_snapshot(&mut self) -> Result<bool, ConnectorError> {
         Ok(false)
     }
+    /// A token that two calls give alike only if no transaction changed the database between
+    /// them, read while nobody can commit (inside the caller's transaction, or a read
+    /// transaction of its own); `None` where the target keeps no such mark. An overwrite
+    /// preview taken under a stamp still holds while the stamp does.
+    fn change_stamp(&mut self) -> Result<Option<String>, ConnectorError> {
+        Ok(None)
+    }
     /// Runs a statement with one UUID parameter (`$1`), e.g. deleting an account's rows.
     fn exec_with_uuid(&mut self, sql: &str, id: Uuid) -> Result<u64, ConnectorError>;
     /// Starts loading a table.
@@ -1481,6 +1488,8 @@ impl rusqlite::ToSql for Value {
 #[derive(Debug)]
 pub struct SqliteTarget {
     conn: Arc<Mutex<rusqlite::Connection>>,
+    /// The database file, whose header [`Target::change_stamp`] reads.
+    path: std::path::PathBuf,
     jobs: Option<mpsc::SyncSender<SqliteJob>>,
     worker: Option<JoinHandle<()>>,
     /// The table being loaded and its quoted column list.
@@ -1676,6 +1685,7 @@ impl SqliteTarget {
             .map_err(|e| ConnectorError::Open { what: "writer thread".into(), reason: e.to_string() })?;
         Ok(Self {
             conn,
+            path: path.to_path_buf(),
             jobs: Some(tx),
             worker: Some(worker),
             insert: (String::new(), String::new()),
@@ -1813,6 +1823,31 @@ fn sqlite_foreign_key_violations(conn: &rusqlite::Connection, trusted: &[Referen
         violations += n;
     }
     Ok(violations)
+}
+
+/// A SQLite file's change counter, page count and schema cookie (its header's bytes 24-31 and
+/// 40-43), with its size, inode and modification time. Outside WAL mode SQLite adds one to the
+/// change counter with every transaction that changes the file (it is how other processes learn
+/// that their cached pages are stale); the rest tells a file replaced or restored.
+fn sqlite_file_stamp(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    // A file no transaction has written yet is empty: its header reads as zeros.
+    let mut header = Vec::with_capacity(100);
+    (&mut file).take(100).read_to_end(&mut header)?;
+    header.resize(100, 0);
+    let word = |at: usize| u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
+    let meta = file.metadata()?;
+    let modified =
+        meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+    #[cfg(unix)]
+    let inode = {
+        use std::os::unix::fs::MetadataExt;
+        format!("{}:{}", meta.dev(), meta.ino())
+    };
+    #[cfg(not(unix))]
+    let inode = String::new();
+    Ok(format!("sqlite:{}:{}:{}:{}:{inode}:{modified}", word(24), word(28), word(40), meta.len()))
 }
 
 fn describe_row(row: &[Value]) -> String {
@@ -1954,6 +1989,31 @@ impl Target for SqliteTarget {
         self.changes_at_begin = changes;
         self.in_tx = true;
         Ok(())
+    }
+    fn change_stamp(&mut self) -> Result<Option<String>, ConnectorError> {
+        let err = |e: rusqlite::Error| q("reading the v2 file's change counter")(e.to_string());
+        let path = self.path.clone();
+        let conn = self.conn()?;
+        // With a write-ahead log a commit need not touch the file's header. (This connection
+        // took the file out of WAL mode when it opened it, and cannot open it while another
+        // holds it in WAL mode: a guard, should that ever change.)
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).map_err(err)?;
+        if mode.eq_ignore_ascii_case("wal") {
+            return Ok(None);
+        }
+        // A read transaction's shared lock: nobody can write the file while it is held.
+        let own = conn.is_autocommit();
+        if own {
+            conn.execute_batch("BEGIN").map_err(err)?;
+        }
+        let read = conn
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
+            .map_err(err)
+            .and_then(|_| sqlite_file_stamp(&path).map_err(|e| q("reading the v2 file's header")(e.to_string())));
+        if own {
+            conn.execute_batch("COMMIT").map_err(err)?;
+        }
+        read.map(Some)
     }
     fn exec_with_uuid(&mut self, sql: &str, id: Uuid) -> Result<u64, ConnectorError> {
         let sql = sql.replace("$1", "?1");

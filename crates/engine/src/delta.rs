@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::connect::{ConnectorError, Dialect, RowsById, Source, Target};
 use crate::ddl::Schema;
 use crate::live::{Entry, LiveState, NextPart, Parts};
-use crate::preview::{ChangeKind, Preview, preview};
+use crate::preview::{ChangeKind, Preview, StampedPreview, preview};
 use crate::run::{EngineError, LedgerRecord, RunReport, RunSpec, account_uuid, run};
 use crate::state::{self, StateEntry};
 use crate::value::{Type, Value};
@@ -60,6 +60,19 @@ pub struct FinalReport {
     pub tables: BTreeMap<String, DeltaCounts>,
     /// The recovery bundle.
     pub bundle: BundleManifest,
+    /// Whether the run took the acknowledged preview as it was kept rather than taking it
+    /// again, v2 being provably unchanged since ([`StampedPreview`]).
+    #[serde(default)]
+    pub preview_reused: bool,
+}
+
+/// The overwrite preview a final migration checked in its transaction ([`final_begin`]).
+#[derive(Debug)]
+pub struct Checked {
+    /// The preview, the acknowledged one.
+    pub preview: Preview,
+    /// Whether it is the one kept from before rather than taken again.
+    pub reused: bool,
 }
 
 impl FinalReport {
@@ -1124,7 +1137,7 @@ pub fn final_run(
     bundle_dir: &Path,
     ledger: &mut dyn FnMut(Vec<LedgerRecord>) -> Result<(), EngineError>,
 ) -> Result<FinalReport, EngineError> {
-    let checked = final_begin(spec.pack, target, spec.account_key, acknowledged)?;
+    let checked = final_begin(spec.pack, target, spec.account_key, acknowledged, None)?;
     final_run_checked(spec, source, target, checked, bundle_dir, ledger)
 }
 
@@ -1132,19 +1145,29 @@ pub fn final_run(
 /// preview inside it, which must be the acknowledged one. On success the transaction stays
 /// open for [`final_run_checked`]; on failure it is rolled back. A caller can so refuse a
 /// stale acknowledgement before it records a run, without taking the preview twice.
+///
+/// `kept`, the acknowledged preview as taken on its own before, stands in for taking it again
+/// when it still [holds](StampedPreview::holds) in the transaction: v2 unchanged since.
 pub fn final_begin(
     pack: &crate::pack::Pack,
     target: &mut dyn Target,
     account_key: &str,
     acknowledged: &str,
-) -> Result<Preview, EngineError> {
+    kept: Option<&StampedPreview>,
+) -> Result<Checked, EngineError> {
     target.begin_consistent()?;
-    let checked = (|| -> Result<Preview, EngineError> {
+    let checked = (|| -> Result<Checked, EngineError> {
+        if let Some(k) = kept.filter(|k| k.preview.id == acknowledged)
+            && k.holds(pack, target, account_key)
+        {
+            tracing::debug!(preview = %k.preview.id, "v2 unchanged since the acknowledged preview: taken as kept");
+            return Ok(Checked { preview: k.preview.clone(), reused: true });
+        }
         let p = preview(pack, target, account_key)?;
         if p.id != acknowledged {
             return Err(EngineError::StalePreview { acknowledged: acknowledged.to_owned(), current: p.id });
         }
-        Ok(p)
+        Ok(Checked { preview: p, reused: false })
     })();
     if checked.is_err() {
         let _ = target.rollback();
@@ -1153,15 +1176,16 @@ pub fn final_begin(
 }
 
 /// The second half of [`final_run`], in the transaction [`final_begin`] left open on `target`
-/// with the preview `p` it checked.
+/// with the preview it checked.
 pub fn final_run_checked(
     spec: &RunSpec<'_>,
     source: &mut dyn Source,
     target: &mut dyn Target,
-    p: Preview,
+    checked: Checked,
     bundle_dir: &Path,
     ledger: &mut dyn FnMut(Vec<LedgerRecord>) -> Result<(), EngineError>,
 ) -> Result<FinalReport, EngineError> {
+    let Checked { preview: p, reused } = checked;
     let account = account_uuid(spec.account_key);
     // Each table once, where its first entity is (two entities may write one table).
     let mut table_order: Vec<String> = Vec::new();
@@ -1236,7 +1260,7 @@ pub fn final_run_checked(
     let report = run(spec, source, Some(&mut delta), ledger)?;
     let bundle =
         delta.bundle.take().ok_or_else(|| EngineError::Ledger("the recovery bundle was not written".into()))?;
-    Ok(FinalReport { run: report, tables: delta.counts, bundle })
+    Ok(FinalReport { run: report, tables: delta.counts, bundle, preview_reused: reused })
 }
 
 #[cfg(test)]

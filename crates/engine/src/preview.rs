@@ -140,15 +140,59 @@ fn each_live(target: &mut dyn Target, on: &On<'_>, f: &mut dyn FnMut(Uuid, Kept)
 
 /// The preview taken on its own, outside a run: in one snapshot where the target has them, so
 /// that v2 edited meanwhile cannot make it disagree with itself (a count taken before an edit
-/// and the rows read after it). The final migration takes it again in its own transaction.
-pub fn preview_alone(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Result<Preview, EngineError> {
+/// and the rows read after it). The final migration takes it again in its own transaction,
+/// unless v2 is provably unchanged since: with it comes v2's change stamp
+/// ([`Target::change_stamp`]) when the target has one and it was the same before and after.
+pub fn preview_alone(
+    pack: &Pack,
+    target: &mut dyn Target,
+    account_key: &str,
+) -> Result<(Preview, Option<String>), EngineError> {
+    let before = stamp(target);
     let snapshot = target.begin_snapshot()?;
     let taken = preview(pack, target, account_key);
     let ended = if snapshot { target.rollback() } else { Ok(()) };
     // The preview's own error first: the transaction's end fails mostly because of it.
     let p = taken?;
     ended?;
-    Ok(p)
+    let held = before.filter(|b| stamp(target).as_ref() == Some(b));
+    Ok((p, held))
+}
+
+/// The target's change stamp; none where it cannot be read (the preview is then not kept).
+fn stamp(target: &mut dyn Target) -> Option<String> {
+    target.change_stamp().unwrap_or_else(|e| {
+        tracing::debug!(error = %e, "no change stamp for v2");
+        None
+    })
+}
+
+/// A preview taken on its own and v2's change stamp throughout it, kept for the final
+/// migration that names it: the run's transaction finds the same stamp only if no transaction
+/// changed v2 since, and then the preview taken again in it would be this one. On a SQLite v2
+/// the preview reads every row, half of a final migration's time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StampedPreview {
+    /// The account it is about.
+    pub account_key: String,
+    /// The pack it was taken under ([`Pack::digest`]).
+    pub pack_digest: u64,
+    /// v2's change stamp.
+    pub stamp: String,
+    /// The preview.
+    pub preview: Preview,
+}
+
+impl StampedPreview {
+    /// Whether it is still what [`preview`] would find in `target` now, read in the caller's
+    /// transaction: the same account and pack, its content as hashed into its id, and v2's
+    /// change stamp unchanged.
+    pub fn holds(&self, pack: &Pack, target: &mut dyn Target, account_key: &str) -> bool {
+        self.account_key == account_key
+            && self.pack_digest == pack.digest
+            && self.preview.id == content_id(account_uuid(account_key), &self.preview.items)
+            && stamp(target).as_deref() == Some(self.stamp.as_str())
+    }
 }
 
 /// Computes the preview for the account of `account_key`. On PostgreSQL only the rows written
@@ -379,14 +423,19 @@ pub fn preview(pack: &Pack, target: &mut dyn Target, account_key: &str) -> Resul
         at = end;
     }
     items.sort_by(|a, b| (&a.table, &a.legacy_ref, a.id, a.kind).cmp(&(&b.table, &b.legacy_ref, b.id, b.kind)));
+    let id = content_id(account, &items);
+    Ok(Preview { id, rows_checked: checked, items })
+}
+
+/// A preview's id: a hash of the account and the items, in order.
+fn content_id(account: Uuid, items: &[PreviewItem]) -> String {
     let mut h = Sha256::new();
     h.update(account.as_bytes());
-    for i in &items {
+    for i in items {
         h.update(serde_json::to_string(i).unwrap_or_default().as_bytes());
         h.update([0]);
     }
-    let id = h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
-    Ok(Preview { id, rows_checked: checked, items })
+    h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Buckets of ids (by their leading 16 bits) in which v2's rows and the live state are counted

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use cutover_demo::{DEFAULT_CUTOFF, Spec};
 use cutover_engine::connect::{SourceConfig, TargetConfig};
-use cutover_engine::delta::final_run;
+use cutover_engine::delta::{final_begin, final_run, final_run_checked};
 use cutover_engine::pack::{Pack, PackSource};
-use cutover_engine::preview::{ChangeKind, preview};
+use cutover_engine::preview::{ChangeKind, StampedPreview, preview, preview_alone};
 use cutover_engine::run::{RunSpec, run};
 use cutover_engine::value::{Type, Value};
 use cutover_testkit::{TestDb, typed_in_contact};
@@ -402,6 +402,72 @@ fn a_second_final_migration(v2: &str, fresh: &str) {
     let t = r.totals();
     assert_eq!(t.rewritten + t.inserted + t.deleted, 7, "{:?}", r.tables);
     assert_nothing_to_overwrite(&pack, v2);
+}
+
+/// A preview kept with v2's change stamp stands in for taking it again in the final migration's
+/// transaction only while nothing changed v2: the run then does exactly what it does after
+/// taking it again; an edit after the preview, or another file, makes the run take it again.
+#[test]
+fn a_kept_preview_stands_in_only_while_v2_is_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("v1.db");
+    cutover_demo::generate(&v1, Spec { customers: 100, seed: 12, cutoff: DEFAULT_CUTOFF }).unwrap();
+    let pack = PackSource::Builtin.load("omikai").unwrap();
+    let (included, opts) = scope(&pack);
+    let spec = acme(&pack, &included, &opts);
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let (v2, copy, edited) = (path("v2.db"), path("copy.db"), path("edited.db"));
+    first_migration(&spec, &v1, &v2);
+    exec_v2(&v2, "UPDATE customer SET name = 'Renamed in v2' WHERE legacy_ref = 'CUST:1'");
+    let c = rusqlite::Connection::open(&v1).unwrap();
+    c.execute("UPDATE JOB SET TITLE = 'changed in v1' WHERE JOBNO = (SELECT MIN(JOBNO) FROM JOB)", []).unwrap();
+    drop(c);
+    std::fs::copy(&v2, &copy).unwrap();
+    std::fs::copy(&v2, &edited).unwrap();
+    let kept_of = |url: &str| {
+        let mut tgt = TargetConfig::from_url(url).unwrap().build().unwrap();
+        let (p, stamp) = preview_alone(&pack, tgt.as_mut(), "acme").unwrap();
+        StampedPreview { account_key: "acme".into(), pack_digest: pack.digest, stamp: stamp.unwrap(), preview: p }
+    };
+    let final_with = |url: &str, kept: &StampedPreview, bundle: &str| {
+        let mut tgt = TargetConfig::from_url(url).unwrap().build().unwrap();
+        let checked = final_begin(&pack, tgt.as_mut(), "acme", &kept.preview.id, Some(kept))?;
+        let mut src = SourceConfig::Sqlite { path: v1.clone() }.build().unwrap();
+        final_run_checked(&spec, src.as_mut(), tgt.as_mut(), checked, &dir.path().join(bundle), &mut |_| Ok(()))
+    };
+
+    // Edited after its preview was kept: the run takes it again, finds the edit, and stops.
+    let stale = kept_of(&edited);
+    let mut tgt = TargetConfig::from_url(&edited).unwrap().build().unwrap();
+    assert!(stale.holds(&pack, tgt.as_mut(), "acme"));
+    exec_v2(&edited, "UPDATE customer SET name = 'Edited after the preview' WHERE legacy_ref = 'CUST:2'");
+    assert!(!stale.holds(&pack, tgt.as_mut(), "acme"));
+    drop(tgt);
+    let refused = final_with(&edited, &stale, "recovery-edited").unwrap_err();
+    assert!(matches!(refused, cutover_engine::run::EngineError::StalePreview { .. }), "{refused}");
+    // Kept for another account or pack, or altered, it is not taken either.
+    let mut tgt = TargetConfig::from_url(&v2).unwrap().build().unwrap();
+    let kept = kept_of(&v2);
+    assert!(kept.holds(&pack, tgt.as_mut(), "acme"));
+    assert!(!kept.holds(&pack, tgt.as_mut(), "other"));
+    assert!(!StampedPreview { pack_digest: pack.digest ^ 1, ..kept.clone() }.holds(&pack, tgt.as_mut(), "acme"));
+    let mut altered = kept.clone();
+    altered.preview.items.clear();
+    assert!(!altered.holds(&pack, tgt.as_mut(), "acme"));
+    drop(tgt);
+
+    // Unchanged: the kept preview is taken as it is, and the run does what it does on the copy,
+    // an identical file that is not the one the preview was kept for.
+    let reused = final_with(&v2, &kept, "recovery-v2").unwrap();
+    let again = final_with(&copy, &kept, "recovery-copy").unwrap();
+    assert!(reused.preview_reused && !again.preview_reused);
+    assert_eq!(reused.tables, again.tables);
+    assert_eq!(reused.run.entities, again.run.entities);
+    assert_eq!(reused.tables["customer"].rewritten, 1);
+    assert_eq!(reused.tables["sales_order"].rewritten, 1);
+    assert_eq!((reused.bundle.rows, reused.bundle.sha256.clone()), (again.bundle.rows, again.bundle.sha256.clone()));
+    assert_eq!(snapshot(&pack, &v2), snapshot(&pack, &copy));
+    assert_nothing_to_overwrite(&pack, &v2);
 }
 
 #[test]
