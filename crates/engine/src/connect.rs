@@ -679,9 +679,21 @@ fn copy_row(buf: &mut Vec<u8>, row: &[Value]) {
 }
 
 fn upsert_sql(d: Dialect, table: &str, columns: &[String], conflict: &[&str], from: &str) -> String {
+    upsert_sql_setting(d, table, columns, columns, conflict, from)
+}
+
+/// [`upsert_sql`] whose update sets only `set` (the conflict's columns left out).
+fn upsert_sql_setting(
+    d: Dialect,
+    table: &str,
+    columns: &[String],
+    set: &[String],
+    conflict: &[&str],
+    from: &str,
+) -> String {
     let cols: Vec<String> = columns.iter().map(|c| d.ident(c)).collect();
     let keys: Vec<String> = conflict.iter().map(|c| d.ident(c)).collect();
-    let set: Vec<String> = columns
+    let set: Vec<String> = set
         .iter()
         .filter(|c| !conflict.contains(&c.as_str()))
         .map(|c| format!("{0} = excluded.{0}", d.ident(c)))
@@ -2222,13 +2234,41 @@ impl Target for SqliteTarget {
         conflict: &[&str],
         rows: &[Vec<Value>],
     ) -> Result<(), ConnectorError> {
+        let d = Dialect::Sqlite;
         let params: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
-        let sql = upsert_sql(Dialect::Sqlite, table, columns, conflict, &format!("VALUES ({})", params.join(", ")));
+        let values = format!("VALUES ({})", params.join(", "));
+        let sql = upsert_sql(d, table, columns, conflict, &values);
+        // SQLite rewrites the entries of every index over a column the update sets, even to the
+        // same value: setting a row's account and legacy reference again moved its entry in
+        // the `(account_id, legacy_ref)` key (43,297 order lines: 2.7-4.3 s against 1.8-2.0 s
+        // without). A row found under its id with both as given is updated without them;
+        // one with either different (edited in v2) is not, and gets the whole upsert after.
+        let keys = ["account_id", "legacy_ref"];
+        let rest: Vec<String> =
+            columns.iter().filter(|c| !keys.contains(&c.as_str()) && c.as_str() != "id").cloned().collect();
+        let lean = (conflict == ["id"] && keys.iter().all(|k| columns.iter().any(|c| c == k)) && !rest.is_empty())
+            .then(|| {
+                let t = d.ident(table);
+                format!(
+                    "{} WHERE {t}.account_id IS excluded.account_id AND {t}.legacy_ref IS excluded.legacy_ref",
+                    upsert_sql_setting(d, table, columns, &rest, conflict, &values)
+                )
+            });
         let conn = self.conn()?;
         let mut st = conn.prepare_cached(&sql).map_err(|e| q(sql.clone())(e.to_string()))?;
+        let mut st_lean = match &lean {
+            Some(l) => Some(conn.prepare_cached(l).map_err(|e| q(l.clone())(e.to_string()))?),
+            None => None,
+        };
         for r in rows {
-            st.execute(rusqlite::params_from_iter(r.iter()))
-                .map_err(|e| q(format!("upsert into {table} with {}", describe_row(r)))(e.to_string()))?;
+            let err = |e: rusqlite::Error| q(format!("upsert into {table} with {}", describe_row(r)))(e.to_string());
+            let done = match st_lean.as_mut() {
+                Some(l) => l.execute(rusqlite::params_from_iter(r.iter())).map_err(err)? > 0,
+                None => false,
+            };
+            if !done {
+                st.execute(rusqlite::params_from_iter(r.iter())).map_err(err)?;
+            }
         }
         Ok(())
     }

@@ -404,6 +404,40 @@ fn a_second_final_migration(v2: &str, fresh: &str) {
     assert_nothing_to_overwrite(&pack, v2);
 }
 
+/// A v2 row whose legacy reference the customer edited gets v1's back, as any other field.
+fn an_edited_legacy_reference_is_restored(v2: &str, fresh: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("v1.db");
+    cutover_demo::generate(&v1, Spec { customers: 60, seed: 13, cutoff: DEFAULT_CUTOFF }).unwrap();
+    let pack = PackSource::Builtin.load("omikai").unwrap();
+    let (included, opts) = scope(&pack);
+    let spec = acme(&pack, &included, &opts);
+    first_migration(&spec, &v1, v2);
+    exec_v2(v2, "UPDATE customer SET legacy_ref = 'CUST:edited', name = 'Edited' WHERE legacy_ref = 'CUST:2'");
+    exec_v2(v2, "UPDATE customer SET name = 'Renamed' WHERE legacy_ref = 'CUST:3'");
+    let mut tgt = TargetConfig::from_url(v2).unwrap().build().unwrap();
+    let p = preview(&pack, tgt.as_mut(), "acme").unwrap();
+    let edited: Vec<Vec<&str>> = p.items.iter().map(|i| i.fields.iter().map(|f| f.column.as_str()).collect()).collect();
+    assert_eq!(edited, [vec!["legacy_ref", "name"], vec!["name"]], "{:?}", p.items);
+    let mut src = SourceConfig::Sqlite { path: v1.clone() }.build().unwrap();
+    let bundle = dir.path().join("recovery");
+    let r = final_run(&spec, src.as_mut(), tgt.as_mut(), &p.id, &bundle, &mut |_| Ok(())).unwrap();
+    drop(tgt);
+    assert_eq!(r.tables["customer"].rewritten, 2);
+    first_migration(&spec, &v1, fresh);
+    assert_eq!(snapshot(&pack, v2), snapshot(&pack, fresh));
+}
+
+#[test]
+fn edited_legacy_reference_sqlite_target() {
+    on_sqlite(an_edited_legacy_reference_is_restored);
+}
+
+#[test]
+fn edited_legacy_reference_postgres_target() {
+    on_postgres(an_edited_legacy_reference_is_restored);
+}
+
 /// A preview kept with v2's change stamp stands in for taking it again in the final migration's
 /// transaction only while nothing changed v2: the run then does exactly what it does after
 /// taking it again; an edit after the preview, or another file, makes the run take it again.
