@@ -2022,10 +2022,11 @@ impl Target for SqliteTarget {
             .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
             .map_err(err)
             .and_then(|_| sqlite_file_stamp(&path).map_err(|e| q("reading the v2 file's header")(e.to_string())));
-        if own {
-            conn.execute_batch("COMMIT").map_err(err)?;
-        }
-        read.map(Some)
+        let ended = if own { conn.execute_batch("COMMIT").map_err(err) } else { Ok(()) };
+        // The read's own error first: the transaction's end fails mostly because of it.
+        let stamp = read?;
+        ended?;
+        Ok(Some(stamp))
     }
     fn exec_with_uuid(&mut self, sql: &str, id: Uuid) -> Result<u64, ConnectorError> {
         let sql = sql.replace("$1", "?1");
