@@ -208,7 +208,8 @@ pub fn run(v: &RunView) -> Value {
            "reasons": reasons,
            "delta": v.final_report.as_ref().map(|f| &f.tables),
            "delta_totals": v.final_report.as_ref().map(|f| f.totals()),
-           "recovery_bundle": v.final_report.as_ref().map(|f| &f.bundle)})
+           "recovery_bundle": v.final_report.as_ref().map(|f| &f.bundle),
+           "preview_reused": v.final_report.as_ref().map(|f| f.preview_reused)})
 }
 
 /// The verifications recorded in the lifecycle, newest first.

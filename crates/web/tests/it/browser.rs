@@ -312,5 +312,24 @@ async fn walk(c: &Client, base: &str, app: &App, downloads: &Path) {
     assert!(points.attr("cx").await.unwrap().is_some());
     assert_eq!(c.find_all(Locator::Css("#retainer-chart svg circle")).await.unwrap().len(), 4);
     shot(c, "retainer").await;
+
+    // The vendor signs the go-live approval and runs the final migration (the CLI's part)
+    // against the preview the portal shows: v2 unchanged since, the run takes that preview as
+    // kept, and the run's page says so.
+    c.goto(&format!("{base}/projects/acme/preview")).await.unwrap();
+    let id = text(c, "#preview-id").await;
+    app.execute(&vera, &acme, cutover_core::Command::Sign { kind: DocKind::GoLive, party: None }).await.unwrap();
+    let req = cutover_app::MigrateRequest {
+        kind: cutover_core::RunKind::Final,
+        dry_run: false,
+        reason: None,
+        progress: false,
+        ack_overwrite: Some(id.clone()),
+    };
+    let done = app.migrate(&vera, &acme, req).await.unwrap();
+    assert!(done.final_report.as_ref().is_some_and(|f| f.preview_reused));
+    c.goto(&format!("{base}/projects/acme/runs/{}", done.run)).await.unwrap();
+    let reused = text(c, "#preview-reused").await;
+    assert!(reused.contains(&id[..12]) && reused.contains("v2 unchanged since it was taken"), "{reused}");
     log_out(c).await;
 }
