@@ -1841,15 +1841,22 @@ fn sqlite_foreign_key_violations(conn: &rusqlite::Connection, trusted: &[Referen
 /// 40-43), with its size, inode and modification time. Outside WAL mode SQLite adds one to the
 /// change counter with every transaction that changes the file (it is how other processes learn
 /// that their cached pages are stale); the rest tells a file replaced or restored.
-fn sqlite_file_stamp(path: &std::path::Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
-    // A file no transaction has written yet is empty: its header reads as zeros.
-    let mut header = Vec::with_capacity(100);
-    (&mut file).take(100).read_to_end(&mut header)?;
+///
+/// The header is read through `conn` (`sqlite_dbpage`), never on a descriptor of its own: SQLite's
+/// locks are POSIX advisory locks, and closing any descriptor of the file drops every lock the
+/// process holds on it, the run's write lock included. The rest comes from `stat`, which opens
+/// nothing.
+fn sqlite_file_stamp(conn: &rusqlite::Connection, path: &std::path::Path) -> Result<String, ConnectorError> {
+    use rusqlite::OptionalExtension;
+    let page: Option<Vec<u8>> = conn
+        .query_row("SELECT data FROM sqlite_dbpage WHERE pgno = 1", [], |r| r.get(0))
+        .optional()
+        .map_err(|e| q("reading the v2 file's header")(e.to_string()))?;
+    // A file no transaction has written yet has no page: its header reads as zeros.
+    let mut header = page.unwrap_or_default();
     header.resize(100, 0);
     let word = |at: usize| u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
-    let meta = file.metadata()?;
+    let meta = std::fs::metadata(path).map_err(|e| q("reading the v2 file's size and times")(e.to_string()))?;
     let modified =
         meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
     #[cfg(unix)]
@@ -2021,7 +2028,7 @@ impl Target for SqliteTarget {
         let read = conn
             .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
             .map_err(err)
-            .and_then(|_| sqlite_file_stamp(&path).map_err(|e| q("reading the v2 file's header")(e.to_string())));
+            .and_then(|_| sqlite_file_stamp(&conn, &path));
         let ended = if own { conn.execute_batch("COMMIT").map_err(err) } else { Ok(()) };
         // The read's own error first: the transaction's end fails mostly because of it.
         let stamp = read?;

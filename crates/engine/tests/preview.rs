@@ -139,3 +139,45 @@ fn postgres_target() {
     let Some(db) = TestDb::postgres() else { return };
     edits_creations_and_deletions_appear_exactly(&db.url);
 }
+
+/// The child half of `reading_the_change_stamp_keeps_the_runs_lock`: exits 3 when another
+/// process holds the write lock on the file it is given, 0 when it could take it.
+#[test]
+#[ignore = "run by reading_the_change_stamp_keeps_the_runs_lock, in a process of its own"]
+fn child_takes_the_write_lock_if_it_can() {
+    let path = std::env::var("CUTOVER_LOCK_PROBE").expect("the file to lock");
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.busy_timeout(std::time::Duration::ZERO).unwrap();
+    let locked = c.execute_batch("BEGIN IMMEDIATE").is_err();
+    std::process::exit(if locked { 3 } else { 0 });
+}
+
+/// SQLite's locks are POSIX advisory locks: closing any descriptor of the file drops every lock
+/// the process holds on it. Reading the change stamp inside the final migration's transaction
+/// must not let another process write meanwhile.
+#[test]
+fn reading_the_change_stamp_keeps_the_runs_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let v2 = dir.path().join("v2.db");
+    let url = v2.to_str().unwrap();
+    exec(url, "CREATE TABLE note (body TEXT); INSERT INTO note VALUES ('x')");
+    let probe = || {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_takes_the_write_lock_if_it_can", "--ignored", "--test-threads=1"])
+            .env("CUTOVER_LOCK_PROBE", &v2)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .code()
+    };
+    assert_eq!(probe(), Some(0));
+    let mut tgt = TargetConfig::from_url(url).unwrap().build().unwrap();
+    tgt.begin_consistent().unwrap();
+    assert_eq!(probe(), Some(3), "the run's transaction holds the write lock");
+    let stamp = tgt.change_stamp().unwrap();
+    assert!(stamp.is_some());
+    assert_eq!(probe(), Some(3), "still held after the stamp was read");
+    assert_eq!(tgt.change_stamp().unwrap(), stamp);
+    tgt.rollback().unwrap();
+    assert_eq!(probe(), Some(0));
+}
