@@ -150,6 +150,12 @@ for rep in $(seq 1 "$REPS"); do
   timed "sqlite3 ATTACH copy" "$rep" sqlite_copy
   sqlite_floor_prepare
   timed "sqlite3 of the mapped v2 rows + v2 keys" "$rep" sqlite_floor
+  # The embedded default's go-live window: 1 % of v1 changed, the operator's preview of the
+  # SQLite v2, then the final migration into it.
+  ready_for_final $((ROWS / 100))
+  timed "cutover overwrite preview, SQLite v2" "$rep" "$BIN" preview bench --json
+  id=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['id'])" "$WORK/out")
+  timed "cutover final into SQLite v2, 1 % changed" "$rep" "$BIN" migrate bench --final --ack-overwrite "$id" --json
 done
 
 # ------------------------------------------------------------------ verify vs reladiff
