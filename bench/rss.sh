@@ -55,7 +55,11 @@ step "first SQLite→SQLite" "$BIN" migrate bench --first --json
 EDIT="UPDATE order_line SET comment = comment || ' (v2)' WHERE id IN (SELECT id FROM order_line ORDER BY random() LIMIT 500); \
 DELETE FROM order_line WHERE id IN (SELECT id FROM order_line ORDER BY random() LIMIT 20);"
 sqlite3 "$WORK/v2.db" "$EDIT"
+CHANGED=$(sqlite3 "$WORK/v1-run.db" "SELECT (SELECT COUNT(*) FROM LINEITEM) / 100")
+ready_for_final "$CHANGED"
 step "preview, SQLite v2 edited" "$BIN" preview bench --json
+id=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['id'])" "$WORK/out")
+step "final into SQLite v2, 1 % changed" "$BIN" migrate bench --final --ack-overwrite "$id" --json
 rm -f "$WORK/v2.db"
 psql "$PG" -qc "DROP DATABASE IF EXISTS $V2DB" -qc "CREATE DATABASE $V2DB" >/dev/null 2>&1
 cp "$V1" "$WORK/v1-run.db"
@@ -64,7 +68,6 @@ step "first SQLite→PG" "$BIN" migrate bench --first --json
 # Exit code 5 says differences were found; none are expected here.
 step "verify (row level)" "$BIN" verify bench --sample 0 --json
 # 1 % of the v1 rows change, as in run.sh, then the gates of a final migration are passed.
-CHANGED=$(sqlite3 "$WORK/v1-run.db" "SELECT (SELECT COUNT(*) FROM LINEITEM) / 100")
 ready_for_final "$CHANGED"
 psql "$PGBASE/$V2DB" -qc "$EDIT" >/dev/null
 step "preview, v2 edited" "$BIN" preview bench --json
