@@ -230,8 +230,7 @@ impl App {
                 let mut checked = None;
                 if let (Some(ack), Some(t)) = (&ack, &target) {
                     let begun = t.build().map_err(EngineError::from).and_then(|mut t| {
-                        let p =
-                            cutover_engine::delta::final_begin(&pack, t.as_mut(), &account_key, ack, kept.as_ref())?;
+                        let p = cutover_engine::delta::final_begin(&pack, t.as_mut(), &account_key, ack, kept)?;
                         Ok((t, p))
                     });
                     match begun {

@@ -59,7 +59,14 @@ pub(crate) fn keep_preview(path: &std::path::Path, kept: Option<&StampedPreview>
 
 /// The preview kept at `path`, if there is one that reads back.
 pub(crate) fn kept_preview(path: &std::path::Path) -> Option<StampedPreview> {
-    let text = std::fs::read(path).ok()?;
+    let text = match std::fs::read(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "a kept overwrite preview cannot be read");
+            return None;
+        }
+    };
     serde_json::from_slice(&text)
         .map_err(|e| tracing::warn!(path = %path.display(), error = %e, "a kept overwrite preview does not read back"))
         .ok()
@@ -80,11 +87,18 @@ impl App {
         let kept_at = self.kept_preview_path(key);
         tokio::task::spawn_blocking(move || {
             let mut tgt = target.build()?;
-            let (p, stamp) = cutover_engine::preview::preview_alone(&pack, tgt.as_mut(), &account_key)?;
-            let kept =
-                stamp.map(|stamp| StampedPreview { account_key, pack_digest: pack.digest, stamp, preview: p.clone() });
-            keep_preview(&kept_at, kept.as_ref());
-            Ok(p)
+            let (preview, stamp) = cutover_engine::preview::preview_alone(&pack, tgt.as_mut(), &account_key)?;
+            match stamp {
+                Some(stamp) => {
+                    let kept = StampedPreview { account_key, pack_digest: pack.digest, stamp, preview };
+                    keep_preview(&kept_at, Some(&kept));
+                    Ok(kept.preview)
+                }
+                None => {
+                    keep_preview(&kept_at, None);
+                    Ok(preview)
+                }
+            }
         })
         .await
         .map_err(|e| AppError::Config(format!("preview stopped: {e}")))?

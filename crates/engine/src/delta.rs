@@ -1153,7 +1153,7 @@ pub fn final_begin(
     target: &mut dyn Target,
     account_key: &str,
     acknowledged: &str,
-    kept: Option<&StampedPreview>,
+    kept: Option<StampedPreview>,
 ) -> Result<Checked, EngineError> {
     target.begin_consistent()?;
     let checked = (|| -> Result<Checked, EngineError> {
@@ -1161,7 +1161,7 @@ pub fn final_begin(
             && k.holds(pack, target, account_key)
         {
             tracing::debug!(preview = %k.preview.id, "v2 unchanged since the acknowledged preview: taken as kept");
-            return Ok(Checked { preview: k.preview.clone(), reused: true });
+            return Ok(Checked { preview: k.preview, reused: true });
         }
         let p = preview(pack, target, account_key)?;
         if p.id != acknowledged {

@@ -159,10 +159,11 @@ pub fn preview_alone(
     Ok((p, held))
 }
 
-/// The target's change stamp; none where it cannot be read (the preview is then not kept).
+/// The target's change stamp; none where it cannot be read: the preview is then not kept, or
+/// taken again, and the reason logged (a target without stamps is not an error).
 fn stamp(target: &mut dyn Target) -> Option<String> {
     target.change_stamp().unwrap_or_else(|e| {
-        tracing::debug!(error = %e, "no change stamp for v2");
+        tracing::warn!(error = %e, "v2's change stamp could not be read: the overwrite preview is taken again");
         None
     })
 }

@@ -465,7 +465,7 @@ fn a_kept_preview_stands_in_only_while_v2_is_unchanged() {
     };
     let final_with = |url: &str, kept: &StampedPreview, bundle: &str| {
         let mut tgt = TargetConfig::from_url(url).unwrap().build().unwrap();
-        let checked = final_begin(&pack, tgt.as_mut(), "acme", &kept.preview.id, Some(kept))?;
+        let checked = final_begin(&pack, tgt.as_mut(), "acme", &kept.preview.id, Some(kept.clone()))?;
         let mut src = SourceConfig::Sqlite { path: v1.clone() }.build().unwrap();
         final_run_checked(&spec, src.as_mut(), tgt.as_mut(), checked, &dir.path().join(bundle), &mut |_| Ok(()))
     };
