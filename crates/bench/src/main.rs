@@ -3,8 +3,9 @@
 //! projects for the portal benchmark.
 //!
 //! `cutover-bench engine V1.db [none|V2-URL] [--ledger drop|keep]`
-//! `cutover-bench scan V1.db PACK ENTITY [--lazy]` (the v1 reader alone: one entity's scan, rows
-//! counted; `--lazy` as a final migration reads it, the key decoded and the rest as stored)
+//! `cutover-bench scan V1.db PACK ENTITY [--lazy] [--sql]` (the v1 reader alone: one entity's scan, rows
+//! counted; `--lazy` as a final migration reads it, the key decoded and the rest as stored;
+//! `--sql` every row through SQL rather than from the table's pages)
 //! `cutover-bench portal-seed STORE-URL PROJECTS`
 
 use std::collections::BTreeMap;
@@ -37,9 +38,9 @@ fn main() -> Result<()> {
     }
     if cmd == "scan" {
         let (Some(pack), Some(entity)) = (args.get(2), args.get(3)) else {
-            bail!("usage: cutover-bench scan V1.db PACK ENTITY [--lazy]");
+            bail!("usage: cutover-bench scan V1.db PACK ENTITY [--lazy] [--sql]");
         };
-        return scan(v1, pack, entity, args.iter().any(|a| a == "--lazy"));
+        return scan(v1, pack, entity, args.iter().any(|a| a == "--lazy"), args.iter().any(|a| a == "--sql"));
     }
     if cmd != "engine" {
         bail!("unknown command {cmd}");
@@ -84,11 +85,18 @@ fn main() -> Result<()> {
 }
 
 /// Times one entity's v1 scan with nothing done to the rows: the reader's own speed.
-fn scan(v1: &str, pack: &str, entity: &str, lazy: bool) -> Result<()> {
+fn scan(v1: &str, pack: &str, entity: &str, lazy: bool, sql: bool) -> Result<()> {
     let pack = PackSource::Builtin.load(pack)?;
     let ent = pack.entities.iter().find(|e| e.name == entity).with_context(|| format!("no entity {entity}"))?;
     let keys = ent.key_columns();
-    let mut src = SourceConfig::from_url(v1)?.build()?;
+    let mut src: Box<dyn cutover_engine::connect::Source> = if sql {
+        // Every row through SQL, as a comparison for the rows read from the table's pages.
+        let mut s = cutover_engine::connect::SqliteSource::open(std::path::Path::new(v1))?;
+        s.set_read_pages(false);
+        Box::new(s)
+    } else {
+        SourceConfig::from_url(v1)?.build()?
+    };
     let mut rows = 0u64;
     let started = Instant::now();
     let scan = cutover_engine::connect::Scan {

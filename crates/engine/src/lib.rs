@@ -11,6 +11,7 @@ pub mod ids;
 pub mod live;
 pub mod mysql;
 pub mod pack;
+mod pages;
 mod pgcopy;
 pub mod preview;
 pub mod run;
