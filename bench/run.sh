@@ -36,6 +36,12 @@ fi
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore tpchgen-cli 'reladiff[postgresql]' >/dev/null
 cargo build --release -q -p cutover
 BIN="$ROOT/target/release/cutover"
+# The code measured is the code built now: report.py records it, whatever changes meanwhile.
+CUTOVER_BENCH_CODE="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || true)"
+if [ -n "$CUTOVER_BENCH_CODE" ] && [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no -- crates packs bench/run.sh bench/lib.sh)" ]; then
+  CUTOVER_BENCH_CODE="$CUTOVER_BENCH_CODE with uncommitted changes"
+fi
+export CUTOVER_BENCH_CODE
 
 WORK="$(mktemp -d)"
 # shellcheck source=bench/lib.sh

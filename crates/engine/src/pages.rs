@@ -10,10 +10,11 @@
 //! The pages come through the scan's own connection, in its read transaction: the same snapshot
 //! as any query on it, with SQLite's locks, journal and WAL handled by SQLite (a descriptor of
 //! our own would drop the process's POSIX locks when closed). Whatever this reader does not
-//! know how to read gives way to SQL: a record shorter than the table (a column added later,
-//! whose default SQLite fills in) or a serial type it does not know, by re-reading that row;
-//! a page that is not what the b-tree says it should be, by reading the rest of the range
-//! through SQL, which then reports the database's own error if the file is damaged.
+//! know how to read gives way to SQL: a serial type it does not know, by re-reading that row; a
+//! page that is not what the b-tree says it should be, by reading the rest of the range through
+//! SQL, which then reports the database's own error if the file is damaged. A record shorter
+//! than the table (written before a column was added) lacks the columns SQLite then gives their
+//! declared default for: that value is asked of SQL once, for the first row that lacks it.
 
 use rusqlite::types::ValueRef;
 
@@ -35,8 +36,11 @@ enum Field {
 pub(crate) struct TablePlan {
     root: u32,
     fields: Vec<Field>,
-    /// The highest record field a scanned column needs: a shorter record is read through SQL.
+    /// The highest record field a scanned column needs.
     needs: usize,
+    /// The query for one column of one row, by the record field's position: how a value a
+    /// shorter record lacks is asked of SQL.
+    column_sql: Vec<String>,
 }
 
 impl TablePlan {
@@ -93,7 +97,13 @@ impl TablePlan {
             fields.push(if Some(i) == alias { Field::Rowid } else { Field::Record(i, real_affinity(&cols[i].1)) });
         }
         let needs = fields.iter().filter_map(|f| if let Field::Record(i, _) = f { Some(*i) } else { None }).max();
-        Some(Self { root, fields, needs: needs.unwrap_or(0) })
+        let rowid = ["_rowid_", "rowid", "oid"].into_iter().find(|n| !cols.iter().any(|c| c.0.eq_ignore_ascii_case(n)))?;
+        let t = Dialect::Sqlite.ident(table);
+        let column_sql = cols
+            .iter()
+            .map(|c| format!("SELECT {} FROM {t} WHERE {rowid} = ?1", Dialect::Sqlite.ident(&c.0)))
+            .collect();
+        Some(Self { root, fields, needs: needs.unwrap_or(0), column_sql })
     }
 }
 
@@ -146,6 +156,8 @@ pub(crate) struct Record<'a> {
     /// (serial type, offset in `bytes`) of each field.
     fields: &'a [(u64, usize)],
     plan: &'a TablePlan,
+    /// The values SQL gives for the fields a shorter record lacks, by position.
+    missing: &'a [Option<rusqlite::types::Value>],
 }
 
 impl<'a> Record<'a> {
@@ -155,9 +167,11 @@ impl<'a> Record<'a> {
         match self.plan.fields[j] {
             Field::Rowid => ValueRef::Integer(self.rowid),
             Field::Record(i, real) => {
-                // `Pages` only hands over records with every field the plan needs, each of
-                // a known serial type and within the record.
-                let (t, at) = self.fields[i];
+                // `Pages` only hands over records whose every field is of a known serial type
+                // and within the record, and has the value of each field they lack.
+                let Some(&(t, at)) = self.fields.get(i) else {
+                    return self.missing.get(i).and_then(Option::as_ref).map_or(ValueRef::Null, ValueRef::from);
+                };
                 let v = value(t, &self.bytes[at..]).unwrap_or(ValueRef::Null);
                 match (v, real) {
                     (ValueRef::Integer(n), true) => ValueRef::Real(n as f64),
@@ -171,7 +185,11 @@ impl<'a> Record<'a> {
 /// Pages of one connection's database, read through `sqlite_dbpage`, and the buffers a read of
 /// a table's rows reuses.
 pub(crate) struct Pages<'c> {
+    conn: &'c rusqlite::Connection,
     st: rusqlite::Statement<'c>,
+    /// The values SQL gave for fields records lacked, by position, and the tree they are for.
+    missing: Vec<Option<rusqlite::types::Value>>,
+    missing_for: u32,
     page_size: usize,
     usable: usize,
     /// One page buffer for each level of the tree being walked.
@@ -200,7 +218,10 @@ impl<'c> Pages<'c> {
         let reserved = st.query_row([1], |r| Ok(r.get_ref(0)?.as_blob()?.get(20).copied())).ok()??;
         let usable = page_size.checked_sub(usize::from(reserved)).filter(|u| *u >= 480)?;
         Some(Self {
+            conn,
             st,
+            missing: Vec::new(),
+            missing_for: 0,
             page_size,
             usable,
             levels: Vec::new(),
@@ -221,6 +242,10 @@ impl<'c> Pages<'c> {
         f: &mut OnRow<'_, E>,
     ) -> Result<(), Stop<E>> {
         self.last = None;
+        if self.missing_for != plan.root {
+            self.missing.clear();
+            self.missing_for = plan.root;
+        }
         match self.visit(plan, plan.root, 0, lo, hi, f) {
             Ok(_) => Ok(()),
             Err(Stop::Unreadable { why, .. }) => Err(Stop::Unreadable { after: self.last, why }),
@@ -338,9 +363,10 @@ impl<'c> Pages<'c> {
                 self.spill(first, size).map_err(|why| bad(&why))?;
                 &self.spilled
             };
-            let whole = parse(bytes, &mut self.fields).is_some() && self.fields.len() > plan.needs;
+            let whole = parse(bytes, &mut self.fields).is_some()
+                && (self.fields.len() > plan.needs || Self::lacking(self.conn, plan, rowid, self.fields.len(), &mut self.missing));
             let go = if whole {
-                let rec = Record { rowid, bytes, fields: &self.fields, plan };
+                let rec = Record { rowid, bytes, fields: &self.fields, plan, missing: &self.missing };
                 f(rowid, Some(&rec))
             } else {
                 f(rowid, None)
@@ -353,6 +379,34 @@ impl<'c> Pages<'c> {
             }
         }
         Ok(true)
+    }
+
+    /// Whether the values of the fields from `has` on, which the record of `rowid` lacks, are
+    /// known: SQL gives a field a record lacks the column's declared default, the same for
+    /// every such record, so it is asked once, for the first row that lacks it.
+    fn lacking(
+        conn: &rusqlite::Connection,
+        plan: &TablePlan,
+        rowid: i64,
+        has: usize,
+        missing: &mut Vec<Option<rusqlite::types::Value>>,
+    ) -> bool {
+        if missing.len() <= plan.needs {
+            missing.resize(plan.needs + 1, None);
+        }
+        for i in has..=plan.needs {
+            if missing[i].is_some() {
+                continue;
+            }
+            let asked = plan.column_sql.get(i).and_then(|sql| {
+                conn.prepare_cached(sql).ok()?.query_row([rowid], |r| r.get::<_, rusqlite::types::Value>(0)).ok()
+            });
+            match asked {
+                Some(v) => missing[i] = Some(v),
+                None => return false,
+            }
+        }
+        true
     }
 
     /// Puts a record that spills to overflow pages together in `spilled`: `first` is its part
