@@ -107,6 +107,9 @@ struct Current {
     layers: state::Layers<(i64, i64)>,
     /// Whether the first generation's parts come from the run's [`Ahead`].
     read_ahead: bool,
+    /// Rows kept unchanged so far, added to the table's counts when it ends (a count by the
+    /// table's name for each of millions of rows was a string search each).
+    unchanged: u64,
 }
 
 impl Current {
@@ -512,6 +515,10 @@ impl Target for DeltaTarget<'_> {
         self.inner.trust_references(refs);
     }
     fn start_table(&mut self, table: &str, columns: &[String]) -> Result<(), ConnectorError> {
+        if let Some(cur) = self.current.take() {
+            // A table not finished still counts what it kept.
+            self.counts.entry(cur.table).or_default().unchanged += cur.unchanged;
+        }
         if !self.order.iter().any(|t| t == table) {
             self.order.push(table.to_owned());
         }
@@ -528,7 +535,8 @@ impl Target for DeltaTarget<'_> {
             Some(g) => self.read_ahead(table, g)?,
             None => false,
         };
-        self.current = Some(Current { table: table.to_owned(), live: LiveState::in_parts(), layers, read_ahead });
+        self.current =
+            Some(Current { table: table.to_owned(), live: LiveState::in_parts(), layers, read_ahead, unchanged: 0 });
         self.counts.entry(table.to_owned()).or_default();
         Ok(())
     }
@@ -550,9 +558,7 @@ impl Target for DeltaTarget<'_> {
                 // record can still map differently when a parent's outcome changed (a duplicate
                 // now merged into another survivor re-points its children).
                 if v1 == e.v1_fp && v2 == e.v2_fp && !drifted {
-                    if let Some(c) = self.counts.get_mut(&cur.table) {
-                        c.unchanged += 1;
-                    }
+                    cur.unchanged += 1;
                     return Ok(());
                 }
                 true
@@ -620,9 +626,7 @@ impl Target for DeltaTarget<'_> {
             return false;
         }
         cur.live.give();
-        if let Some(c) = self.counts.get_mut(&cur.table) {
-            c.unchanged += 1;
-        }
+        cur.unchanged += 1;
         true
     }
     fn all_given_again(&mut self, table: &str) -> bool {
@@ -639,6 +643,7 @@ impl Target for DeltaTarget<'_> {
         }
         if let Some(cur) = self.current.take() {
             let table = cur.table.clone();
+            self.counts.entry(table.clone()).or_default().unchanged += cur.unchanged;
             let gone = cur.finish(&mut *self.inner, self.saving.account, self.ahead.as_ref())?;
             self.all_given = gone.is_empty();
             self.gone.extend(gone.into_iter().map(|id| (table.clone(), id)));

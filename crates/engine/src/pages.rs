@@ -97,7 +97,8 @@ impl TablePlan {
             fields.push(if Some(i) == alias { Field::Rowid } else { Field::Record(i, real_affinity(&cols[i].1)) });
         }
         let needs = fields.iter().filter_map(|f| if let Field::Record(i, _) = f { Some(*i) } else { None }).max();
-        let rowid = ["_rowid_", "rowid", "oid"].into_iter().find(|n| !cols.iter().any(|c| c.0.eq_ignore_ascii_case(n)))?;
+        let rowid =
+            ["_rowid_", "rowid", "oid"].into_iter().find(|n| !cols.iter().any(|c| c.0.eq_ignore_ascii_case(n)))?;
         let t = Dialect::Sqlite.ident(table);
         let column_sql = cols
             .iter()
@@ -234,13 +235,7 @@ impl<'c> Pages<'c> {
 
     /// Hands every row of the table with `lo <= rowid <= hi` to `f`, in rowid order: its
     /// record, or `None` for a row to read through SQL instead. `f` returns `Ok(false)` to stop.
-    pub(crate) fn rows<E>(
-        &mut self,
-        plan: &TablePlan,
-        lo: i64,
-        hi: i64,
-        f: &mut OnRow<'_, E>,
-    ) -> Result<(), Stop<E>> {
+    pub(crate) fn rows<E>(&mut self, plan: &TablePlan, lo: i64, hi: i64, f: &mut OnRow<'_, E>) -> Result<(), Stop<E>> {
         self.last = None;
         if self.missing_for != plan.root {
             self.missing.clear();
@@ -364,7 +359,8 @@ impl<'c> Pages<'c> {
                 &self.spilled
             };
             let whole = parse(bytes, &mut self.fields).is_some()
-                && (self.fields.len() > plan.needs || Self::lacking(self.conn, plan, rowid, self.fields.len(), &mut self.missing));
+                && (self.fields.len() > plan.needs
+                    || Self::lacking(self.conn, plan, rowid, self.fields.len(), &mut self.missing));
             let go = if whole {
                 let rec = Record { rowid, bytes, fields: &self.fields, plan, missing: &self.missing };
                 f(rowid, Some(&rec))
@@ -394,15 +390,15 @@ impl<'c> Pages<'c> {
         if missing.len() <= plan.needs {
             missing.resize(plan.needs + 1, None);
         }
-        for i in has..=plan.needs {
-            if missing[i].is_some() {
+        for (i, slot) in missing.iter_mut().enumerate().take(plan.needs + 1).skip(has) {
+            if slot.is_some() {
                 continue;
             }
             let asked = plan.column_sql.get(i).and_then(|sql| {
                 conn.prepare_cached(sql).ok()?.query_row([rowid], |r| r.get::<_, rusqlite::types::Value>(0)).ok()
             });
             match asked {
-                Some(v) => missing[i] = Some(v),
+                Some(v) => *slot = Some(v),
                 None => return false,
             }
         }
@@ -449,7 +445,7 @@ fn local_size(size: usize, usable: usize) -> usize {
 }
 
 /// A varint at `at`: its value and length.
-#[inline]
+#[inline(always)]
 fn varint(b: &[u8], at: usize) -> Option<(u64, usize)> {
     let first = *b.get(at)?;
     if first < 0x80 {
@@ -480,6 +476,7 @@ fn serial_len(t: u64) -> Option<usize> {
 }
 
 /// The record's fields as (serial type, offset); `None` when its header does not fit it.
+#[inline]
 fn parse(rec: &[u8], fields: &mut Vec<(u64, usize)>) -> Option<()> {
     fields.clear();
     let (head, mut at) = varint(rec, 0)?;

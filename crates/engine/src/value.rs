@@ -154,13 +154,15 @@ pub(crate) const TEXT_TAG: u8 = 4;
 pub(crate) const BYTES_TAG: u8 = 6;
 
 /// Text or bytes as [`Value::hash_bytes`] lays them out: the tag, the length, the bytes.
+#[inline]
 pub(crate) fn hash_tagged_bytes(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
     out.extend_from_slice(&tagged(tag, (bytes.len() as u64).to_le_bytes()));
     out.extend_from_slice(bytes);
 }
 
 /// `tag` followed by `bytes`.
-fn tagged(tag: u8, bytes: [u8; 8]) -> [u8; 9] {
+#[inline]
+pub(crate) fn tagged(tag: u8, bytes: [u8; 8]) -> [u8; 9] {
     let mut out = [tag; 9];
     out[1..].copy_from_slice(&bytes);
     out
