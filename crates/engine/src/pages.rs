@@ -345,6 +345,11 @@ impl<'c> Pages<'c> {
             if rowid > hi {
                 return Ok(false);
             }
+            // A tree's leaves hold each rowid once, in order: anything else is a damaged tree
+            // (a page listed twice, say), which SQL then reads or reports.
+            if self.last.is_some_and(|last| rowid <= last) {
+                return Err(bad("rowids out of order"));
+            }
             if size > MAX_PAYLOAD {
                 return Err(bad("a record larger than SQLite's own limit"));
             }
