@@ -1288,7 +1288,12 @@ fn read_blocks(
     };
     let keys = lazy_keys(s);
     let mut fallback: Option<(rusqlite::Statement<'_>, bool)> = None;
+    // Set once a page gave way: the rest of the scan is read through SQL, with one warning.
+    let mut gave_way = false;
     for range in ranges {
+        if gave_way {
+            pages = None;
+        }
         let go = match (pages.as_mut(), by_rowid) {
             (Some((p, plan)), Some(range_sql)) => {
                 let (lo, hi) = range.unwrap_or((i64::MIN, i64::MAX));
@@ -1323,9 +1328,10 @@ fn read_blocks(
                             table = s.table,
                             after,
                             why,
-                            "a page could not be read as expected: the rest of the range read through SQL"
+                            "a page could not be read as expected: the rest of the scan read through SQL"
                         );
                         counts.gave_way += 1;
+                        gave_way = true;
                         match after {
                             Some(last) if last >= hi => true,
                             Some(last) => by_sql((last + 1, hi), &mut out, &mut counts)?,
@@ -1350,7 +1356,8 @@ pub(crate) struct ReadCounts {
     pub pages: u64,
     /// Rows read through a query.
     pub sql: u64,
-    /// Ranges whose pages gave way to SQL part of the way ([`crate::pages::Stop::Unreadable`]).
+    /// Readers whose pages gave way ([`crate::pages::Stop::Unreadable`]): the rest of their
+    /// part of the scan was read through SQL.
     pub gave_way: u64,
 }
 

@@ -11,7 +11,7 @@
 //! as any query on it, with SQLite's locks, journal and WAL handled by SQLite (a descriptor of
 //! our own would drop the process's POSIX locks when closed). Whatever this reader does not
 //! know how to read gives way to SQL: a serial type it does not know, by re-reading that row; a
-//! page that is not what the b-tree says it should be, by reading the rest of the range through
+//! page that is not what the b-tree says it should be, by reading the rest of the scan through
 //! SQL, which then reports the database's own error if the file is damaged. A record shorter
 //! than the table (written before a column was added) lacks the columns SQLite then gives their
 //! declared default for: that value is asked of SQL once, for the first row that lacks it.
@@ -142,7 +142,7 @@ pub(crate) enum Stop<E> {
     /// The row handler's error, or its wish to stop (`None`).
     Handler(Option<E>),
     /// A page or record this reader cannot read; rows up to `after` (a rowid, when any) were
-    /// given. The rest of the range is for SQL.
+    /// given. The rest is for SQL.
     Unreadable { after: Option<i64>, why: String },
 }
 
