@@ -310,11 +310,19 @@ impl<'c> Pages<'c> {
         if head + 2 * cells > usable {
             return Err(bad("more cells than the page holds"));
         }
-        let cell_at =
-            |i: usize| -> usize { usize::from(u16::from_be_bytes([page[head + 2 * i], page[head + 2 * i + 1]])) };
+        // A cell starts past the pointers to the cells and at least 4 bytes before the end,
+        // as SQLite itself requires of a page it reads.
+        let cells_from = head + 2 * cells;
+        let cell_at = |i: usize| -> Result<usize, Stop<E>> {
+            let at = usize::from(u16::from_be_bytes([page[head + 2 * i], page[head + 2 * i + 1]]));
+            if at < cells_from || at + 4 > usable {
+                return Err(bad("a cell outside the page's cell area"));
+            }
+            Ok(at)
+        };
         if !leaf {
             for i in 0..cells {
-                let at = cell_at(i);
+                let at = cell_at(i)?;
                 let child = page.get(at..at + 4).ok_or_else(|| bad("a cell past the page's end"))?;
                 let child = u32::from_be_bytes([child[0], child[1], child[2], child[3]]);
                 let (key, _) = varint(&page[..usable], at + 4).ok_or_else(|| bad("a cell past the page's end"))?;
@@ -335,7 +343,7 @@ impl<'c> Pages<'c> {
         }
         let page = &page[..usable];
         for i in 0..cells {
-            let at = cell_at(i);
+            let at = cell_at(i)?;
             let (size, a) = varint(page, at).ok_or_else(|| bad("a cell past the page's end"))?;
             let (rowid, b) = varint(page, at + a).ok_or_else(|| bad("a cell past the page's end"))?;
             let rowid = rowid as i64;
