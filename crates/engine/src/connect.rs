@@ -841,6 +841,12 @@ impl StoredOrder {
     }
 }
 
+/// The name the rowid answers to in a table with columns `names`: a column may be named like
+/// the rowid, which then answers to another of its names; `None` when all three are taken.
+pub(crate) fn rowid_name<'a>(names: impl Iterator<Item = &'a str> + Clone) -> Option<&'static str> {
+    ["_rowid_", "rowid", "oid"].into_iter().find(|n| !names.clone().any(|c| c.eq_ignore_ascii_case(n)))
+}
+
 /// The scan reading the table as stored when that gives its rows in key order, or `None`: a
 /// scan by ranges of rowids, which two readers can share.
 ///
@@ -872,7 +878,7 @@ fn storage_order(conn: &rusqlite::Connection, table: &str, order: &str, sql: &st
         let mut st = conn.prepare(&format!("PRAGMA table_info({})", Dialect::Sqlite.ident(table))).ok()?;
         st.query_map([], |r| r.get::<_, String>(1)).ok()?.collect::<Result<_, _>>().ok()?
     };
-    let rowid = ["_rowid_", "rowid", "oid"].into_iter().find(|n| !names.iter().any(|c| c.eq_ignore_ascii_case(n)))?;
+    let rowid = rowid_name(names.iter().map(String::as_str))?;
     let head = sql.strip_suffix(&format!(" ORDER BY {order}"))?.to_owned();
     if by_rowid {
         let ends = format!("SELECT min(t.{rowid}), max(t.{rowid}) FROM {} t", Dialect::Sqlite.ident(table));
@@ -1282,7 +1288,7 @@ fn read_blocks(
     let names: Vec<&str> = s.columns.iter().map(|(c, _)| c.as_str()).collect();
     let mut pages = match by_rowid {
         Some(_) if pages_on && s.extra.is_empty() => {
-            crate::pages::Pages::new(conn).zip(crate::pages::TablePlan::new(conn, s.table, &names))
+            crate::pages::TablePlan::new(conn, s.table, &names).and_then(|plan| crate::pages::Pages::new(conn, plan))
         }
         _ => None,
     };
@@ -1295,7 +1301,7 @@ fn read_blocks(
             pages = None;
         }
         let go = match (pages.as_mut(), by_rowid) {
-            (Some((p, plan)), Some(range_sql)) => {
+            (Some(p), Some(range_sql)) => {
                 let (lo, hi) = range.unwrap_or((i64::MIN, i64::MAX));
                 // A row the pages cannot give is read by the range query, on its own.
                 let mut by_sql = |range: (i64, i64), out: &mut Out<'_>, counts: &mut ReadCounts| {
@@ -1319,7 +1325,7 @@ fn read_blocks(
                     }
                     None => by_sql((rowid, rowid), &mut out, &mut counts),
                 };
-                match p.rows(plan, lo, hi, &mut handler) {
+                match p.rows(lo, hi, &mut handler) {
                     Ok(()) => true,
                     Err(crate::pages::Stop::Handler(None)) => false,
                     Err(crate::pages::Stop::Handler(Some(e))) => return Err(e),
@@ -1512,11 +1518,10 @@ thread_local! {
 /// line items: a sixth of a reader's time went on checking their text was UTF-8).
 #[inline]
 fn raw_value(out: &mut Vec<u8>, v: ValueRef<'_>) {
-    use crate::value::{FLOAT_TAG, INT_TAG, tagged};
     match v {
         ValueRef::Null => out.push(crate::value::NULL_TAG),
-        ValueRef::Integer(i) => out.extend_from_slice(&tagged(INT_TAG, i.to_le_bytes())),
-        ValueRef::Real(f) => out.extend_from_slice(&tagged(FLOAT_TAG, f.to_bits().to_le_bytes())),
+        ValueRef::Integer(i) => crate::value::hash_int(out, i),
+        ValueRef::Real(f) => crate::value::hash_float(out, f),
         ValueRef::Text(t) => crate::value::hash_tagged_bytes(out, crate::value::TEXT_TAG, t),
         ValueRef::Blob(b) => crate::value::hash_tagged_bytes(out, crate::value::BYTES_TAG, b),
     }

@@ -97,8 +97,7 @@ impl TablePlan {
             fields.push(if Some(i) == alias { Field::Rowid } else { Field::Record(i, real_affinity(&cols[i].1)) });
         }
         let needs = fields.iter().filter_map(|f| if let Field::Record(i, _) = f { Some(*i) } else { None }).max();
-        let rowid =
-            ["_rowid_", "rowid", "oid"].into_iter().find(|n| !cols.iter().any(|c| c.0.eq_ignore_ascii_case(n)))?;
+        let rowid = crate::connect::rowid_name(cols.iter().map(|c| c.0.as_str()))?;
         let t = Dialect::Sqlite.ident(table);
         let column_sql = cols
             .iter()
@@ -183,14 +182,14 @@ impl<'a> Record<'a> {
     }
 }
 
-/// Pages of one connection's database, read through `sqlite_dbpage`, and the buffers a read of
-/// a table's rows reuses.
+/// One table's pages on one connection, read through `sqlite_dbpage`, and the buffers a read
+/// of its rows reuses.
 pub(crate) struct Pages<'c> {
     conn: &'c rusqlite::Connection,
     st: rusqlite::Statement<'c>,
-    /// The values SQL gave for fields records lacked, by position, and the tree they are for.
+    plan: TablePlan,
+    /// The values SQL gave for fields records lacked, by position.
     missing: Vec<Option<rusqlite::types::Value>>,
-    missing_for: u32,
     page_size: usize,
     usable: usize,
     /// One page buffer for each level of the tree being walked.
@@ -211,8 +210,9 @@ const MAX_DEPTH: usize = 40;
 const MAX_PAYLOAD: u64 = 1_000_000_000;
 
 impl<'c> Pages<'c> {
-    /// The reader on `conn`, or `None` when SQLite was built without `sqlite_dbpage`.
-    pub(crate) fn new(conn: &'c rusqlite::Connection) -> Option<Self> {
+    /// The reader of `plan`'s table on `conn`, or `None` when SQLite was built without
+    /// `sqlite_dbpage`.
+    pub(crate) fn new(conn: &'c rusqlite::Connection, plan: TablePlan) -> Option<Self> {
         let page_size = usize::try_from(conn.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0)).ok()?).ok()?;
         let mut st = conn.prepare("SELECT data FROM sqlite_dbpage WHERE pgno = ?1").ok()?;
         // Bytes at the end of every page that belong to an extension (byte 20 of the header).
@@ -221,8 +221,8 @@ impl<'c> Pages<'c> {
         Some(Self {
             conn,
             st,
+            plan,
             missing: Vec::new(),
-            missing_for: 0,
             page_size,
             usable,
             levels: Vec::new(),
@@ -235,13 +235,9 @@ impl<'c> Pages<'c> {
 
     /// Hands every row of the table with `lo <= rowid <= hi` to `f`, in rowid order: its
     /// record, or `None` for a row to read through SQL instead. `f` returns `Ok(false)` to stop.
-    pub(crate) fn rows<E>(&mut self, plan: &TablePlan, lo: i64, hi: i64, f: &mut OnRow<'_, E>) -> Result<(), Stop<E>> {
+    pub(crate) fn rows<E>(&mut self, lo: i64, hi: i64, f: &mut OnRow<'_, E>) -> Result<(), Stop<E>> {
         self.last = None;
-        if self.missing_for != plan.root {
-            self.missing.clear();
-            self.missing_for = plan.root;
-        }
-        match self.visit(plan, plan.root, 0, lo, hi, f) {
+        match self.visit(self.plan.root, 0, lo, hi, f) {
             Ok(_) => Ok(()),
             Err(Stop::Unreadable { why, .. }) => Err(Stop::Unreadable { after: self.last, why }),
             Err(e) => Err(e),
@@ -263,15 +259,7 @@ impl<'c> Pages<'c> {
     }
 
     /// Walks the subtree at `pgno` for rows in `lo..=hi`; `Ok(false)` once past `hi`.
-    fn visit<E>(
-        &mut self,
-        plan: &TablePlan,
-        pgno: u32,
-        depth: usize,
-        lo: i64,
-        hi: i64,
-        f: &mut OnRow<'_, E>,
-    ) -> Result<bool, Stop<E>> {
+    fn visit<E>(&mut self, pgno: u32, depth: usize, lo: i64, hi: i64, f: &mut OnRow<'_, E>) -> Result<bool, Stop<E>> {
         let bad = |why: String| Stop::Unreadable { after: None, why };
         if depth >= MAX_DEPTH {
             return Err(bad(format!("page {pgno}: the tree is deeper than {MAX_DEPTH} levels")));
@@ -282,15 +270,13 @@ impl<'c> Pages<'c> {
         let mut page = std::mem::take(&mut self.levels[depth]);
         let out = Self::fetch(&mut self.st, self.page_size, pgno, &mut page)
             .map_err(bad)
-            .and_then(|()| self.walk(plan, pgno, &page, depth, lo, hi, f));
+            .and_then(|()| self.walk(pgno, &page, depth, lo, hi, f));
         self.levels[depth] = page;
         out
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn walk<E>(
         &mut self,
-        plan: &TablePlan,
         pgno: u32,
         page: &[u8],
         depth: usize,
@@ -331,7 +317,7 @@ impl<'c> Pages<'c> {
                 if key < lo {
                     continue;
                 }
-                if !self.visit(plan, child, depth + 1, lo, hi, f)? {
+                if !self.visit(child, depth + 1, lo, hi, f)? {
                     return Ok(false);
                 }
                 if key >= hi {
@@ -339,7 +325,7 @@ impl<'c> Pages<'c> {
                 }
             }
             let right = u32::from_be_bytes([page[8], page[9], page[10], page[11]]);
-            return self.visit(plan, right, depth + 1, lo, hi, f);
+            return self.visit(right, depth + 1, lo, hi, f);
         }
         let page = &page[..usable];
         for i in 0..cells {
@@ -372,10 +358,10 @@ impl<'c> Pages<'c> {
                 &self.spilled
             };
             let whole = parse(bytes, &mut self.fields).is_some()
-                && (self.fields.len() > plan.needs
-                    || Self::lacking(self.conn, plan, rowid, self.fields.len(), &mut self.missing));
+                && (self.fields.len() > self.plan.needs
+                    || Self::lacking(self.conn, &self.plan, rowid, self.fields.len(), &mut self.missing));
             let go = if whole {
-                let rec = Record { rowid, bytes, fields: &self.fields, plan, missing: &self.missing };
+                let rec = Record { rowid, bytes, fields: &self.fields, plan: &self.plan, missing: &self.missing };
                 f(rowid, Some(&rec))
             } else {
                 f(rowid, None)
@@ -430,16 +416,10 @@ impl<'c> Pages<'c> {
             if next == 0 {
                 return Err("a record's overflow pages end before it does".into());
             }
-            let mut buf = std::mem::take(&mut self.overflow);
-            let read = Self::fetch(&mut self.st, self.page_size, next, &mut buf);
-            if let Err(e) = read {
-                self.overflow = buf;
-                return Err(e);
-            }
-            let take = room.min(size - self.spilled.len());
+            Self::fetch(&mut self.st, self.page_size, next, &mut self.overflow)?;
+            let (buf, take) = (&self.overflow, room.min(size - self.spilled.len()));
             self.spilled.extend_from_slice(&buf[4..4 + take]);
             next = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-            self.overflow = buf;
         }
         Ok(())
     }
@@ -568,14 +548,14 @@ mod tests {
         let index_root: i64 =
             c.query_row("SELECT rootpage FROM sqlite_schema WHERE name = 'T_A'", [], |r| r.get(0)).unwrap();
         let wrong = TablePlan { root: u32::try_from(index_root).unwrap(), ..plan.clone() };
-        let mut pages = Pages::new(&c).unwrap();
         let mut seen = Vec::new();
         let mut f = |rowid: i64, _: Option<&Record<'_>>| -> Result<bool, ()> {
             seen.push(rowid);
             Ok(true)
         };
-        assert!(matches!(pages.rows(&wrong, i64::MIN, i64::MAX, &mut f), Err(Stop::Unreadable { after: None, .. })));
-        pages.rows(&plan, 2, 9, &mut f).unwrap();
+        let mut pages = Pages::new(&c, wrong).unwrap();
+        assert!(matches!(pages.rows(i64::MIN, i64::MAX, &mut f), Err(Stop::Unreadable { after: None, .. })));
+        Pages::new(&c, plan).unwrap().rows(2, 9, &mut f).unwrap();
         assert_eq!(seen, [2]);
         let utf16 = rusqlite::Connection::open_in_memory().unwrap();
         utf16.execute_batch("PRAGMA encoding = 'UTF-16le'; CREATE TABLE T (K INTEGER PRIMARY KEY, A TEXT);").unwrap();

@@ -130,8 +130,8 @@ impl Value {
             Value::Null => out.push(NULL_TAG),
             Value::Bool(b) => out.extend_from_slice(&[1, u8::from(*b)]),
             // A tag and eight bytes in one piece: this runs for every value of every row read.
-            Value::Int(i) => out.extend_from_slice(&tagged(INT_TAG, i.to_le_bytes())),
-            Value::Float(f) => out.extend_from_slice(&tagged(FLOAT_TAG, f.to_bits().to_le_bytes())),
+            Value::Int(i) => hash_int(out, *i),
+            Value::Float(f) => hash_float(out, *f),
             Value::Text(s) => hash_tagged_bytes(out, TEXT_TAG, s.as_bytes()),
             Value::Date(d) => {
                 out.push(5);
@@ -153,6 +153,18 @@ pub(crate) const FLOAT_TAG: u8 = 3;
 pub(crate) const TEXT_TAG: u8 = 4;
 pub(crate) const BYTES_TAG: u8 = 6;
 
+/// An integer as [`Value::hash_bytes`] lays it out.
+#[inline]
+pub(crate) fn hash_int(out: &mut Vec<u8>, i: i64) {
+    out.extend_from_slice(&tagged(INT_TAG, i.to_le_bytes()));
+}
+
+/// A float as [`Value::hash_bytes`] lays it out.
+#[inline]
+pub(crate) fn hash_float(out: &mut Vec<u8>, f: f64) {
+    out.extend_from_slice(&tagged(FLOAT_TAG, f.to_bits().to_le_bytes()));
+}
+
 /// Text or bytes as [`Value::hash_bytes`] lays them out: the tag, the length, the bytes.
 #[inline]
 pub(crate) fn hash_tagged_bytes(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
@@ -162,7 +174,7 @@ pub(crate) fn hash_tagged_bytes(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
 
 /// `tag` followed by `bytes`.
 #[inline]
-pub(crate) fn tagged(tag: u8, bytes: [u8; 8]) -> [u8; 9] {
+fn tagged(tag: u8, bytes: [u8; 8]) -> [u8; 9] {
     let mut out = [tag; 9];
     out[1..].copy_from_slice(&bytes);
     out
