@@ -75,9 +75,10 @@ pub(crate) fn kept_preview(path: &std::path::Path) -> Option<StampedPreview> {
 impl App {
     /// The overwrite preview of the project's v2 account: what the final migration will overwrite.
     ///
-    /// Where v2 keeps a change stamp (a SQLite file outside WAL mode) and kept it throughout,
-    /// the preview is kept beside the project's recovery bundles, for the final migration that
-    /// acknowledges it: as long as v2 is unchanged, that run need not take it again.
+    /// Where v2 keeps a change stamp (a SQLite file outside WAL mode, a PostgreSQL server) and
+    /// kept it throughout, the preview is kept beside the project's recovery bundles, for the
+    /// final migration that acknowledges it: as long as v2 is unchanged, that run need not take
+    /// it again.
     pub async fn preview(&self, actor: &User, key: &ProjectKey) -> Result<cutover_engine::preview::Preview> {
         let project = self.project(actor, key).await?.project;
         let v2 = project.v2_url.clone().ok_or_else(|| AppError::Config(format!("project {key} has no v2 target")))?;

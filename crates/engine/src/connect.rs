@@ -409,7 +409,8 @@ pub trait Target: Send {
     }
     /// A token that two calls give alike only if no transaction changed the database between
     /// them, read while nobody can commit (inside the caller's transaction, or a read
-    /// transaction of its own); `None` where the target keeps no such mark. An overwrite
+    /// transaction of its own) or, where transactions see snapshots, of the snapshot the
+    /// caller's transaction sees; `None` where the target keeps no such mark. An overwrite
     /// preview taken under a stamp still holds while the stamp does.
     fn change_stamp(&mut self) -> Result<Option<String>, ConnectorError> {
         Ok(None)
@@ -3796,6 +3797,28 @@ impl Target for PgTarget {
         // The snapshot is the first statement's: taken now, not at the caller's first read.
         self.query("SELECT 1::bigint", &[("one".to_owned(), Type::Int)], None)?;
         Ok(true)
+    }
+    fn change_stamp(&mut self) -> Result<Option<String>, ConnectorError> {
+        // Every transaction that writes a row takes a transaction id first. Two snapshots with
+        // the same next id and the same transactions in progress see the same committed
+        // transactions, hence the same rows, in every database of the server: no statement
+        // can have changed v2 between them. Cluster-wide, so any write anywhere on the server
+        // (another database's included) makes the stamps differ and the preview is taken
+        // again: never wrongly kept, only kept less often on a busy server. The server's
+        // identity, timeline and last checkpoint tell a restored older copy of the cluster,
+        // which could reach the same ids with other rows, from the server the stamp was read on.
+        self.flush()?;
+        let rows = self.query(
+            "SELECT concat_ws(':', 'postgres', s.system_identifier, c.timeline_id, c.redo_lsn, \
+             (SELECT oid FROM pg_database WHERE datname = current_database()), pg_current_snapshot()) \
+             FROM pg_control_system() AS s, pg_control_checkpoint() AS c",
+            &[("stamp".to_owned(), Type::Text)],
+            None,
+        )?;
+        match rows.first().and_then(|r| r.first()) {
+            Some(Value::Text(stamp)) => Ok(Some(stamp.clone())),
+            _ => Ok(None),
+        }
     }
     fn exec_with_uuid(&mut self, sql: &str, id: Uuid) -> Result<u64, ConnectorError> {
         self.flush()?;

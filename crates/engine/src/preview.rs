@@ -171,7 +171,8 @@ fn stamp(target: &mut dyn Target) -> Option<String> {
 /// A preview taken on its own and v2's change stamp throughout it, kept for the final
 /// migration that names it: the run's transaction finds the same stamp only if no transaction
 /// changed v2 since, and then the preview taken again in it would be this one. On a SQLite v2
-/// the preview reads every row, half of a final migration's time.
+/// the preview reads every row, half of a final migration's time; on PostgreSQL it scans
+/// every v2 table for rows written since the load, about a seventh of it (TPC-H, scale 0.5).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StampedPreview {
     /// The account it is about.

@@ -504,6 +504,78 @@ fn a_kept_preview_stands_in_only_while_v2_is_unchanged() {
     assert_nothing_to_overwrite(&pack, &v2);
 }
 
+/// On PostgreSQL the change stamp is the server's: a kept preview stands in for taking it again
+/// only while no transaction anywhere on the server took a transaction id since. An edit to v2
+/// after the preview, or a write to another database, makes the run take it again; taken as
+/// kept, the run does exactly what it does after taking it again.
+#[test]
+fn a_kept_preview_stands_in_on_postgres_only_while_the_server_wrote_nothing() {
+    let (Some(a), Some(b)) = (TestDb::postgres(), TestDb::postgres()) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("v1.db");
+    cutover_demo::generate(&v1, Spec { customers: 100, seed: 12, cutoff: DEFAULT_CUTOFF }).unwrap();
+    let pack = PackSource::Builtin.load("omikai").unwrap();
+    let (included, opts) = scope(&pack);
+    let spec = acme(&pack, &included, &opts);
+    for url in [&a.url, &b.url] {
+        first_migration(&spec, &v1, url);
+        exec_v2(url, "UPDATE customer SET name = 'Renamed in v2' WHERE legacy_ref = 'CUST:1'");
+    }
+    let c = rusqlite::Connection::open(&v1).unwrap();
+    c.execute("UPDATE JOB SET TITLE = 'changed in v1' WHERE JOBNO = (SELECT MIN(JOBNO) FROM JOB)", []).unwrap();
+    drop(c);
+    let target = |url: &str| TargetConfig::from_url(url).unwrap().build().unwrap();
+    let source = || SourceConfig::Sqlite { path: v1.clone() }.build().unwrap();
+    let kept_of = |url: &str| {
+        let (p, stamp) = preview_alone(&pack, target(url).as_mut(), "acme").unwrap();
+        StampedPreview { account_key: "acme".into(), pack_digest: pack.digest, stamp: stamp.unwrap(), preview: p }
+    };
+
+    // Edited after its preview was kept: the run takes it again, finds the edit, and stops.
+    let stale = kept_of(&a.url);
+    exec_v2(&a.url, "UPDATE customer SET name = name || ' (edited)' WHERE legacy_ref = 'CUST:2'");
+    assert!(!stale.holds(&pack, target(&a.url).as_mut(), "acme"));
+    let mut tgt = target(&a.url);
+    let refused = final_begin(&pack, tgt.as_mut(), "acme", &stale.preview.id, Some(stale.clone())).unwrap_err();
+    assert!(matches!(refused, cutover_engine::run::EngineError::StalePreview { .. }), "{refused}");
+    drop(tgt);
+    exec_v2(&a.url, "UPDATE customer SET name = left(name, -length(' (edited)')) WHERE legacy_ref = 'CUST:2'");
+    // A write to another database of the server: the stamp cannot tell where it went.
+    let kept = kept_of(&a.url);
+    exec_v2(&b.url, "CREATE TABLE written_elsewhere (x integer)");
+    assert!(!kept.holds(&pack, target(&a.url).as_mut(), "acme"));
+
+    // Nothing written since: taken as kept. Other tests write to the server meanwhile, so the
+    // preview is taken and the run begun until one attempt finds the server quiet between them.
+    let mut reused = None;
+    for _ in 0..100 {
+        let kept = kept_of(&a.url);
+        let ack = kept.preview.id.clone();
+        let mut tgt = target(&a.url);
+        let checked = final_begin(&pack, tgt.as_mut(), "acme", &ack, Some(kept)).unwrap();
+        if checked.reused {
+            let bundle = dir.path().join("recovery-a");
+            reused = Some(
+                final_run_checked(&spec, source().as_mut(), tgt.as_mut(), checked, &bundle, &mut |_| Ok(())).unwrap(),
+            );
+            break;
+        }
+        tgt.rollback().unwrap();
+    }
+    let reused = reused.expect("a preview kept while the server was quiet is taken as kept");
+    let ack = kept_of(&b.url).preview.id;
+    let bundle = dir.path().join("recovery-b");
+    let again = final_run(&spec, source().as_mut(), target(&b.url).as_mut(), &ack, &bundle, &mut |_| Ok(())).unwrap();
+    assert!(reused.preview_reused && !again.preview_reused);
+    assert_eq!(reused.tables, again.tables);
+    assert_eq!(reused.run.entities, again.run.entities);
+    assert_eq!(reused.tables["customer"].rewritten, 1);
+    assert_eq!(reused.tables["sales_order"].rewritten, 1);
+    assert_eq!((reused.bundle.rows, reused.bundle.sha256.clone()), (again.bundle.rows, again.bundle.sha256.clone()));
+    assert_eq!(snapshot(&pack, &a.url), snapshot(&pack, &b.url));
+    assert_nothing_to_overwrite(&pack, &a.url);
+}
+
 #[test]
 fn second_final_sqlite_target() {
     on_sqlite(a_second_final_migration);
