@@ -64,6 +64,14 @@ echo "v1: $ROWS rows, $(du -h "$V1" | cut -f1)"
 
 RESULTS="$WORK/results.tsv"  # name, rep, seconds, peak KiB
 : >"$RESULTS"
+# name, rep, whether the final migration took the operator's preview as kept (v2's change stamp
+# unchanged since) rather than taking it again: report.py says how often it did.
+export CUTOVER_BENCH_KEPT="$WORK/kept.tsv"
+: >"$CUTOVER_BENCH_KEPT"
+kept() { # name rep: of the project's run 2, the final migration
+  "$BIN" report bench --run 2 --format json |
+    python3 -c "import json,sys; print(sys.argv[1], sys.argv[2], str(json.load(sys.stdin)['preview_reused']).lower(), sep='\t')" "$1" "$2" >>"$CUTOVER_BENCH_KEPT"
+}
 timed() { # name rep command… : wall seconds and peak RSS into $RESULTS
   local name="$1" rep="$2"; shift 2
   # Shell functions run in a bash of their own, so that /usr/bin/time can measure them.
@@ -162,6 +170,7 @@ for rep in $(seq 1 "$REPS"); do
   timed "cutover overwrite preview, SQLite v2" "$rep" "$BIN" preview bench --json
   id=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['id'])" "$WORK/out")
   timed "cutover final into SQLite v2, 1 % changed" "$rep" "$BIN" migrate bench --final --ack-overwrite "$id" --json
+  kept "cutover final into SQLite v2, 1 % changed" "$rep"
 done
 
 # ------------------------------------------------------------------ verify vs reladiff
@@ -221,6 +230,7 @@ for rep in $(seq 1 "$REPS"); do
   timed "cutover overwrite preview" "$rep" "$BIN" preview bench --json
   id=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['id'])" "$WORK/out")
   timed "cutover final, 1 % changed" "$rep" "$BIN" migrate bench --final --ack-overwrite "$id" --json
+  kept "cutover final, 1 % changed" "$rep"
 done
 
 # ------------------------------------------------------------------ results
