@@ -3804,13 +3804,15 @@ impl Target for PgTarget {
         // transactions, hence the same rows, in every database of the server: no statement
         // can have changed v2 between them. Cluster-wide, so any write anywhere on the server
         // (another database's included) makes the stamps differ and the preview is taken
-        // again: never wrongly kept, only kept less often on a busy server. The server's
-        // identity, timeline and last checkpoint tell a restored older copy of the cluster,
-        // which could reach the same ids with other rows, from the server the stamp was read on.
+        // again: never wrongly kept, only kept less often on a busy server. A restored older
+        // copy of the server could reach the same ids with other rows: it was started since
+        // (the server's start time), or is another server or timeline. Not the last checkpoint's
+        // position, which a checkpoint with nothing to write also moves.
         self.flush()?;
         let rows = self.query(
-            "SELECT concat_ws(':', 'postgres', s.system_identifier, c.timeline_id, c.redo_lsn, \
-             (SELECT oid FROM pg_database WHERE datname = current_database()), pg_current_snapshot()) \
+            "SELECT concat_ws(':', 'postgres', s.system_identifier, c.timeline_id, \
+             extract(epoch FROM pg_postmaster_start_time()), \
+             (SELECT oid FROM pg_database WHERE datname = current_database()), txid_current_snapshot()) \
              FROM pg_control_system() AS s, pg_control_checkpoint() AS c",
             &[("stamp".to_owned(), Type::Text)],
             None,

@@ -545,11 +545,13 @@ fn a_kept_preview_stands_in_on_postgres_only_while_the_server_wrote_nothing() {
     exec_v2(&b.url, "CREATE TABLE written_elsewhere (x integer)");
     assert!(!kept.holds(&pack, target(&a.url).as_mut(), "acme"));
 
-    // Nothing written since: taken as kept. Other tests write to the server meanwhile, so the
-    // preview is taken and the run begun until one attempt finds the server quiet between them.
+    // Nothing written since: taken as kept, a checkpoint between them or not. Other tests write
+    // to the server meanwhile, so the preview is taken and the run begun until one attempt
+    // finds the server quiet between them.
     let mut reused = None;
     for _ in 0..100 {
         let kept = kept_of(&a.url);
+        exec_v2(&a.url, "CHECKPOINT");
         let ack = kept.preview.id.clone();
         let mut tgt = target(&a.url);
         let checked = final_begin(&pack, tgt.as_mut(), "acme", &ack, Some(kept)).unwrap();
