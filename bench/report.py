@@ -131,6 +131,8 @@ result = {
         "preview_taken_as_kept": kept.get("cutover final, 1 % changed"),
     },
     "targets": targets,
+    # Whether each final migration, by step, took the operator's preview as kept.
+    "preview_taken_as_kept": kept,
     "floor": {
         "first_pg_vs_postgresql_loading_the_mapped_rows": first_pg / floor,
         "first_sqlite_vs_sqlite_copying_the_mapped_rows": first_sqlite / sqlite_floor,
