@@ -3805,15 +3805,14 @@ impl Target for PgTarget {
         // can have changed v2 between them. Cluster-wide, so any write anywhere on the server
         // (another database's included) makes the stamps differ and the preview is taken
         // again: never wrongly kept, only kept less often on a busy server. A restored older
-        // copy of the server could reach the same ids with other rows: it was started since
-        // (the server's start time), or is another server or timeline. Not the last checkpoint's
-        // position, which a checkpoint with nothing to write also moves.
+        // copy of the server, which could reach the same ids with other rows, was started since:
+        // the server's start time tells it (and another server) apart, with no privilege the
+        // control file's functions would ask. Not the last checkpoint's position, which a
+        // checkpoint with nothing to write also moves.
         self.flush()?;
         let rows = self.query(
-            "SELECT concat_ws(':', 'postgres', s.system_identifier, c.timeline_id, \
-             extract(epoch FROM pg_postmaster_start_time()), \
-             (SELECT oid FROM pg_database WHERE datname = current_database()), txid_current_snapshot()) \
-             FROM pg_control_system() AS s, pg_control_checkpoint() AS c",
+            "SELECT concat_ws(':', 'postgres', extract(epoch FROM pg_postmaster_start_time()), \
+             (SELECT oid FROM pg_database WHERE datname = current_database()), txid_current_snapshot())",
             &[("stamp".to_owned(), Type::Text)],
             None,
         )?;
