@@ -823,8 +823,10 @@ bullets([
     "final migration then takes the preview again, as before. Final migration replays from a "
     "template database, three alternated pairs, a write to another database between the "
     "preview and the run forcing the old path: 2.87-3.21 s (median 2.89 s) against "
-    "3.24-3.64 s (median 3.62 s), the same recovery bundle and counts. This page's runs record "
-    "how often each final migration took the preview as kept.",
+    "3.24-3.64 s (median 3.62 s), the same recovery bundle and counts. With v2 edited as a "
+    "customer would in the parallel phase (500 order lines edited, 20 deleted; the preview then "
+    "reads the edited table's row state, 2.3-2.6 s), two alternated pairs: 2.74-2.81 s against "
+    "4.60-5.19 s. This page's runs record how often each final migration took the preview as kept.",
 ])
 md.append("## Where the time goes, and why three targets are out of reach\n")
 bullets([
