@@ -452,10 +452,7 @@ fn a_kept_preview_stands_in_only_while_v2_is_unchanged() {
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
     let (v2, copy, edited) = (path("v2.db"), path("copy.db"), path("edited.db"));
     first_migration(&spec, &v1, &v2);
-    exec_v2(&v2, "UPDATE customer SET name = 'Renamed in v2' WHERE legacy_ref = 'CUST:1'");
-    let c = rusqlite::Connection::open(&v1).unwrap();
-    c.execute("UPDATE JOB SET TITLE = 'changed in v1' WHERE JOBNO = (SELECT MIN(JOBNO) FROM JOB)", []).unwrap();
-    drop(c);
+    rename_in_v2_and_change_in_v1(&[&v2], &v1);
     std::fs::copy(&v2, &copy).unwrap();
     std::fs::copy(&v2, &edited).unwrap();
     let kept_of = |url: &str| {
@@ -494,14 +491,35 @@ fn a_kept_preview_stands_in_only_while_v2_is_unchanged() {
     // an identical file that is not the one the preview was kept for.
     let reused = final_with(&v2, &kept, "recovery-v2").unwrap();
     let again = final_with(&copy, &kept, "recovery-copy").unwrap();
+    assert_kept_does_what_taken_again_does(&pack, (&reused, &v2), (&again, &copy));
+}
+
+/// The v1 change and the v2 edit both kept-preview tests make after the first migration: a
+/// customer renamed in v2, a job's title changed in v1.
+fn rename_in_v2_and_change_in_v1(v2: &[&str], v1: &std::path::Path) {
+    for url in v2 {
+        exec_v2(url, "UPDATE customer SET name = 'Renamed in v2' WHERE legacy_ref = 'CUST:1'");
+    }
+    let c = rusqlite::Connection::open(v1).unwrap();
+    c.execute("UPDATE JOB SET TITLE = 'changed in v1' WHERE JOBNO = (SELECT MIN(JOBNO) FROM JOB)", []).unwrap();
+}
+
+/// A final migration that took the kept preview (`reused`, on v2 `a`) did exactly what one that
+/// took it again (`again`, on the identical v2 `b`) did, after the edits of
+/// [`rename_in_v2_and_change_in_v1`].
+fn assert_kept_does_what_taken_again_does(
+    pack: &Pack,
+    (reused, a): (&cutover_engine::delta::FinalReport, &str),
+    (again, b): (&cutover_engine::delta::FinalReport, &str),
+) {
     assert!(reused.preview_reused && !again.preview_reused);
     assert_eq!(reused.tables, again.tables);
     assert_eq!(reused.run.entities, again.run.entities);
     assert_eq!(reused.tables["customer"].rewritten, 1);
     assert_eq!(reused.tables["sales_order"].rewritten, 1);
     assert_eq!((reused.bundle.rows, reused.bundle.sha256.clone()), (again.bundle.rows, again.bundle.sha256.clone()));
-    assert_eq!(snapshot(&pack, &v2), snapshot(&pack, &copy));
-    assert_nothing_to_overwrite(&pack, &v2);
+    assert_eq!(snapshot(pack, a), snapshot(pack, b));
+    assert_nothing_to_overwrite(pack, a);
 }
 
 /// On PostgreSQL the change stamp is the server's: a kept preview stands in for taking it again
@@ -519,11 +537,8 @@ fn a_kept_preview_stands_in_on_postgres_only_while_the_server_wrote_nothing() {
     let spec = acme(&pack, &included, &opts);
     for url in [&a.url, &b.url] {
         first_migration(&spec, &v1, url);
-        exec_v2(url, "UPDATE customer SET name = 'Renamed in v2' WHERE legacy_ref = 'CUST:1'");
     }
-    let c = rusqlite::Connection::open(&v1).unwrap();
-    c.execute("UPDATE JOB SET TITLE = 'changed in v1' WHERE JOBNO = (SELECT MIN(JOBNO) FROM JOB)", []).unwrap();
-    drop(c);
+    rename_in_v2_and_change_in_v1(&[&a.url, &b.url], &v1);
     let target = |url: &str| TargetConfig::from_url(url).unwrap().build().unwrap();
     let source = || SourceConfig::Sqlite { path: v1.clone() }.build().unwrap();
     // A preview comes without a stamp when another test wrote to the server while it was taken.
@@ -573,14 +588,7 @@ fn a_kept_preview_stands_in_on_postgres_only_while_the_server_wrote_nothing() {
     let ack = kept_of(&b.url).preview.id;
     let bundle = dir.path().join("recovery-b");
     let again = final_run(&spec, source().as_mut(), target(&b.url).as_mut(), &ack, &bundle, &mut |_| Ok(())).unwrap();
-    assert!(reused.preview_reused && !again.preview_reused);
-    assert_eq!(reused.tables, again.tables);
-    assert_eq!(reused.run.entities, again.run.entities);
-    assert_eq!(reused.tables["customer"].rewritten, 1);
-    assert_eq!(reused.tables["sales_order"].rewritten, 1);
-    assert_eq!((reused.bundle.rows, reused.bundle.sha256.clone()), (again.bundle.rows, again.bundle.sha256.clone()));
-    assert_eq!(snapshot(&pack, &a.url), snapshot(&pack, &b.url));
-    assert_nothing_to_overwrite(&pack, &a.url);
+    assert_kept_does_what_taken_again_does(&pack, (&reused, &a.url), (&again, &b.url));
 }
 
 #[test]
