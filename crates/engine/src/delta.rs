@@ -1162,11 +1162,16 @@ pub fn final_begin(
 ) -> Result<Checked, EngineError> {
     target.begin_consistent()?;
     let checked = (|| -> Result<Checked, EngineError> {
-        if let Some(k) = kept.filter(|k| k.preview.id == acknowledged)
-            && k.holds(pack, target, account_key)
-        {
-            tracing::debug!(preview = %k.preview.id, "v2 unchanged since the acknowledged preview: taken as kept");
-            return Ok(Checked { preview: k.preview, reused: true });
+        if let Some(k) = kept.filter(|k| k.preview.id == acknowledged) {
+            if k.holds(pack, target, account_key) {
+                tracing::debug!(preview = %k.preview.id, "v2 unchanged since the acknowledged preview: taken as kept");
+                return Ok(Checked { preview: k.preview, reused: true });
+            }
+            // Why this run takes longer than the last: a PostgreSQL stamp is the whole server's.
+            tracing::info!(
+                preview = %k.preview.id,
+                "v2's change stamp moved since the acknowledged preview (on PostgreSQL any write on the server moves it): taking the preview again"
+            );
         }
         let p = preview(pack, target, account_key)?;
         if p.id != acknowledged {
