@@ -4653,6 +4653,23 @@ mod tests {
         assert_eq!(full[4].values[4], Value::Bytes(b"text in a blob column".to_vec()));
     }
 
+    /// A row as a scan gives it: values, why it is bad, fingerprint, lazy, raw layout.
+    type ScannedRow = (Vec<Value>, Option<(usize, String)>, u64, bool, Vec<u8>);
+
+    /// Every row `scan` gives from the SQLite file at `path`, read from the table's pages or
+    /// (`pages` false) through SQL, and the source's count of rows read each way.
+    fn scan_from(path: &std::path::Path, scan: &Scan<'_>, pages: bool) -> (Vec<ScannedRow>, (u64, u64)) {
+        let mut src = SqliteSource::open(path).unwrap();
+        src.set_read_pages(pages);
+        let mut rows = Vec::new();
+        src.scan(scan, &mut |r| {
+            rows.push((r.values.clone(), r.bad.clone(), r.fingerprint(), r.is_lazy(), r.raw.clone()));
+            Ok(())
+        })
+        .unwrap();
+        (rows, src.last_read())
+    }
+
     /// Rows read from a table's pages are the rows SQL reads, value for value, fingerprint for
     /// fingerprint, decoded or lazy: every integer width, integral values in a REAL column
     /// (stored as integers), text that is not UTF-8, records spilling over several overflow
@@ -4716,16 +4733,7 @@ mod tests {
                 ("P", &p_cols, vec!["A".to_owned(), "L".to_owned()], vec![1, 3]),
             ] {
                 let read = |pages: bool, lazy: Option<&[usize]>| {
-                    let mut src = SqliteSource::open(&path).unwrap();
-                    src.set_read_pages(pages);
-                    let scan = Scan { table, columns, extra: &[], order_by: &order, lazy };
-                    let mut rows = Vec::new();
-                    src.scan(&scan, &mut |r| {
-                        rows.push((r.values.clone(), r.bad.clone(), r.fingerprint(), r.is_lazy(), r.raw.clone()));
-                        Ok(())
-                    })
-                    .unwrap();
-                    (rows, src.last_read())
+                    scan_from(&path, &Scan { table, columns, extra: &[], order_by: &order, lazy }, pages)
                 };
                 for lazy in [None, Some(keys.as_slice())] {
                     let (by_sql, counts) = read(false, lazy);
@@ -4769,16 +4777,9 @@ mod tests {
         let columns = vec![("K".to_owned(), Type::Int), ("A".to_owned(), Type::Text)];
         let order = vec!["K".to_owned()];
         let read = |pages: bool| {
-            let mut src = SqliteSource::open(&path).unwrap();
-            src.set_read_pages(pages);
             let scan = Scan { table: "T", columns: &columns, extra: &[], order_by: &order, lazy: None };
-            let mut rows = Vec::new();
-            src.scan(&scan, &mut |r| {
-                rows.push(r.values.clone());
-                Ok(())
-            })
-            .unwrap();
-            (rows, src.last_read())
+            let (rows, counts) = scan_from(&path, &scan, pages);
+            (rows.into_iter().map(|r| r.0).collect::<Vec<_>>(), counts)
         };
         let (by_sql, _) = read(false);
         let (from_pages, counts) = read(true);
