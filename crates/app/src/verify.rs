@@ -91,7 +91,7 @@ impl App {
             let (preview, stamp) = cutover_engine::preview::preview_alone(&pack, tgt.as_mut(), &account_key)?;
             match stamp {
                 Some(stamp) => {
-                    let kept = StampedPreview { account_key, pack_digest: pack.digest, stamp, preview };
+                    let kept = StampedPreview::new(&account_key, &pack, stamp, preview);
                     keep_preview(&kept_at, Some(&kept));
                     Ok(kept.preview)
                 }

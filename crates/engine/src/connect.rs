@@ -386,6 +386,23 @@ impl Drop for PagesAhead {
     }
 }
 
+/// What an overwrite preview counted of an account in v2, all in the one snapshot its change
+/// stamp names: the account's rows in each table it compared, and the chunks of their row
+/// state. With the stamp it lets a later transaction tell, by counting again, that nothing
+/// changed the account's rows since ([`Target::unchanged_since`]), when other writes on the
+/// server moved the stamp itself.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, Deserialize)]
+pub struct Census {
+    /// The account's rows in each v2 table.
+    pub rows: std::collections::BTreeMap<String, u64>,
+    /// The row state's chunks of the account for these tables.
+    pub state_chunks: u64,
+    /// The transactions that wrote those chunks, the runs': any row one of them wrote was
+    /// there before the preview.
+    #[serde(default)]
+    pub runs: Vec<i64>,
+}
+
 /// A v2 database.
 pub trait Target: Send {
     /// The SQL dialect.
@@ -414,6 +431,21 @@ pub trait Target: Send {
     /// preview taken under a stamp still holds while the stamp does.
     fn change_stamp(&mut self) -> Result<Option<String>, ConnectorError> {
         Ok(None)
+    }
+    /// Whether the account's rows that `census` counted under the change stamp `then` are, in
+    /// the caller's transaction (whose stamp is `now`), provably the very rows they were: the
+    /// same number in every table and in the row state, and none written by a transaction the
+    /// snapshot of `then` did not see. `false` where the target cannot tell; the caller then
+    /// takes the preview again.
+    fn unchanged_since(
+        &mut self,
+        then: &str,
+        now: &str,
+        account: Uuid,
+        census: &Census,
+    ) -> Result<bool, ConnectorError> {
+        let _ = (then, now, account, census);
+        Ok(false)
     }
     /// Runs a statement with one UUID parameter (`$1`), e.g. deleting an account's rows.
     fn exec_with_uuid(&mut self, sql: &str, id: Uuid) -> Result<u64, ConnectorError>;
@@ -3799,12 +3831,13 @@ impl Target for PgTarget {
         Ok(true)
     }
     fn change_stamp(&mut self) -> Result<Option<String>, ConnectorError> {
-        // Every transaction that writes a row takes a transaction id first. Two snapshots with
-        // the same next id and the same transactions in progress see the same committed
-        // transactions, hence the same rows, in every database of the server: no statement
-        // can have changed v2 between them. Cluster-wide, so any write anywhere on the server
-        // (another database's included) makes the stamps differ and the preview is taken
-        // again: never wrongly kept, only kept less often on a busy server. A restored older
+        // Every transaction that writes a row takes a transaction id first. A snapshot is the
+        // id after the newest finished one (xmax) and the ids below it still in progress: a
+        // commit either raises xmax or takes its id out of that list, so two alike snapshots
+        // see the same committed transactions, hence the same rows, in every database of the
+        // server. Cluster-wide, so any write anywhere on the server (another database's
+        // included) makes the stamps differ; the account's rows are then counted again instead
+        // (`unchanged_since`). A restored older
         // copy of the server, which could reach the same ids with other rows, was started since:
         // the server's start time tells it (and another server) apart, with no privilege the
         // control file's functions would ask. Not the last checkpoint's position, which a
@@ -3820,6 +3853,72 @@ impl Target for PgTarget {
             Some(Value::Text(stamp)) => Ok(Some(stamp.clone())),
             _ => Ok(None),
         }
+    }
+    fn unchanged_since(
+        &mut self,
+        then: &str,
+        now: &str,
+        account: Uuid,
+        census: &Census,
+    ) -> Result<bool, ConnectorError> {
+        // The stamp moves with any write on the server; the account's rows need not have. A row
+        // version the snapshot of `then` did not see was written by a transaction that was in
+        // progress then or began after: its id is at least that snapshot's xmin, the oldest
+        // transaction then in progress (a subtransaction's id is above its parent's, so rows a
+        // savepoint wrote count too). So when no row of the account now has an xmin that
+        // recent, every row now is a version `then` saw, and as many rows as then means no row
+        // `then` saw is gone: the very rows, so the same preview. Rows written since by
+        // transactions that had finished by then only make the check fail, never pass.
+        self.flush()?;
+        let (Some(then), Some(now)) = (PgStamp::parse(then), PgStamp::parse(now)) else { return Ok(false) };
+        // A restored or another server, another database; or ids too far apart for xmin's 32
+        // bits to compare.
+        if then.server != now.server || now.xmax < then.xmin || now.xmax - then.xmin >= (1i64 << 31) - 1_000_000 {
+            return Ok(false);
+        }
+        // xmin is the 32 bits of the id: recent when at most 2^31 ids after `then`'s xmin, which
+        // every id given out since is (checked above); an older row read so only fails the
+        // check. Rows the runs wrote, nearly all, are told apart first by the cheaper test
+        // (TPC-H's 3 M order lines: 0.22 s a scan, against 0.33 s with the arithmetic on every
+        // row and 0.38 s with age()).
+        let runs: Vec<String> = census.runs.iter().map(|x| format!("'{}'::xid", x & 0xffff_ffff)).collect();
+        let recent = format!(
+            "{}(xmin::text::bigint - {} + 4294967296) % 4294967296 < 2147483648",
+            if runs.is_empty() { String::new() } else { format!("xmin <> ALL (ARRAY[{}]) AND ", runs.join(", ")) },
+            then.xmin & 0xffff_ffff
+        );
+        let d = Dialect::Postgres;
+        let counts = [("n".to_owned(), Type::Int), ("recent".to_owned(), Type::Int)];
+        let mut checks: Vec<(String, u64)> = census
+            .rows
+            .iter()
+            .map(|(table, n)| {
+                let sql = format!(
+                    "SELECT count(*)::bigint, (count(*) FILTER (WHERE {recent}))::bigint FROM {} WHERE account_id = $1",
+                    d.ident(table)
+                );
+                (sql, *n)
+            })
+            .collect();
+        let tables: Vec<String> = census.rows.keys().map(|t| format!("'{}'", t.replace('\'', "''"))).collect();
+        checks.push((
+            format!(
+                "SELECT count(*)::bigint, (count(*) FILTER (WHERE {recent}))::bigint FROM {} \
+                 WHERE account_id = $1 AND table_name IN ({})",
+                state::STATE_TABLE,
+                if tables.is_empty() { "NULL".to_owned() } else { tables.join(", ") }
+            ),
+            census.state_chunks,
+        ));
+        for (sql, then_n) in checks {
+            let rows = self.query(&sql, &counts, Some(account))?;
+            let Some([Value::Int(n), Value::Int(recent)]) = rows.first().map(Vec::as_slice) else { return Ok(false) };
+            if u64::try_from(*n).ok() != Some(then_n) || *recent != 0 {
+                tracing::debug!(statement = %sql, then = then_n, now = n, recent, "v2 changed since the preview");
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
     fn exec_with_uuid(&mut self, sql: &str, id: Uuid) -> Result<u64, ConnectorError> {
         self.flush()?;
@@ -4375,6 +4474,31 @@ impl Target for PgTarget {
         let (tx, rx) = mpsc::channel();
         self.send(PgJob::Read(sql.clone(), columns.to_vec(), account, tx))?;
         rx.recv().map_err(|_| q(sql)("the writer thread stopped".into()))?
+    }
+}
+
+/// A PostgreSQL change stamp read back ([`Target::change_stamp`]):
+/// `postgres:<start time>:<database oid>:<xmin>:<xmax>:<ids in progress>`.
+#[derive(Debug, PartialEq, Eq)]
+struct PgStamp<'a> {
+    /// The server's start time and the database's oid.
+    server: (&'a str, &'a str),
+    /// The snapshot's oldest transaction in progress (64 bits).
+    xmin: i64,
+    /// The snapshot's first transaction id not yet given out.
+    xmax: i64,
+}
+
+impl<'a> PgStamp<'a> {
+    fn parse(stamp: &'a str) -> Option<Self> {
+        let mut p = stamp.split(':');
+        if p.next()? != "postgres" {
+            return None;
+        }
+        let server = (p.next()?, p.next()?);
+        let xmin = p.next()?.parse().ok()?;
+        let xmax = p.next()?.parse().ok()?;
+        (xmin > 0 && xmin <= xmax).then_some(Self { server, xmin, xmax })
     }
 }
 

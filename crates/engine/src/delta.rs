@@ -1167,10 +1167,10 @@ pub fn final_begin(
                 tracing::debug!(preview = %k.preview.id, "v2 unchanged since the acknowledged preview: taken as kept");
                 return Ok(Checked { preview: k.preview, reused: true });
             }
-            // Why this run takes longer than the last: a PostgreSQL stamp is the whole server's.
+            // Why this run takes longer than the last.
             tracing::info!(
                 preview = %k.preview.id,
-                "v2's change stamp moved since the acknowledged preview (on PostgreSQL any write on the server moves it): taking the preview again"
+                "v2 may have changed since the acknowledged preview (its change stamp moved, and on PostgreSQL the account's rows were written since or could not be counted alike): taking the preview again"
             );
         }
         let p = preview(pack, target, account_key)?;

@@ -12,7 +12,7 @@ use cutover_engine::pack::{Pack, PackSource};
 use cutover_engine::preview::{ChangeKind, StampedPreview, preview, preview_alone};
 use cutover_engine::run::{RunSpec, run};
 use cutover_engine::value::{Type, Value};
-use cutover_testkit::{TestDb, typed_in_contact};
+use cutover_testkit::{Session, TestDb, typed_in_contact};
 
 fn exec_v2(url: &str, sql: &str) {
     cutover_testkit::exec(url, sql).unwrap();
@@ -458,7 +458,7 @@ fn a_kept_preview_stands_in_only_while_v2_is_unchanged() {
     let kept_of = |url: &str| {
         let mut tgt = TargetConfig::from_url(url).unwrap().build().unwrap();
         let (p, stamp) = preview_alone(&pack, tgt.as_mut(), "acme").unwrap();
-        StampedPreview { account_key: "acme".into(), pack_digest: pack.digest, stamp: stamp.unwrap(), preview: p }
+        StampedPreview::new("acme", &pack, stamp.unwrap(), p)
     };
     let final_with = |url: &str, kept: &StampedPreview, bundle: &str| {
         let mut tgt = TargetConfig::from_url(url).unwrap().build().unwrap();
@@ -522,12 +522,14 @@ fn assert_kept_does_what_taken_again_does(
     assert_nothing_to_overwrite(pack, a);
 }
 
-/// On PostgreSQL the change stamp is the server's: a kept preview stands in for taking it again
-/// only while no transaction anywhere on the server took a transaction id since. An edit to v2
-/// after the preview, or a write to another database, makes the run take it again; taken as
-/// kept, the run does exactly what it does after taking it again.
+/// On PostgreSQL the change stamp is the server's, and any write on the server moves it. The
+/// preview also counts the account's rows and row state in its snapshot: a kept preview stands
+/// in for taking it again while the run counts the same, none of them written since that
+/// snapshot. An edit, a deletion, or a write by a transaction in progress while the preview was
+/// taken makes the run take it again; writes elsewhere (another database, another account's
+/// rows) do not, and taken as kept the run does exactly what it does after taking it again.
 #[test]
-fn a_kept_preview_stands_in_on_postgres_only_while_the_server_wrote_nothing() {
+fn a_kept_preview_stands_in_on_postgres_while_the_account_is_unchanged() {
     let (Some(a), Some(b)) = (TestDb::postgres(), TestDb::postgres()) else { return };
     let dir = tempfile::tempdir().unwrap();
     let v1 = dir.path().join("v1.db");
@@ -541,54 +543,123 @@ fn a_kept_preview_stands_in_on_postgres_only_while_the_server_wrote_nothing() {
     rename_in_v2_and_change_in_v1(&[&a.url, &b.url], &v1);
     let target = |url: &str| TargetConfig::from_url(url).unwrap().build().unwrap();
     let source = || SourceConfig::Sqlite { path: v1.clone() }.build().unwrap();
-    // A preview comes without a stamp when another test wrote to the server while it was taken.
+    // Taken in a snapshot, the preview has the snapshot's stamp however busy the server is.
     let kept_of = |url: &str| {
-        (0..100)
+        let (p, stamp) = preview_alone(&pack, target(url).as_mut(), "acme").unwrap();
+        let stamp = stamp.expect("a preview taken in a snapshot comes with its stamp");
+        let customers = target(url).read_rows("customer", &[("id".into(), Type::Uuid)], None).unwrap().len() as u64;
+        assert!(
+            stamp.census.as_ref().is_some_and(|c| c.rows["customer"] == customers && c.state_chunks > 0),
+            "{stamp:?}"
+        );
+        StampedPreview::new("acme", &pack, stamp, p)
+    };
+    let holds = |kept: &StampedPreview| kept.holds(&pack, target(&a.url).as_mut(), "acme");
+    // A row written after a transaction in progress during the preview began counts as
+    // written since (whether a savepoint of that transaction wrote it cannot be told), so a
+    // preview that must hold is taken while no other test is writing.
+    let quiet_kept_of = |url: &str| {
+        (0..200)
             .find_map(|_| {
-                let (p, stamp) = preview_alone(&pack, target(url).as_mut(), "acme").unwrap();
-                Some(StampedPreview { account_key: "acme".into(), pack_digest: pack.digest, stamp: stamp?, preview: p })
+                let kept = kept_of(url);
+                let quiet = kept.stamp.ends_with(':');
+                if !quiet {
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                quiet.then_some(kept)
             })
-            .expect("a preview taken while the server was quiet comes with its stamp")
+            .expect("a preview taken while no transaction wrote")
     };
 
     // Edited after its preview was kept: the run takes it again, finds the edit, and stops.
     let stale = kept_of(&a.url);
     exec_v2(&a.url, "UPDATE customer SET name = name || ' (edited)' WHERE legacy_ref = 'CUST:2'");
-    assert!(!stale.holds(&pack, target(&a.url).as_mut(), "acme"));
+    assert!(!holds(&stale));
     let mut tgt = target(&a.url);
     let refused = final_begin(&pack, tgt.as_mut(), "acme", &stale.preview.id, Some(stale.clone())).unwrap_err();
     assert!(matches!(refused, cutover_engine::run::EngineError::StalePreview { .. }), "{refused}");
     drop(tgt);
+    // Edited back, the rows read the same but were written since: taken again all the same.
     exec_v2(&a.url, "UPDATE customer SET name = left(name, -length(' (edited)')) WHERE legacy_ref = 'CUST:2'");
-    // A write to another database of the server: the stamp cannot tell where it went.
-    let kept = kept_of(&a.url);
-    exec_v2(&b.url, "CREATE TABLE written_elsewhere (x integer)");
-    assert!(!kept.holds(&pack, target(&a.url).as_mut(), "acme"));
+    assert!(!holds(&stale));
 
-    // Nothing written since: taken as kept, a checkpoint between them or not. Other tests write
-    // to the server meanwhile, so the preview is taken and the run begun until one attempt
-    // finds the server quiet between them.
-    let mut reused = None;
-    for _ in 0..100 {
-        let kept = kept_of(&a.url);
-        exec_v2(&a.url, "CHECKPOINT");
-        let ack = kept.preview.id.clone();
-        let mut tgt = target(&a.url);
-        let checked = final_begin(&pack, tgt.as_mut(), "acme", &ack, Some(kept)).unwrap();
-        if checked.reused {
-            let bundle = dir.path().join("recovery-a");
-            reused = Some(
-                final_run_checked(&spec, source().as_mut(), tgt.as_mut(), checked, &bundle, &mut |_| Ok(())).unwrap(),
-            );
-            break;
-        }
-        tgt.rollback().unwrap();
-    }
-    let reused = reused.expect("a preview kept while the server was quiet is taken as kept");
+    // A row deleted after the preview: the account has one row fewer. Put back, it was
+    // written since.
+    let kept = kept_of(&a.url);
+    let line = "(SELECT min(legacy_ref) FROM invoice_line)";
+    exec_v2(
+        &a.url,
+        &format!(
+            "CREATE TABLE gone AS SELECT * FROM invoice_line WHERE legacy_ref = {line}; DELETE FROM invoice_line WHERE id IN (SELECT id FROM gone)"
+        ),
+    );
+    assert!(!holds(&kept));
+    exec_v2(&a.url, "INSERT INTO invoice_line SELECT * FROM gone; DROP TABLE gone");
+    assert!(!holds(&kept));
+
+    // A transaction in progress while the preview was taken, committed after it: the preview
+    // did not see what it wrote, in a savepoint here. A later transaction committed first, so
+    // the preview's snapshot lists it as in progress, below the first id it did not see.
+    let mut writer = Session::open(&a.url).unwrap();
+    writer
+        .exec("BEGIN; SAVEPOINT s; UPDATE customer SET name = name || ' (meanwhile)' WHERE legacy_ref = 'CUST:3'")
+        .unwrap();
+    exec_v2(&b.url, "CREATE TABLE committed_meanwhile (x integer)");
+    let kept = kept_of(&a.url);
+    let snapshot: Vec<&str> = kept.stamp.split(':').skip(3).collect();
+    assert!(
+        snapshot[0].parse::<u64>().unwrap() < snapshot[1].parse().unwrap() && !snapshot[2].is_empty(),
+        "{snapshot:?}"
+    );
+    writer.exec("RELEASE SAVEPOINT s; COMMIT").unwrap();
+    drop(writer);
+    assert!(!holds(&kept));
+    exec_v2(&a.url, "UPDATE customer SET name = left(name, -length(' (meanwhile)')) WHERE legacy_ref = 'CUST:3'");
+
+    // Writes elsewhere move the stamp, not the account's rows: another database, another
+    // account's row in the same table (typed in, then removed).
+    let kept = quiet_kept_of(&a.url);
+    exec_v2(&b.url, "CREATE TABLE written_elsewhere (x integer)");
+    let other = "'00000000-0000-4000-8000-0000000000bb'";
+    exec_v2(
+        &a.url,
+        &format!(
+            "INSERT INTO account (id, name, legacy_ref) VALUES ({other}, 'Other', 'other'); \
+             CREATE TEMP TABLE c AS SELECT * FROM customer WHERE legacy_ref = 'CUST:4'; \
+             UPDATE c SET id = '00000000-0000-4000-8000-0000000000cc', account_id = {other}; \
+             INSERT INTO customer SELECT * FROM c"
+        ),
+    );
+    assert_ne!(target(&a.url).change_stamp().unwrap().as_deref(), Some(kept.stamp.as_str()));
+    assert!(holds(&kept));
+    exec_v2(
+        &a.url,
+        &format!("DELETE FROM customer WHERE account_id = {other}; DELETE FROM account WHERE id = {other}"),
+    );
+    assert!(holds(&kept));
+    // Kept in another database's snapshot, it does not hold here.
+    assert!(!kept_of(&b.url).holds(&pack, target(&a.url).as_mut(), "acme"));
+
+    // The run takes it as kept, a checkpoint between them or not, and does what a run that took
+    // it again does.
+    exec_v2(&a.url, "CHECKPOINT");
+    let mut tgt = target(&a.url);
+    let checked = final_begin(&pack, tgt.as_mut(), "acme", &kept.preview.id, Some(kept.clone())).unwrap();
+    assert!(checked.reused);
+    let bundle = dir.path().join("recovery-a");
+    let reused = final_run_checked(&spec, source().as_mut(), tgt.as_mut(), checked, &bundle, &mut |_| Ok(())).unwrap();
+    drop(tgt);
     let ack = kept_of(&b.url).preview.id;
     let bundle = dir.path().join("recovery-b");
     let again = final_run(&spec, source().as_mut(), target(&b.url).as_mut(), &ack, &bundle, &mut |_| Ok(())).unwrap();
     assert_kept_does_what_taken_again_does(&pack, (&reused, &a.url), (&again, &b.url));
+    // After the run, the preview it took as kept no longer holds: the run wrote the rows.
+    assert!(!holds(&kept));
+    // Nor does one whose row state was written since, though no v2 row was.
+    let kept = quiet_kept_of(&b.url);
+    assert!(kept.holds(&pack, target(&b.url).as_mut(), "acme"));
+    exec_v2(&b.url, "UPDATE cutover_state SET n = n WHERE ctid = (SELECT min(ctid) FROM cutover_state)");
+    assert!(!kept.holds(&pack, target(&b.url).as_mut(), "acme"));
 }
 
 #[test]

@@ -185,6 +185,44 @@ pub fn exec(url: &str, sql: &str) -> Result<u64, String> {
     }
 }
 
+/// A connection to a PostgreSQL or MariaDB test database kept open between statements: a
+/// transaction left in progress while the test does other work, then committed.
+#[derive(Debug)]
+pub struct Session {
+    rt: tokio::runtime::Runtime,
+    conn: Option<sqlx::AnyConnection>,
+}
+
+impl Session {
+    /// Connects to the server database at `url`.
+    pub fn open(url: &str) -> Result<Self, String> {
+        sqlx::any::install_default_drivers();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        let conn = rt.block_on(sqlx::AnyConnection::connect(url)).map_err(|e| e.to_string())?;
+        Ok(Self { rt, conn: Some(conn) })
+    }
+
+    /// Runs the statements of `sql` (separated by `;`) on this connection, and returns the rows
+    /// they changed.
+    pub fn exec(&mut self, sql: &str) -> Result<u64, String> {
+        let conn = self.conn.as_mut().ok_or("the session is closed")?;
+        let mut n = 0;
+        for stmt in sql.split(';').filter(|s| !s.trim().is_empty()) {
+            let done = self.rt.block_on(sqlx::raw_sql(sqlx::AssertSqlSafe(stmt.to_owned())).execute(&mut *conn));
+            n += done.map_err(|e| e.to_string())?.rows_affected();
+        }
+        Ok(n)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let _ = self.rt.block_on(conn.close());
+        }
+    }
+}
+
 /// SQL that types a contact into an Omikai v2 by hand, as a customer does in the parallel
 /// phase: id `id`, legacy reference `legacy_ref`, named `first` `last`, under the customer
 /// whose legacy reference is `customer_ref`.
