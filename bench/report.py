@@ -33,7 +33,7 @@ def kept_said(name):
     """How often the final migrations of `name` took the preview as kept, as a clause."""
     if name not in kept:
         return ""
-    return " It took the operator's preview as kept (v2's change stamp unchanged since) in {k} of its {n} runs.".format(
+    return " It took the operator's preview as kept (v2 shown unchanged since) in {k} of its {n} runs.".format(
         k=sum(kept[name]), n=len(kept[name])
     )
 
