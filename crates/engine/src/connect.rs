@@ -327,6 +327,11 @@ pub trait RowsById: Send {
         let _ = (account, part);
         Err(q(format!("reading the row state of {table}"))("not supported by this reader".into()))
     }
+    /// Calls `f` with the id of every row of the account in `table`, in no order.
+    fn scan_ids(&mut self, table: &str, account: Uuid, f: &mut dyn FnMut(Uuid)) -> Result<(), ConnectorError> {
+        let _ = (account, f);
+        Err(q(format!("reading the ids of {table}"))("not supported by this reader".into()))
+    }
 }
 
 /// Rows read in load order, each with its position ([`Target::rows_in_load_order`]).
@@ -2992,6 +2997,28 @@ impl RowsById for PgSnapshotReader {
         let sql = pg_state_select("$1", table, true, Some(part));
         let rows = self.rt.block_on(pg_read(conn, &sql, &state::head_columns(true), Some(account)))?;
         rows.into_iter().map(|r| ChunkHead::from_row(r).ok_or_else(|| what()("a chunk is malformed".into()))).collect()
+    }
+    fn scan_ids(&mut self, table: &str, account: Uuid, f: &mut dyn FnMut(Uuid)) -> Result<(), ConnectorError> {
+        let sql = format!(
+            "COPY (SELECT id::uuid FROM {} WHERE account_id = '{}') TO STDOUT (FORMAT binary)",
+            Dialect::Postgres.ident(table),
+            account.hyphenated()
+        );
+        let conn = self.conn.as_mut().ok_or_else(|| q(sql.clone())("the connection is closed".into()))?;
+        self.rt.block_on(async {
+            let mut stream = conn.copy_out_raw(&sql).await.map_err(|e| q(sql.clone())(e.to_string()))?;
+            let mut decoder = pgcopy::Decoder::new(vec![Type::Uuid]);
+            let mut rows = Vec::with_capacity(1024);
+            while let Some(bytes) = stream.try_next().await.map_err(|e| q(sql.clone())(e.to_string()))? {
+                decoder.feed(&bytes, &mut rows).map_err(q(sql.clone()))?;
+                for r in rows.drain(..) {
+                    if let Some(Value::Uuid(id)) = r.first() {
+                        f(*id);
+                    }
+                }
+            }
+            Ok(())
+        })
     }
 }
 

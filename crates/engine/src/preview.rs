@@ -317,12 +317,30 @@ fn preview_counted(
                 // Live rows by the leading bits of their ids, to tell where deleted ones are.
                 let mut live_by_bucket = vec![0u32; BUCKETS];
                 let on = On { account, table, ti, heads: &heads };
-                let live_n = each_live(target, &on, &mut |id, k| {
-                    live_by_bucket[bucket(&id)] += 1;
-                    if wanted.binary_search(&id).is_ok() {
-                        hits.insert(id, k);
-                    }
-                })?;
+                // Where v2 may have lost rows (fewer rows, the candidates aside, than the state
+                // holds), its ids are counted by bucket on a second connection in the same
+                // snapshot while the state is read here, where the target has one.
+                let may_have_lost = state::live_count_without_entries(&heads)
+                    .is_some_and(|live| total.saturating_sub(candidates.len() as u64) < live);
+                let reader = if may_have_lost { target.snapshot_reader()? } else { None };
+                let (live_n, counted) = std::thread::scope(|s| {
+                    let counting = reader.map(|mut reader| {
+                        s.spawn(move || {
+                            let mut in_v2 = vec![0u32; BUCKETS];
+                            reader.scan_ids(table, account, &mut |id| in_v2[bucket(&id)] += 1).map(|()| in_v2)
+                        })
+                    });
+                    let live_n = each_live(target, &on, &mut |id, k| {
+                        live_by_bucket[bucket(&id)] += 1;
+                        if wanted.binary_search(&id).is_ok() {
+                            hits.insert(id, k);
+                        }
+                    });
+                    // A thread that stopped leaves the ids to be counted here, as without one.
+                    (live_n, counting.and_then(|h| h.join().ok()))
+                });
+                let live_n = live_n?;
+                let counted = counted.transpose()?;
                 let (mut in_v2, mut created_ids) = (0u64, Vec::new());
                 for row in candidates {
                     let Some(Value::Uuid(id)) = row.first().cloned() else { continue };
@@ -342,7 +360,7 @@ fn preview_counted(
                 // Rows not written since are still there as loaded; any other loaded row is gone.
                 let untouched = total.saturating_sub(in_v2 + created_ids.len() as u64);
                 if in_v2 + untouched < live_n {
-                    deleted_rows(target, &on, &live_by_bucket, &created_ids, &mut found)?;
+                    deleted_rows(target, &on, &live_by_bucket, &created_ids, counted, &mut found)?;
                 }
             }
             _ => {
@@ -524,17 +542,24 @@ fn deleted_rows(
     on: &On<'_>,
     live_by_bucket: &[u32],
     created: &[Uuid],
+    counted: Option<Vec<u32>>,
     found: &mut Vec<Found>,
 ) -> Result<(), EngineError> {
     let (account, table, ti) = (on.account, on.table, on.ti);
     let id_col = [("id".to_owned(), Type::Uuid)];
-    let mut in_v2 = vec![0u32; BUCKETS];
-    target.scan_rows(table, &id_col, Some(account), &mut |r| {
-        if let Some(Value::Uuid(id)) = r.first() {
-            in_v2[bucket(id)] += 1;
+    let mut in_v2 = match counted {
+        Some(in_v2) => in_v2,
+        None => {
+            let mut in_v2 = vec![0u32; BUCKETS];
+            target.scan_rows(table, &id_col, Some(account), &mut |r| {
+                if let Some(Value::Uuid(id)) = r.first() {
+                    in_v2[bucket(id)] += 1;
+                }
+                Ok(())
+            })?;
+            in_v2
         }
-        Ok(())
-    })?;
+    };
     for id in created {
         in_v2[bucket(id)] = in_v2[bucket(id)].saturating_sub(1);
     }
