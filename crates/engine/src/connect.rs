@@ -3894,8 +3894,9 @@ impl Target for PgTarget {
         // transaction then in progress (a subtransaction's id is above its parent's, so rows a
         // savepoint wrote count too). So when no row of the account now has an xmin that
         // recent, every row now is a version `then` saw, and as many rows as then means no row
-        // `then` saw is gone: the very rows, so the same preview. Rows written since by
-        // transactions that had finished by then only make the check fail, never pass.
+        // `then` saw is gone: the very rows, so the same preview. A row written before `then`
+        // by a transaction that began after the oldest then in progress only makes the check
+        // fail, never pass.
         self.flush()?;
         let (Some(then), Some(now)) = (PgStamp::parse(then), PgStamp::parse(now)) else { return Ok(false) };
         // A restored or another server, another database; or ids too far apart for xmin's 32
@@ -4512,7 +4513,8 @@ struct PgStamp<'a> {
     server: (&'a str, &'a str),
     /// The snapshot's oldest transaction in progress (64 bits).
     xmin: i64,
-    /// The snapshot's first transaction id not yet given out.
+    /// One past the newest transaction the snapshot found finished: every id it did not see
+    /// as committed is below it and listed as in progress, or at least this.
     xmax: i64,
 }
 

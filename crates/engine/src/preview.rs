@@ -142,7 +142,8 @@ fn each_live(target: &mut dyn Target, on: &On<'_>, f: &mut dyn FnMut(Uuid, Kept)
 /// that v2 edited meanwhile cannot make it disagree with itself (a count taken before an edit
 /// and the rows read after it). The final migration takes it again in its own transaction,
 /// unless v2 is provably unchanged since: with it comes v2's change stamp
-/// ([`Target::change_stamp`]) when the target has one and it was the same before and after.
+/// ([`Target::change_stamp`]) where the target has one, read in the snapshot (or, without
+/// snapshots, the same before and after), and what the preview counted in it ([`Stamp`]).
 pub fn preview_alone(
     pack: &Pack,
     target: &mut dyn Target,
