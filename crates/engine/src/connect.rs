@@ -4673,6 +4673,26 @@ pub fn copy_tables(schema: &Schema, source: &mut dyn Source, target: &mut dyn Ta
 mod tests {
     use super::*;
 
+    /// A PostgreSQL stamp reads back into its server and snapshot bounds; anything else (a
+    /// SQLite stamp, a damaged one, bounds the wrong way round) reads as none, and then the
+    /// preview is taken again.
+    #[test]
+    fn postgres_stamps_read_back_or_not_at_all() {
+        let stamp = PgStamp::parse("postgres:1796683122.287773:16384:1753:1760:1753,1755").unwrap();
+        assert_eq!(stamp, PgStamp { server: ("1796683122.287773", "16384"), xmin: 1753, xmax: 1760 });
+        assert_eq!(PgStamp::parse("postgres:1.5:16384:1677:1677:").map(|s| (s.xmin, s.xmax)), Some((1677, 1677)));
+        for bad in [
+            "sqlite:123:456",
+            "postgres:1.5:16384:1760:1753:",
+            "postgres:1.5:16384:0:0:",
+            "postgres:1.5:16384:x:1753:",
+            "postgres:1.5:16384",
+            "",
+        ] {
+            assert_eq!(PgStamp::parse(bad), None, "{bad:?}");
+        }
+    }
+
     /// UUIDs and dates read from a SQLite v2's bytes give what parsing a string gave, values
     /// and refusals alike.
     #[test]
