@@ -563,10 +563,19 @@ pub trait Target: Send {
         let _ = (account, chunks);
         Err(q(format!("row state of {table}"))("not supported by this target".into()))
     }
-    /// Streams the account's rows of `table` that a transaction other than `xids` (those that
-    /// wrote the row state) wrote since, and returns how many rows the account has in the
-    /// table. `None` when the target cannot tell which transaction wrote a row: the caller then
-    /// compares every row.
+    /// How many rows the account has in `table`, and how many of them a transaction other than
+    /// `xids` (those that wrote the row state) wrote since. `None` when the target cannot tell
+    /// which transaction wrote a row: the caller then compares every row.
+    fn count_written_since(
+        &mut self,
+        table: &str,
+        account: Uuid,
+        xids: &[i64],
+    ) -> Result<Option<(u64, u64)>, ConnectorError> {
+        let _ = (table, account, xids);
+        Ok(None)
+    }
+    /// Streams the rows [`Target::count_written_since`] counts as written since.
     fn scan_written_since(
         &mut self,
         table: &str,
@@ -574,9 +583,9 @@ pub trait Target: Send {
         account: Uuid,
         xids: &[i64],
         f: &mut dyn FnMut(Vec<Value>) -> Result<(), ConnectorError>,
-    ) -> Result<Option<u64>, ConnectorError> {
-        let _ = (table, columns, account, xids, f);
-        Ok(None)
+    ) -> Result<(), ConnectorError> {
+        let _ = (columns, account, xids, f);
+        Err(q(format!("reading the rows of {table} written since"))("not supported by this target".into()))
     }
     /// The ids of the rows of `account` in `table` whose first two bytes, read big-endian, are
     /// one of `prefixes`, selected by the target itself through the id's index; `None` where it
@@ -4229,6 +4238,28 @@ impl Target for PgTarget {
         }
         Ok(out)
     }
+    fn count_written_since(
+        &mut self,
+        table: &str,
+        account: Uuid,
+        xids: &[i64],
+    ) -> Result<Option<(u64, u64)>, ConnectorError> {
+        let Some(others) = self.written_since(xids)? else { return Ok(None) };
+        let counts = self.query(
+            &format!(
+                "SELECT count(*)::bigint, (count(*) FILTER (WHERE {others}))::bigint FROM {} WHERE account_id = $1",
+                Dialect::Postgres.ident(table)
+            ),
+            &[("n".to_owned(), Type::Int), ("w".to_owned(), Type::Int)],
+            Some(account),
+        )?;
+        Ok(match counts.first().map(Vec::as_slice) {
+            Some([Value::Int(n), Value::Int(w)]) => {
+                Some((u64::try_from(*n).unwrap_or(0), u64::try_from(*w).unwrap_or(0)))
+            }
+            _ => None,
+        })
+    }
     fn scan_written_since(
         &mut self,
         table: &str,
@@ -4236,44 +4267,22 @@ impl Target for PgTarget {
         account: Uuid,
         xids: &[i64],
         f: &mut dyn FnMut(Vec<Value>) -> Result<(), ConnectorError>,
-    ) -> Result<Option<u64>, ConnectorError> {
-        // Every version of a row carries the id of the transaction that wrote it (xmin): a row
-        // whose xmin is one of the runs' own was not written since. xmin has 32 bits; once the
-        // server is 2^31 transactions past a run, a later write could wear a run's xmin again,
-        // and then every row is compared instead.
-        let int = [("n".to_owned(), Type::Int)];
-        let now = self.query("SELECT txid_snapshot_xmax(txid_current_snapshot())::bigint", &int, None)?;
-        let Some(Value::Int(now)) = now.first().and_then(|r| r.first()).cloned() else { return Ok(None) };
-        if xids.is_empty() || xids.iter().any(|x| *x <= 0 || now - x >= (1i64 << 31) - 1_000_000) {
-            return Ok(None);
-        }
-        let list: Vec<String> = xids.iter().map(|x| format!("'{}'::xid", x & 0xffff_ffff)).collect();
-        let others = format!("xmin <> ALL (ARRAY[{}])", list.join(", "));
+    ) -> Result<(), ConnectorError> {
         let d = Dialect::Postgres;
-        let counts = self.query(
-            &format!(
-                "SELECT count(*)::bigint, (count(*) FILTER (WHERE {others}))::bigint FROM {} WHERE account_id = $1",
-                d.ident(table)
-            ),
-            &[("n".to_owned(), Type::Int), ("w".to_owned(), Type::Int)],
-            Some(account),
-        )?;
-        let (total, written) = match counts.first().map(Vec::as_slice) {
-            Some([Value::Int(n), Value::Int(w)]) => (*n, *w),
-            _ => return Ok(None),
+        let Some(others) = self.written_since(xids)? else {
+            return Err(q(format!("reading the rows of {table} written since"))(
+                "the runs are too far back to tell".into(),
+            ));
         };
-        if written > 0 {
-            let cols: Vec<String> =
-                columns.iter().map(|(c, ty)| format!("{}::{}", d.ident(c), pgcopy::cast_for(*ty))).collect();
-            let select = format!(
-                "SELECT {} FROM {} WHERE account_id = '{}' AND {others}",
-                cols.join(", "),
-                d.ident(table),
-                account.hyphenated()
-            );
-            self.copy_out(&select, columns.iter().map(|c| c.1).collect(), f)?;
-        }
-        Ok(Some(u64::try_from(total).unwrap_or(0)))
+        let cols: Vec<String> =
+            columns.iter().map(|(c, ty)| format!("{}::{}", d.ident(c), pgcopy::cast_for(*ty))).collect();
+        let select = format!(
+            "SELECT {} FROM {} WHERE account_id = '{}' AND {others}",
+            cols.join(", "),
+            d.ident(table),
+            account.hyphenated()
+        );
+        self.copy_out(&select, columns.iter().map(|c| c.1).collect(), f)
     }
     fn upsert_rows(
         &mut self,
@@ -4532,6 +4541,22 @@ impl<'a> PgStamp<'a> {
 }
 
 impl PgTarget {
+    /// The condition that a row was written since by a transaction other than `xids`; `None`
+    /// where xmin cannot tell. Every version of a row carries the id of the transaction that
+    /// wrote it (xmin): a row whose xmin is one of the runs' own was not written since. xmin has
+    /// 32 bits; once the server is 2^31 transactions past a run, a later write could wear a
+    /// run's xmin again, and then every row is compared instead.
+    fn written_since(&mut self, xids: &[i64]) -> Result<Option<String>, ConnectorError> {
+        let int = [("n".to_owned(), Type::Int)];
+        let now = self.query("SELECT txid_snapshot_xmax(txid_current_snapshot())::bigint", &int, None)?;
+        let Some(Value::Int(now)) = now.first().and_then(|r| r.first()).cloned() else { return Ok(None) };
+        if xids.is_empty() || xids.iter().any(|x| *x <= 0 || now - x >= (1i64 << 31) - 1_000_000) {
+            return Ok(None);
+        }
+        let list: Vec<String> = xids.iter().map(|x| format!("'{}'::xid", x & 0xffff_ffff)).collect();
+        Ok(Some(format!("xmin <> ALL (ARRAY[{}])", list.join(", "))))
+    }
+
     /// Puts back a key, index or foreign key taken off for the load.
     fn rebuild(&mut self, r: &Rebuild) -> Result<(), ConnectorError> {
         let started = std::time::Instant::now();

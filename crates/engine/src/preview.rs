@@ -283,18 +283,8 @@ fn preview_counted(
         xids.sort_unstable();
         xids.dedup();
         // Fast path: only the rows written since the runs that loaded the table.
-        let mut candidates: Vec<Vec<Value>> = Vec::new();
-        let mut too_many = false;
-        let total = target.scan_written_since(table, &cols, account, &xids, &mut |row| {
-            if candidates.len() as u64 >= MAX_CANDIDATES {
-                too_many = true;
-            } else {
-                candidates.push(row);
-            }
-            Ok(())
-        })?;
-        match total {
-            Some(total) if !too_many => {
+        match target.count_written_since(table, account, &xids)? {
+            Some((total, written)) if written <= MAX_CANDIDATES => {
                 checked += total;
                 if let Some(c) = census.as_mut() {
                     c.rows.insert(table.to_owned(), total);
@@ -302,45 +292,65 @@ fn preview_counted(
                     c.runs.extend(&xids);
                 }
                 let live_count = state::live_count_without_entries(&heads);
-                if candidates.is_empty() && live_count == Some(total) {
+                if written == 0 && live_count == Some(total) {
                     continue;
                 }
-                // The state of the candidates, and how many rows are live.
-                let mut wanted: Vec<Uuid> = candidates
-                    .iter()
-                    .filter_map(|r| match r.first() {
-                        Some(Value::Uuid(id)) => Some(*id),
-                        _ => None,
-                    })
-                    .collect();
-                wanted.sort_unstable();
-                let mut hits: HashMap<Uuid, Kept> = HashMap::with_capacity(wanted.len());
                 // Live rows by the leading bits of their ids, to tell where deleted ones are.
                 let mut live_by_bucket = vec![0u32; BUCKETS];
+                let mut hits: HashMap<Uuid, Kept> = HashMap::new();
                 let on = On { account, table, ti, heads: &heads };
-                // Where v2 may have lost rows (fewer rows, the candidates aside, than the state
-                // holds), its ids are counted by bucket on a second connection in the same
-                // snapshot while the state is read here, where the target has one.
-                let may_have_lost = state::live_count_without_entries(&heads)
-                    .is_some_and(|live| total.saturating_sub(candidates.len() as u64) < live);
+                // Where v2 may have lost rows (fewer rows, those written since aside, than the
+                // state holds), its ids are counted by bucket on a second connection in the same
+                // snapshot, where the target has one, while the rows written since and the state
+                // are read here.
+                let may_have_lost = live_count.is_some_and(|live| total.saturating_sub(written) < live);
                 let reader = if may_have_lost { target.snapshot_reader()? } else { None };
-                let (live_n, counted) = std::thread::scope(|s| {
+                let (read, counted) = std::thread::scope(|s| {
                     let counting = reader.map(|mut reader| {
                         s.spawn(move || {
                             let mut in_v2 = vec![0u32; BUCKETS];
                             reader.scan_ids(table, account, &mut |id| in_v2[bucket(&id)] += 1).map(|()| in_v2)
                         })
                     });
-                    let live_n = each_live(target, &on, &mut |id, k| {
-                        live_by_bucket[bucket(&id)] += 1;
-                        if wanted.binary_search(&id).is_ok() {
-                            hits.insert(id, k);
+                    let read = (|| -> Result<(Vec<Vec<Value>>, u64), ConnectorError> {
+                        let mut candidates: Vec<Vec<Value>> = Vec::new();
+                        if written > 0 {
+                            target.scan_written_since(table, &cols, account, &xids, &mut |row| {
+                                // Counted in the same snapshot, they are as many; where the
+                                // target has no snapshot, a flood of writes meanwhile is refused
+                                // rather than held.
+                                if candidates.len() as u64 >= MAX_CANDIDATES {
+                                    return Err(ConnectorError::Query {
+                                        what: format!("reading the rows of {table} written since"),
+                                        reason: "v2 was written while the preview was taken; take it again".into(),
+                                    });
+                                }
+                                candidates.push(row);
+                                Ok(())
+                            })?;
                         }
-                    });
+                        // The state of the candidates, and how many rows are live.
+                        let mut wanted: Vec<Uuid> = candidates
+                            .iter()
+                            .filter_map(|r| match r.first() {
+                                Some(Value::Uuid(id)) => Some(*id),
+                                _ => None,
+                            })
+                            .collect();
+                        wanted.sort_unstable();
+                        hits.reserve(wanted.len());
+                        let live_n = each_live(target, &on, &mut |id, k| {
+                            live_by_bucket[bucket(&id)] += 1;
+                            if wanted.binary_search(&id).is_ok() {
+                                hits.insert(id, k);
+                            }
+                        })?;
+                        Ok((candidates, live_n))
+                    })();
                     // A thread that stopped leaves the ids to be counted here, as without one.
-                    (live_n, counting.and_then(|h| h.join().ok()))
+                    (read, counting.and_then(|h| h.join().ok()))
                 });
-                let live_n = live_n?;
+                let (candidates, live_n) = read?;
                 let counted = counted.transpose()?;
                 let (mut in_v2, mut created_ids) = (0u64, Vec::new());
                 for row in candidates {
