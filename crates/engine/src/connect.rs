@@ -3014,21 +3014,44 @@ impl RowsById for PgSnapshotReader {
             account.hyphenated()
         );
         let conn = self.conn.as_mut().ok_or_else(|| q(sql.clone())("the connection is closed".into()))?;
-        self.rt.block_on(async {
-            let mut stream = conn.copy_out_raw(&sql).await.map_err(|e| q(sql.clone())(e.to_string()))?;
-            let mut decoder = pgcopy::Decoder::new(vec![Type::Uuid]);
-            let mut rows = Vec::with_capacity(1024);
-            while let Some(bytes) = stream.try_next().await.map_err(|e| q(sql.clone())(e.to_string()))? {
-                decoder.feed(&bytes, &mut rows).map_err(q(sql.clone()))?;
-                for r in rows.drain(..) {
-                    if let Some(Value::Uuid(id)) = r.first() {
-                        f(*id);
-                    }
+        self.rt.block_on(pg_copy_rows(conn, &sql, vec![Type::Uuid], |rows| {
+            for r in rows {
+                if let Some(Value::Uuid(id)) = r.first() {
+                    f(*id);
                 }
             }
-            Ok(())
-        })
+            true
+        }))
     }
+}
+
+/// Runs the binary `COPY … TO STDOUT` statement `sql` and hands its rows, decoded as `types`,
+/// to `batch` in batches of 1,024 rows or about 1 MiB, whichever comes first (row-state chunks
+/// are tens of kilobytes a row); `batch` returning `false` stops the reading.
+async fn pg_copy_rows(
+    conn: &mut sqlx::PgConnection,
+    sql: &str,
+    types: Vec<Type>,
+    mut batch: impl FnMut(Vec<Vec<Value>>) -> bool,
+) -> Result<(), ConnectorError> {
+    let mut stream = conn.copy_out_raw(sql).await.map_err(|e| q(sql)(e.to_string()))?;
+    let mut decoder = pgcopy::Decoder::new(types);
+    let mut rows = Vec::with_capacity(1024);
+    let mut bytes_in_batch = 0usize;
+    while let Some(bytes) = stream.try_next().await.map_err(|e| q(sql)(e.to_string()))? {
+        bytes_in_batch += bytes.len();
+        decoder.feed(&bytes, &mut rows).map_err(q(sql))?;
+        if (rows.len() >= 1024 || bytes_in_batch >= 1 << 20) && !rows.is_empty() {
+            bytes_in_batch = 0;
+            if !batch(std::mem::take(&mut rows)) {
+                return Ok(());
+            }
+        }
+    }
+    if !rows.is_empty() {
+        batch(rows);
+    }
+    Ok(())
 }
 
 /// The `SELECT` of an account's row-state chunks of a table on PostgreSQL, in the columns of
@@ -3403,47 +3426,11 @@ impl PgTarget {
                                 let _ = reply.send(Err(e));
                                 continue;
                             }
-                            rt.block_on(async {
-                                let mut stream = match conn.copy_out_raw(&sql).await {
-                                    Ok(s) => s,
-                                    Err(e) => {
-                                        let _ = reply.send(Err(q(sql.clone())(e.to_string())));
-                                        return;
-                                    }
-                                };
-                                let mut decoder = pgcopy::Decoder::new(types);
-                                let mut batch = Vec::with_capacity(1024);
-                                // Batches of 1,024 rows or about 1 MiB, whichever comes first:
-                                // row-state chunks are tens of kilobytes a row.
-                                let mut bytes_in_batch = 0usize;
-                                loop {
-                                    match stream.try_next().await {
-                                        Ok(Some(bytes)) => {
-                                            bytes_in_batch += bytes.len();
-                                            if let Err(e) = decoder.feed(&bytes, &mut batch) {
-                                                let _ = reply.send(Err(q(sql.clone())(e)));
-                                                return;
-                                            }
-                                            if (batch.len() >= 1024 || bytes_in_batch >= 1 << 20) && !batch.is_empty() {
-                                                bytes_in_batch = 0;
-                                                if reply.send(Ok(std::mem::take(&mut batch))).is_err() {
-                                                    return;
-                                                }
-                                            }
-                                        }
-                                        Ok(None) => {
-                                            if !batch.is_empty() {
-                                                let _ = reply.send(Ok(batch));
-                                            }
-                                            return;
-                                        }
-                                        Err(e) => {
-                                            let _ = reply.send(Err(q(sql.clone())(e.to_string())));
-                                            return;
-                                        }
-                                    }
-                                }
-                            });
+                            let read = rt
+                                .block_on(pg_copy_rows(&mut conn, &sql, types, |batch| reply.send(Ok(batch)).is_ok()));
+                            if let Err(e) = read {
+                                let _ = reply.send(Err(e));
+                            }
                         }
                         PgJob::CopyState(chunks, xid) => {
                             if failed.is_none() {

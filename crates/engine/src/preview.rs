@@ -149,17 +149,16 @@ pub fn preview_alone(
     target: &mut dyn Target,
     account_key: &str,
 ) -> Result<(Preview, Option<Stamp>), EngineError> {
-    let before = stamp(target);
     let snapshot = target.begin_snapshot()?;
-    // In a snapshot the stamp read inside it is that of exactly what the preview reads, however
-    // busy the server is; without one, only a stamp alike before and after holds for it.
-    let inside = if snapshot { stamp(target) } else { None };
+    // In a snapshot the stamp is that of exactly what the preview reads, however busy the
+    // server is; without one, only a stamp alike before and after holds for it.
+    let before = stamp(target);
     let taken = preview_counted(pack, target, account_key);
     let ended = if snapshot { target.rollback() } else { Ok(()) };
     // The preview's own error first: the transaction's end fails mostly because of it.
     let (p, census) = taken?;
     ended?;
-    let held = if snapshot { inside } else { before.filter(|b| stamp(target).as_ref() == Some(b)) };
+    let held = if snapshot { before } else { before.filter(|b| stamp(target).as_ref() == Some(b)) };
     Ok((p, held.map(|stamp| Stamp { stamp, census })))
 }
 

@@ -35,6 +35,25 @@ fn scope(pack: &Pack) -> (Vec<String>, BTreeMap<String, String>) {
     (pack.template.entities.iter().map(|e| e.name.clone()).collect(), BTreeMap::new())
 }
 
+/// What most tests here start from: a demo v1 of `customers` customers (seed `seed`) in a
+/// temporary folder, and the Omikai pack with every entity in scope, default options.
+struct Demo {
+    dir: tempfile::TempDir,
+    v1: std::path::PathBuf,
+    pack: Pack,
+    included: Vec<String>,
+    opts: BTreeMap<String, String>,
+}
+
+fn demo(customers: u32, seed: u64) -> Demo {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("v1.db");
+    cutover_demo::generate(&v1, Spec { customers, seed, cutoff: DEFAULT_CUTOFF }).unwrap();
+    let pack = PackSource::Builtin.load("omikai").unwrap();
+    let (included, opts) = scope(&pack);
+    Demo { dir, v1, pack, included, opts }
+}
+
 fn acme<'a>(pack: &'a Pack, included: &'a [String], opts: &'a BTreeMap<String, String>) -> RunSpec<'a> {
     RunSpec {
         pack,
@@ -75,11 +94,7 @@ fn first_migration(spec: &RunSpec<'_>, v1: &std::path::Path, url: &str) -> cutov
 }
 
 fn final_migration_restores_v1_and_keeps_what_it_overwrites(v2: &str, fresh: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let v1 = dir.path().join("v1.db");
-    cutover_demo::generate(&v1, Spec { customers: 100, seed: 8, cutoff: DEFAULT_CUTOFF }).unwrap();
-    let pack = PackSource::Builtin.load("omikai").unwrap();
-    let (included, opts) = scope(&pack);
+    let Demo { dir, v1, pack, included, opts } = demo(100, 8);
     let spec = acme(&pack, &included, &opts);
     let first = |url: &str| first_migration(&spec, &v1, url);
     first(v2);
@@ -168,11 +183,7 @@ fn postgres_target() {
 /// v2 ends as a fresh migration gives it, and the recovery bundle holds every overwritten row
 /// as it was before the run, the parallel phase's edits included.
 fn a_final_migration_rewriting_many_rows(v2: &str, fresh: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let v1 = dir.path().join("v1.db");
-    cutover_demo::generate(&v1, Spec { customers: 700, seed: 9, cutoff: DEFAULT_CUTOFF }).unwrap();
-    let pack = PackSource::Builtin.load("omikai").unwrap();
-    let (included, opts) = scope(&pack);
+    let Demo { dir, v1, pack, included, opts } = demo(700, 9);
     let spec = acme(&pack, &included, &opts);
     first_migration(&spec, &v1, v2);
     exec_v2(v2, "UPDATE order_signature SET pages = pages + 1000 WHERE signature_number = 1");
@@ -253,11 +264,7 @@ fn many_rows_postgres_target() {
 /// must follow to the survivor. The final migration compares what the mapping gives now with
 /// what it loaded, not only the v1 records, so v2 again equals a fresh migration.
 fn a_merge_in_v1_repoints_unchanged_children(v2: &str, fresh: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let v1 = dir.path().join("v1.db");
-    cutover_demo::generate(&v1, Spec { customers: 80, seed: 3, cutoff: DEFAULT_CUTOFF }).unwrap();
-    let pack = PackSource::Builtin.load("omikai").unwrap();
-    let (included, opts) = scope(&pack);
+    let Demo { dir, v1, pack, included, opts } = demo(80, 3);
     let spec = acme(&pack, &included, &opts);
     let first = |url: &str| first_migration(&spec, &v1, url);
     first(v2);
@@ -311,11 +318,7 @@ fn merge_in_v1_postgres_target() {
 /// last run loaded (of either generation), and the engine's final migration over such a state
 /// (the app runs one per project) again leaves v2 equal to a fresh migration.
 fn a_second_final_migration(v2: &str, fresh: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let v1 = dir.path().join("v1.db");
-    cutover_demo::generate(&v1, Spec { customers: 100, seed: 5, cutoff: DEFAULT_CUTOFF }).unwrap();
-    let pack = PackSource::Builtin.load("omikai").unwrap();
-    let (included, opts) = scope(&pack);
+    let Demo { dir, v1, pack, included, opts } = demo(100, 5);
     let spec = acme(&pack, &included, &opts);
     first_migration(&spec, &v1, v2);
     let retitle = |n: usize| {
@@ -406,11 +409,7 @@ fn a_second_final_migration(v2: &str, fresh: &str) {
 
 /// A v2 row whose legacy reference the customer edited gets v1's back, as any other field.
 fn an_edited_legacy_reference_is_restored(v2: &str, fresh: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let v1 = dir.path().join("v1.db");
-    cutover_demo::generate(&v1, Spec { customers: 60, seed: 13, cutoff: DEFAULT_CUTOFF }).unwrap();
-    let pack = PackSource::Builtin.load("omikai").unwrap();
-    let (included, opts) = scope(&pack);
+    let Demo { dir, v1, pack, included, opts } = demo(60, 13);
     let spec = acme(&pack, &included, &opts);
     first_migration(&spec, &v1, v2);
     exec_v2(v2, "UPDATE customer SET legacy_ref = 'CUST:edited', name = 'Edited' WHERE legacy_ref = 'CUST:2'");
@@ -443,11 +442,7 @@ fn edited_legacy_reference_postgres_target() {
 /// taking it again; an edit after the preview, or another file, makes the run take it again.
 #[test]
 fn a_kept_preview_stands_in_only_while_v2_is_unchanged() {
-    let dir = tempfile::tempdir().unwrap();
-    let v1 = dir.path().join("v1.db");
-    cutover_demo::generate(&v1, Spec { customers: 100, seed: 12, cutoff: DEFAULT_CUTOFF }).unwrap();
-    let pack = PackSource::Builtin.load("omikai").unwrap();
-    let (included, opts) = scope(&pack);
+    let Demo { dir, v1, pack, included, opts } = demo(100, 12);
     let spec = acme(&pack, &included, &opts);
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
     let (v2, copy, edited) = (path("v2.db"), path("copy.db"), path("edited.db"));
@@ -531,11 +526,7 @@ fn assert_kept_does_what_taken_again_does(
 #[test]
 fn a_kept_preview_stands_in_on_postgres_while_the_account_is_unchanged() {
     let (Some(a), Some(b)) = (TestDb::postgres(), TestDb::postgres()) else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let v1 = dir.path().join("v1.db");
-    cutover_demo::generate(&v1, Spec { customers: 100, seed: 12, cutoff: DEFAULT_CUTOFF }).unwrap();
-    let pack = PackSource::Builtin.load("omikai").unwrap();
-    let (included, opts) = scope(&pack);
+    let Demo { dir, v1, pack, included, opts } = demo(100, 12);
     let spec = acme(&pack, &included, &opts);
     for url in [&a.url, &b.url] {
         first_migration(&spec, &v1, url);

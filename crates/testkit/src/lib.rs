@@ -164,20 +164,9 @@ where
 /// server the statements (separated by `;`) run one after the other on one connection.
 pub fn exec(url: &str, sql: &str) -> Result<u64, String> {
     if url.starts_with("postgres") || url.starts_with("mysql") {
+        // On a thread of its own, so that async tests can call it too.
         let (url, sql) = (url.to_owned(), sql.to_owned());
-        block_on(async move {
-            sqlx::any::install_default_drivers();
-            let mut c = sqlx::AnyConnection::connect(&url).await.map_err(|e| e.to_string())?;
-            let mut n = 0;
-            for stmt in sql.split(';').filter(|s| !s.trim().is_empty()) {
-                n += sqlx::raw_sql(sqlx::AssertSqlSafe(stmt.to_owned()))
-                    .execute(&mut c)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .rows_affected();
-            }
-            Ok(n)
-        })
+        std::thread::spawn(move || Session::open(&url)?.exec(&sql)).join().expect("test database thread")
     } else {
         let c = rusqlite::Connection::open(url).map_err(|e| e.to_string())?;
         c.execute_batch(sql).map_err(|e| e.to_string())?;
