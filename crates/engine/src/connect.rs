@@ -334,8 +334,29 @@ pub trait RowsById: Send {
     }
 }
 
-/// Rows read in load order, each with its position ([`Target::rows_in_load_order`]).
-pub type LoadOrderPage = Vec<(i64, Vec<Value>)>;
+/// A row read in load order ([`Target::rows_in_load_order`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadOrderRow {
+    /// Its position in load order.
+    pub at: i64,
+    /// Its values, of the columns asked for.
+    pub values: Vec<Value>,
+    /// [`crate::value::fingerprint`] of its values, taken by the thread that read them, while
+    /// they are in its core's cache (on the caller's thread it was a fifth of a SQLite v2's
+    /// overwrite preview).
+    pub fingerprint: u64,
+}
+
+impl LoadOrderRow {
+    /// The row of `values` at `at`, fingerprinted.
+    pub fn new(at: i64, values: Vec<Value>) -> Self {
+        let fingerprint = crate::value::fingerprint(&values);
+        Self { at, values, fingerprint }
+    }
+}
+
+/// Rows read in load order ([`Target::rows_in_load_order`]).
+pub type LoadOrderPage = Vec<LoadOrderRow>;
 
 /// A page read ahead: its rows, and whether it ends its block of rowids.
 type AheadPage = Result<(LoadOrderPage, bool), ConnectorError>;
@@ -350,6 +371,11 @@ pub struct PagesAhead {
     blocks: usize,
     /// The block the next page comes from.
     block: usize,
+    /// Where each thread takes pages back ([`PagesAhead::give_back`]); none for threads that
+    /// do not.
+    backs: Vec<mpsc::Sender<LoadOrderPage>>,
+    /// The thread the last page came from.
+    last: usize,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -357,8 +383,10 @@ impl PagesAhead {
     /// The next page with rows; an empty one is the end, after which there are no more.
     pub fn next_page(&mut self) -> Result<LoadOrderPage, ConnectorError> {
         while self.block < self.blocks {
-            match self.rxs.get(self.block % self.rxs.len().max(1)).map(mpsc::Receiver::recv) {
+            let from = self.block % self.rxs.len().max(1);
+            match self.rxs.get(from).map(mpsc::Receiver::recv) {
                 Some(Ok(Ok((page, last)))) => {
+                    self.last = from;
                     if last {
                         self.block += 1;
                     }
@@ -378,6 +406,13 @@ impl PagesAhead {
             }
         }
         Ok(Vec::new())
+    }
+
+    /// Hands the last page back to the thread that read it, to be filled again.
+    pub fn give_back(&mut self, page: LoadOrderPage) {
+        if let Some(back) = self.backs.get(self.last) {
+            let _ = back.send(page);
+        }
     }
 }
 
@@ -1680,6 +1715,19 @@ fn fill_value(slot: &mut Value, v: ValueRef<'_>) {
 
 /// Coerces a row's values in place to the declared types; the first that does not fit is
 /// `Null`, with what was wrong in `bad`.
+/// Sets `slot` to [`sqlite_typed`]'s value, reusing the string `slot` holds for text.
+fn fill_typed(slot: &mut Value, v: ValueRef<'_>, ty: Type) -> Result<(), String> {
+    match (v, ty, &mut *slot) {
+        (ValueRef::Text(t), Type::Text, Value::Text(buf)) if reusable(buf.capacity(), t.len()) => {
+            let Ok(text) = std::str::from_utf8(t) else { return sqlite_typed(v, ty).map(|_| ()) };
+            buf.clear();
+            buf.push_str(text);
+        }
+        _ => *slot = sqlite_typed(v, ty)?,
+    }
+    Ok(())
+}
+
 fn coerce_row(row: &mut SourceRow, cols: &[(String, Type)]) {
     for (i, (slot, (name, ty))) in row.values.iter_mut().zip(cols).enumerate() {
         coerce_slot(slot, *ty, || (i, name), &mut row.bad);
@@ -1775,6 +1823,9 @@ pub struct SqliteTarget {
     /// The connection's count of rows changed when the run's transaction began: while it
     /// holds, the transaction has written no row another connection cannot see.
     changes_at_begin: u64,
+    /// Whether rows read ahead in load order come from the tables' pages (the default) or
+    /// every row through SQL ([`SqliteTarget::set_read_pages`]).
+    read_pages: bool,
 }
 
 /// Work for the SQLite writer thread, done in order.
@@ -1959,7 +2010,14 @@ impl SqliteTarget {
             trusted: Vec::new(),
             state: state::Builder::new(1),
             changes_at_begin: 0,
+            read_pages: true,
         })
+    }
+
+    /// Whether rows read ahead in load order (an overwrite preview's) come from the tables'
+    /// pages (the default) or every row through SQL, as a comparison for the same rows.
+    pub fn set_read_pages(&mut self, on: bool) {
+        self.read_pages = on;
     }
 
     /// Rows a multi-row INSERT takes: every execution of a statement sets up its CHECK
@@ -2612,7 +2670,7 @@ impl Target for SqliteTarget {
         if cores < 2 {
             return Ok(None);
         }
-        let at_begin = self.changes_at_begin;
+        let (at_begin, read_pages) = (self.changes_at_begin, self.read_pages);
         let conn = self.conn()?;
         // Other connections read what is committed. This one's transaction (a final
         // migration's, begun with the write lock, so that nobody else commits meanwhile) must
@@ -2637,6 +2695,8 @@ impl Target for SqliteTarget {
             rxs: Vec::new(),
             blocks: blocks.len(),
             block: 0,
+            backs: Vec::new(),
+            last: 0,
             threads: Vec::new(),
         };
         for k in 0..readers {
@@ -2650,18 +2710,32 @@ impl Target for SqliteTarget {
             };
             let mine: Vec<(i64, i64)> = blocks.iter().skip(k).step_by(readers).copied().collect();
             let (tx, rx) = mpsc::sync_channel::<AheadPage>(1);
+            // Pages the caller is done with, filled again in place: a row's strings keep their
+            // buffers, so that it costs no allocation here and no free on the caller's thread.
+            let (back, spare) = mpsc::channel::<LoadOrderPage>();
             let (name, columns) = (table.to_owned(), columns.to_vec());
-            // Each page a statement of its own, as on the caller's connection: a read lock
+            // Each page a transaction of its own, as on the caller's connection: a read lock
             // held for the whole table would keep v2's own writers waiting.
             let spawned = std::thread::Builder::new().name("sqlite-pages".into()).spawn(move || {
+                let mut pages = if read_pages { V2Pages::open(&other, &name, &columns, account) } else { None };
                 for (lo, hi) in mine {
                     let mut from = lo;
                     loop {
-                        let page = sqlite_load_order_page(&other, &name, &columns, account, (from, hi), limit);
+                        let page = match pages.as_mut() {
+                            Some(p) => {
+                                let mut rows = spare.try_recv().unwrap_or_default();
+                                let r = p.fill((from, hi), limit, &mut rows);
+                                if let Ok(false) = r {
+                                    pages = None;
+                                }
+                                r.map(|_| rows)
+                            }
+                            None => sqlite_load_order_page(&other, &name, &columns, account, (from, hi), limit),
+                        };
                         // A full page may have more of its block after it.
                         let next = match &page {
                             Ok(rows) if rows.len() == limit => {
-                                rows.last().and_then(|(at, _)| at.checked_add(1)).filter(|&n| n <= hi)
+                                rows.last().and_then(|r| r.at.checked_add(1)).filter(|&n| n <= hi)
                             }
                             _ => None,
                         };
@@ -2679,6 +2753,7 @@ impl Target for SqliteTarget {
             match spawned {
                 Ok(thread) => {
                     ahead.rxs.push(rx);
+                    ahead.backs.push(back);
                     ahead.threads.push(thread);
                 }
                 Err(e) => {
@@ -2688,6 +2763,117 @@ impl Target for SqliteTarget {
             }
         }
         Ok(Some(ahead))
+    }
+}
+
+/// A v2 table's rows in load order read from its pages ([`crate::pages`]) on one connection:
+/// what [`sqlite_load_order_page`] reads, for one account.
+struct V2Pages<'c> {
+    conn: &'c rusqlite::Connection,
+    /// The table's `columns` and then its account column.
+    pages: crate::pages::Pages<'c>,
+    table: &'c str,
+    columns: &'c [(String, Type)],
+    account: Uuid,
+}
+
+impl<'c> V2Pages<'c> {
+    /// The reader, or `None` where it would not read what [`sqlite_load_order_page`] does: a
+    /// table the page reader cannot read, or one that compares text otherwise than byte for
+    /// byte (a `COLLATE` in its definition), for the account test.
+    fn open(
+        conn: &'c rusqlite::Connection,
+        table: &'c str,
+        columns: &'c [(String, Type)],
+        account: Uuid,
+    ) -> Option<Self> {
+        let sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
+                [table],
+                |r| r.get(0),
+            )
+            .ok()?;
+        if sql.to_ascii_uppercase().contains("COLLATE") {
+            return None;
+        }
+        let mut names: Vec<&str> = columns.iter().map(|(c, _)| c.as_str()).collect();
+        names.push("account_id");
+        let pages =
+            crate::pages::TablePlan::new(conn, table, &names).and_then(|plan| crate::pages::Pages::new(conn, plan))?;
+        Some(Self { conn, pages, table, columns, account })
+    }
+
+    /// Fills `page` with what [`sqlite_load_order_page`] gives for `from..=to` and `limit`,
+    /// each value taken from its record as SQL would give it (the account's rows by their
+    /// account column's bytes, as `=` compares text), into the rows and strings `page` holds.
+    /// A row the pages cannot give is read through SQL, alone; a page that is not what the
+    /// tree says gives the rest of the range to SQL, and `false` (the caller reads through SQL
+    /// from then on).
+    fn fill(&mut self, (from, to): (i64, i64), limit: usize, page: &mut LoadOrderPage) -> Result<bool, ConnectorError> {
+        let Self { conn, pages, table, columns, account } = self;
+        let (conn, table, columns, account) = (*conn, *table, *columns, *account);
+        let reading = |e: String| q(format!("reading {table} in load order"))(e);
+        let mut text = [0u8; 36];
+        let account_text: &[u8] = account.hyphenated().encode_lower(&mut text).as_bytes();
+        // The rows of `page` filled so far; those after keep their buffers for the next rows.
+        let mut used = 0;
+        // One snapshot for the walk down the tree and along its leaves.
+        conn.execute_batch("BEGIN").map_err(|e| reading(e.to_string()))?;
+        let walked = conn
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
+            .map_err(|e| reading(e.to_string()))
+            .and_then(|_| {
+                let n = columns.len();
+                let mut on_row = |rowid: i64, rec: Option<&crate::pages::Record<'_>>| -> Result<bool, ConnectorError> {
+                    match rec {
+                        Some(rec) => {
+                            if !matches!(rec.get(n), ValueRef::Text(t) if t == account_text) {
+                                return Ok(true);
+                            }
+                            if page.len() == used {
+                                page.push(LoadOrderRow { at: rowid, values: vec![Value::Null; n], fingerprint: 0 });
+                            }
+                            let row = &mut page[used];
+                            row.at = rowid;
+                            row.values.resize(n, Value::Null);
+                            for (j, ((name, ty), slot)) in columns.iter().zip(row.values.iter_mut()).enumerate() {
+                                fill_typed(slot, rec.get(j), *ty).map_err(|e| q(format!("{table}.{name}"))(e))?;
+                            }
+                            row.fingerprint = crate::value::fingerprint(&row.values);
+                            used += 1;
+                        }
+                        None => {
+                            let one = sqlite_load_order_page(conn, table, columns, account, (rowid, rowid), 1)?;
+                            page.truncate(used);
+                            page.extend(one);
+                            used = page.len();
+                        }
+                    }
+                    Ok(used < limit)
+                };
+                match pages.rows(from, to, &mut on_row) {
+                    Ok(()) | Err(crate::pages::Stop::Handler(None)) => Ok(true),
+                    Err(crate::pages::Stop::Handler(Some(e))) => Err(e),
+                    Err(crate::pages::Stop::Unreadable { after, why }) => {
+                        tracing::warn!(table, after, why, "a v2 page could not be read as expected: read through SQL");
+                        Ok(false)
+                    }
+                }
+            });
+        let ended = conn.execute_batch("COMMIT").map_err(|e| reading(e.to_string()));
+        page.truncate(used);
+        let readable = walked?;
+        ended?;
+        if !readable {
+            // The rows after the last one given, up to the page's size.
+            let after = page.last().map_or(Some(from), |r| r.at.checked_add(1));
+            if let Some(after) = after.filter(|a| *a <= to && page.len() < limit) {
+                let rest = sqlite_load_order_page(conn, table, columns, account, (after, to), limit - page.len())?;
+                page.extend(rest);
+            }
+        }
+        Ok(readable)
     }
 }
 
@@ -2713,7 +2899,7 @@ fn sqlite_load_order_page(
     let mut page = Vec::with_capacity(limit.min(1 << 16));
     sqlite_each(conn, table, &sql, &with_rowid, Some(account), &mut |mut row| match row.pop() {
         Some(Value::Int(rowid)) => {
-            page.push((rowid, row));
+            page.push(LoadOrderRow::new(rowid, row));
             Ok(())
         }
         other => Err(q(format!("reading {table} in load order"))(format!("a rowid came as {other:?}"))),
@@ -4971,6 +5157,133 @@ mod tests {
         assert_eq!(from_pages, by_sql);
         assert_eq!(from_pages[776], [Value::Int(777), Value::Text("MARKERXYZ1".into())]);
         assert_eq!(counts, (1999, 1));
+    }
+
+    /// A v2 table's rows in load order, read from its pages into pages filled again, are the
+    /// rows SQL reads, value for value: an account's among another's, UUIDs and dates parsed,
+    /// integral values in a REAL column, NULLs after text in the same slot, text long enough to
+    /// spill to overflow pages, rows deleted and written before a column was added, pages of
+    /// 512 bytes and 4 KiB, windows of rowids and page sizes of every kind. A table that
+    /// compares text otherwise (a `COLLATE`) is not read from its pages; a value that is not
+    /// its column's type is refused alike.
+    #[test]
+    fn v2_rows_read_from_pages_are_the_rows_sql_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (Uuid::from_u128(0xa1), Uuid::from_u128(0xb2));
+        for page_size in [512, 4096] {
+            let path = dir.path().join(format!("v2-{page_size}.db"));
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch(&format!(
+                "PRAGMA page_size = {page_size};
+                 CREATE TABLE t (id UUID PRIMARY KEY, account_id UUID NOT NULL, legacy_ref TEXT NOT NULL,
+                   d DATE, n BIGINT, r REAL, s TEXT, b BLOB, UNIQUE (account_id, legacy_ref));
+                 CREATE TABLE nocase (id UUID PRIMARY KEY, account_id UUID NOT NULL COLLATE NOCASE, s TEXT);
+                 WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < 3000)
+                 INSERT INTO t SELECT printf('%08x-0000-4000-8000-%012x', i * 7919 % 100000, i),
+                   CASE WHEN i % 3 = 0 THEN '{b}' ELSE '{a}' END, 'R:' || i,
+                   CASE WHEN i % 5 = 0 THEN NULL ELSE date('2020-01-01', '+' || i || ' days') END,
+                   CASE WHEN i % 7 = 0 THEN NULL ELSE i * 1000003 - 77 END,
+                   CASE i % 4 WHEN 0 THEN 17 WHEN 1 THEN 2.5 WHEN 2 THEN NULL ELSE -0.25 END,
+                   CASE WHEN i % 97 = 0 THEN printf('%.*c', 3000 + i, 'z') WHEN i % 2 = 0 THEN NULL
+                        ELSE printf('line %d Ærø ☃', i) END,
+                   CASE WHEN i % 11 = 0 THEN zeroblob(i % 700) ELSE NULL END
+                 FROM k;
+                 INSERT INTO nocase SELECT id, upper(account_id), s FROM t;
+                 DELETE FROM t WHERE rowid % 13 = 0;
+                 ALTER TABLE t ADD COLUMN added TEXT DEFAULT 'added later';
+                 UPDATE t SET added = 'set' WHERE rowid % 17 = 0;"
+            ))
+            .unwrap();
+            let cols: Vec<(String, Type)> = [
+                ("id", Type::Uuid),
+                ("account_id", Type::Uuid),
+                ("legacy_ref", Type::Text),
+                ("d", Type::Date),
+                ("n", Type::Int),
+                ("r", Type::Float),
+                ("s", Type::Text),
+                ("b", Type::Bytes),
+                ("added", Type::Text),
+            ]
+            .into_iter()
+            .map(|(c, t)| (c.to_owned(), t))
+            .collect();
+            let mut pages = [a, b].map(|acct| V2Pages::open(&c, "t", &cols, acct).expect("t is read from its pages"));
+            assert!(V2Pages::open(&c, "nocase", &cols[..2], a).is_none());
+            // One page buffer for every read, as a reader thread fills the pages given back.
+            let mut page = Vec::new();
+            for (acct, pages) in [a, b].into_iter().zip(&mut pages) {
+                for (lo, hi, limit) in
+                    [(1, 3000, 100), (1, 3000, 1), (0, i64::MAX, 5000), (250, 1700, 33), (900, 905, 8)]
+                {
+                    let (mut from, mut by_sql, mut from_pages) = (lo, Vec::new(), Vec::new());
+                    loop {
+                        let rows = sqlite_load_order_page(&c, "t", &cols, acct, (from, hi), limit).unwrap();
+                        let Some(last) = rows.last().map(|r| r.at) else { break };
+                        by_sql.extend(rows);
+                        from = last + 1;
+                    }
+                    from = lo;
+                    loop {
+                        let readable = pages.fill((from, hi), limit, &mut page).unwrap();
+                        assert!(readable);
+                        assert!(page.len() <= limit);
+                        let Some(last) = page.last().map(|r| r.at) else { break };
+                        from_pages.extend(page.iter().cloned());
+                        from = last + 1;
+                    }
+                    assert!(!by_sql.is_empty());
+                    assert_eq!(from_pages.len(), by_sql.len(), "{page_size}: {acct} in {lo}..={hi} by {limit}");
+                    assert_eq!(from_pages, by_sql, "{page_size}: {acct} in {lo}..={hi} by {limit}");
+                }
+            }
+            // Text that is not UTF-8, and an id that is not a UUID: refused alike.
+            for (i, bad) in [
+                "UPDATE t SET s = CAST(x'4bf8626d' AS TEXT) WHERE rowid = 40",
+                "UPDATE t SET id = 'nope' WHERE rowid = 40",
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let copy = dir.path().join(format!("bad-{page_size}-{i}.db"));
+                std::fs::copy(&path, &copy).unwrap();
+                let c2 = rusqlite::Connection::open(&copy).unwrap();
+                c2.execute_batch(bad).unwrap();
+                let by_sql = sqlite_load_order_page(&c2, "t", &cols, a, (1, 3000), 5000).unwrap_err().to_string();
+                let mut p2 = V2Pages::open(&c2, "t", &cols, a).unwrap();
+                let from_pages = p2.fill((1, 3000), 5000, &mut page).unwrap_err().to_string();
+                assert_eq!(from_pages, by_sql);
+            }
+        }
+        // A record the pages cannot read (a serial type the file format reserves, in the
+        // rowid alias's field, which SQL does not read) is read through SQL, alone.
+        let path = dir.path().join("v2-reserved.db");
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(&format!(
+            "CREATE TABLE k (k INTEGER PRIMARY KEY, id UUID, account_id UUID, s TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+             INSERT INTO k SELECT i, printf('00000000-0000-4000-8000-%012x', i), '{a}',
+               CASE i WHEN 77 THEN 'MARKERXYZ1' ELSE printf('row %d', i) END FROM n;"
+        ))
+        .unwrap();
+        drop(c);
+        let mut file = std::fs::read(&path).unwrap();
+        let at = file.windows(10).position(|w| w == b"MARKERXYZ1").unwrap();
+        // The header (its length, then k's, id's, account_id's and s's serial types), then
+        // the two UUIDs' text and the marker.
+        let head = at - 72 - 5;
+        assert_eq!(file[head..head + 5], [0x05, 0x00, 0x55, 0x55, 0x21]);
+        file[head + 1] = 10;
+        std::fs::write(&path, file).unwrap();
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let cols: Vec<(String, Type)> =
+            [("id".to_owned(), Type::Uuid), ("account_id".to_owned(), Type::Uuid), ("s".to_owned(), Type::Text)].into();
+        let by_sql = sqlite_load_order_page(&c, "k", &cols, a, (1, 500), 1000).unwrap();
+        let mut pages = V2Pages::open(&c, "k", &cols, a).unwrap();
+        let mut page = Vec::new();
+        assert!(pages.fill((1, 500), 1000, &mut page).unwrap());
+        assert_eq!(page, by_sql);
+        assert_eq!(page[76].values[2], Value::Text("MARKERXYZ1".into()));
     }
 
     /// Which tables a scan reads as stored: only those whose rows are stored in key order and

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::connect::{Census, ConnectorError, Target};
+use crate::connect::{Census, ConnectorError, LoadOrderPage, Target};
 use crate::ids::SortedIds;
 use crate::live::{LiveState, Parts};
 use crate::pack::Pack;
@@ -380,11 +380,15 @@ fn preview_counted(
                 let mut after = i64::MIN;
                 // Read ahead on connections of their own where the target has them.
                 let mut ahead = target.pages_ahead(table, &cols, account, PAGE_ROWS)?;
-                let mut next_page = |target: &mut dyn Target, after: i64| match ahead.as_mut() {
-                    Some(a) => a.next_page().map(Some),
+                // The page before goes back to its reader, to be filled again.
+                let mut next_page = |target: &mut dyn Target, after: i64, done: LoadOrderPage| match ahead.as_mut() {
+                    Some(a) => {
+                        a.give_back(done);
+                        a.next_page().map(Some)
+                    }
                     None => target.rows_in_load_order(table, &cols, account, after, PAGE_ROWS),
                 };
-                let mut page = next_page(target, after)?;
+                let mut page = next_page(target, after, Vec::new())?;
                 if page.is_none() {
                     let on = On { account, table, ti, heads: &heads };
                     checked += whole_table(target, &on, &cols, &mut items, &mut found)?;
@@ -395,21 +399,21 @@ fn preview_counted(
                 while let Some(rows) = page.take().filter(|rows| !rows.is_empty()) {
                     let mut parts =
                         state::TargetParts { target, account, table, layers: &mut layers, keep: kept, ahead: None };
-                    for (at, row) in rows {
-                        after = at;
+                    for r in &rows {
+                        after = r.at;
                         checked += 1;
-                        let Some(Value::Uuid(id)) = row.first().cloned() else { continue };
+                        let Some(Value::Uuid(id)) = r.values.first().cloned() else { continue };
                         match live.find(&id, &mut parts)? {
-                            None => items.push(created(table, &cols, &row, id)),
+                            None => items.push(created(table, &cols, &r.values, id)),
                             Some((v2, loc)) => {
                                 live.give();
-                                if fingerprint(&row) as i64 != v2 {
-                                    found.push((ti, id, loc, Some(row)));
+                                if r.fingerprint as i64 != v2 {
+                                    found.push((ti, id, loc, Some(r.values.clone())));
                                 }
                             }
                         }
                     }
-                    page = next_page(target, after)?;
+                    page = next_page(target, after, rows)?;
                 }
                 let mut parts =
                     state::TargetParts { target, account, table, layers: &mut layers, keep: kept, ahead: None };

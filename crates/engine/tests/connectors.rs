@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 
 use cutover_demo::{DEFAULT_CUTOFF, Spec};
 use cutover_engine::connect::{
-    ConnectorError, Reference, Scan, Source, SourceConfig, Target, TargetConfig, copy_tables,
+    ConnectorError, LoadOrderRow, Reference, Scan, Source, SourceConfig, Target, TargetConfig, copy_tables,
 };
 use cutover_engine::ddl;
 use cutover_engine::pack::PackSource;
 use cutover_engine::run::{RunSpec, run};
-use cutover_engine::value::{Type, Value};
+use cutover_engine::value::{Type, Value, fingerprint};
 use cutover_testkit::TestDb;
 use time::macros::date;
 use uuid::Uuid;
@@ -1626,20 +1626,22 @@ fn targets_scan_rows_in_the_order_they_were_loaded() {
     }
 }
 
-/// Every row [`Target::rows_in_load_order`] gives of an account's `table`, 7 a page.
-fn paged_in_load_order(t: &mut dyn Target, table: &str, cols: &[(String, Type)], acct: Uuid) -> Vec<(i64, Vec<Value>)> {
+/// Every row [`Target::rows_in_load_order`] gives of an account's `table`, 7 a page, each
+/// with its values' fingerprint.
+fn paged_in_load_order(t: &mut dyn Target, table: &str, cols: &[(String, Type)], acct: Uuid) -> Vec<LoadOrderRow> {
     let (mut rows, mut after) = (Vec::new(), i64::MIN);
     loop {
         let page = t.rows_in_load_order(table, cols, acct, after, 7).unwrap().unwrap();
-        let Some((at, _)) = page.last() else { return rows };
-        after = *at;
+        let Some(last) = page.last() else { return rows };
+        after = last.at;
+        assert!(page.iter().all(|r| r.fingerprint == fingerprint(&r.values)), "{table}");
         rows.extend(page);
     }
 }
 
-/// Every row [`Target::pages_ahead`] gives of an account's `table`, in pages of 7 at most; the
-/// end stays the end.
-fn read_ahead(t: &mut dyn Target, table: &str, cols: &[(String, Type)], acct: Uuid) -> Vec<(i64, Vec<Value>)> {
+/// Every row [`Target::pages_ahead`] gives of an account's `table`, in pages of 7 at most,
+/// each given back to be filled again once read, as a preview does; the end stays the end.
+fn read_ahead(t: &mut dyn Target, table: &str, cols: &[(String, Type)], acct: Uuid) -> Vec<LoadOrderRow> {
     let mut ahead = t.pages_ahead(table, cols, acct, 7).unwrap().expect("a reader ahead");
     let mut rows = Vec::new();
     loop {
@@ -1649,7 +1651,9 @@ fn read_ahead(t: &mut dyn Target, table: &str, cols: &[(String, Type)], acct: Uu
             return rows;
         }
         assert!(page.len() <= 7, "{table}");
-        rows.extend(page);
+        assert!(page.iter().all(|r| r.fingerprint == fingerprint(&r.values)), "{table}");
+        rows.extend(page.iter().cloned());
+        ahead.give_back(page);
     }
 }
 
@@ -1689,10 +1693,10 @@ fn targets_page_an_accounts_rows_in_load_order_or_say_they_cannot() {
                     break;
                 }
                 assert!(page.len() <= 7);
-                for (at, row) in page {
-                    assert!(at > after, "{name}: positions rise");
-                    after = at;
-                    match row.as_slice() {
+                for r in page {
+                    assert!(r.at > after, "{name}: positions rise");
+                    after = r.at;
+                    match r.values.as_slice() {
                         [Value::Uuid(_), Value::Int(n)] => got.push(*n),
                         other => panic!("{other:?}"),
                     }
@@ -1705,7 +1709,7 @@ fn targets_page_an_accounts_rows_in_load_order_or_say_they_cannot() {
         // Asked again from the start, or from anywhere, a page is the same.
         let first = |t: &mut Box<dyn Target>, after| {
             let page = t.rows_in_load_order("paged", &cols, a, after, 7).unwrap().unwrap();
-            page.into_iter().map(|(at, row)| (at, row[1].clone())).collect::<Vec<_>>()
+            page.into_iter().map(|r| (r.at, r.values[1].clone())).collect::<Vec<_>>()
         };
         let from_start = first(&mut t, 0);
         let from_third = first(&mut t, from_start[2].0);
@@ -1731,7 +1735,7 @@ fn targets_page_an_accounts_rows_in_load_order_or_say_they_cannot() {
             )
             .unwrap();
             let paged = paged_in_load_order(t.as_mut(), "spread", &cols, a);
-            let ns: Vec<Value> = paged.iter().map(|(_, r)| r[1].clone()).collect();
+            let ns: Vec<Value> = paged.iter().map(|r| r.values[1].clone()).collect();
             assert_eq!(ns, (1..=60).map(Value::Int).collect::<Vec<_>>(), "{name}: every row, in order");
             assert_eq!(read_ahead(t.as_mut(), "spread", &cols, a), paged, "{name}: read ahead");
             // Another connection sees what the run's transaction sees until it writes.
@@ -1751,8 +1755,8 @@ fn targets_page_an_accounts_rows_in_load_order_or_say_they_cannot() {
         let refused = loop {
             match t.rows_in_load_order("paged", &cols, a, after, 7) {
                 Ok(Some(page)) if !page.is_empty() => {
-                    after = page.last().unwrap().0;
-                    before.extend(page.into_iter().map(|r| r.0));
+                    after = page.last().unwrap().at;
+                    before.extend(page.into_iter().map(|r| r.at));
                 }
                 Ok(_) => panic!("{name}: the bad id was not refused"),
                 Err(e) => break e.to_string(),
