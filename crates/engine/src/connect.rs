@@ -1713,8 +1713,6 @@ fn fill_value(slot: &mut Value, v: ValueRef<'_>) {
     }
 }
 
-/// Coerces a row's values in place to the declared types; the first that does not fit is
-/// `Null`, with what was wrong in `bad`.
 /// Sets `slot` to [`sqlite_typed`]'s value, reusing the string `slot` holds for text.
 fn fill_typed(slot: &mut Value, v: ValueRef<'_>, ty: Type) -> Result<(), String> {
     match (v, ty, &mut *slot) {
@@ -1728,6 +1726,8 @@ fn fill_typed(slot: &mut Value, v: ValueRef<'_>, ty: Type) -> Result<(), String>
     Ok(())
 }
 
+/// Coerces a row's values in place to the declared types; the first that does not fit is
+/// `Null`, with what was wrong in `bad`.
 fn coerce_row(row: &mut SourceRow, cols: &[(String, Type)]) {
     for (i, (slot, (name, ty))) in row.values.iter_mut().zip(cols).enumerate() {
         coerce_slot(slot, *ty, || (i, name), &mut row.bad);
@@ -1823,9 +1823,6 @@ pub struct SqliteTarget {
     /// The connection's count of rows changed when the run's transaction began: while it
     /// holds, the transaction has written no row another connection cannot see.
     changes_at_begin: u64,
-    /// Whether rows read ahead in load order come from the tables' pages (the default) or
-    /// every row through SQL ([`SqliteTarget::set_read_pages`]).
-    read_pages: bool,
 }
 
 /// Work for the SQLite writer thread, done in order.
@@ -2010,14 +2007,7 @@ impl SqliteTarget {
             trusted: Vec::new(),
             state: state::Builder::new(1),
             changes_at_begin: 0,
-            read_pages: true,
         })
-    }
-
-    /// Whether rows read ahead in load order (an overwrite preview's) come from the tables'
-    /// pages (the default) or every row through SQL, as a comparison for the same rows.
-    pub fn set_read_pages(&mut self, on: bool) {
-        self.read_pages = on;
     }
 
     /// Rows a multi-row INSERT takes: every execution of a statement sets up its CHECK
@@ -2670,7 +2660,7 @@ impl Target for SqliteTarget {
         if cores < 2 {
             return Ok(None);
         }
-        let (at_begin, read_pages) = (self.changes_at_begin, self.read_pages);
+        let at_begin = self.changes_at_begin;
         let conn = self.conn()?;
         // Other connections read what is committed. This one's transaction (a final
         // migration's, begun with the write lock, so that nobody else commits meanwhile) must
@@ -2717,7 +2707,7 @@ impl Target for SqliteTarget {
             // Each page a transaction of its own, as on the caller's connection: a read lock
             // held for the whole table would keep v2's own writers waiting.
             let spawned = std::thread::Builder::new().name("sqlite-pages".into()).spawn(move || {
-                let mut pages = if read_pages { V2Pages::open(&other, &name, &columns, account) } else { None };
+                let mut pages = V2Pages::open(&other, &name, &columns, account);
                 for (lo, hi) in mine {
                     let mut from = lo;
                     loop {
