@@ -861,7 +861,7 @@ bullets([
     "connection starts before the copy (and more than 200,000 of them are not copied at all: "
     "the table is then compared row by row), three more pairs of two: 1.63-1.76 s (median "
     "1.66 s) to 1.42-1.56 s (median 1.50 s).",
-    "Overwrite preview of a SQLite v2 (2026-12-08; replays at scale 0.5 on an Intel Xeon, binaries "
+    "Overwrite preview of a SQLite v2 (2026-12-08; replays at scale 0.5 on this run's AMD EPYC, binaries "
     "alternated). The preview reads every v2 row there. Its two reader threads took 1.5 s of CPU "
     "each, and the preview's thread another 1.0-1.5 s. Most of that went into rows materialized "
     "value by value: SQLite's virtual machine, a string allocated for every text, freed on the "
