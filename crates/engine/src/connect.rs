@@ -371,8 +371,7 @@ pub struct PagesAhead {
     blocks: usize,
     /// The block the next page comes from.
     block: usize,
-    /// Where each thread takes pages back ([`PagesAhead::give_back`]); none for threads that
-    /// do not.
+    /// Where each thread takes pages back ([`PagesAhead::give_back`]), by thread.
     backs: Vec<mpsc::Sender<LoadOrderPage>>,
     /// The thread the last page came from.
     last: usize,
@@ -2720,7 +2719,12 @@ impl Target for SqliteTarget {
                                 }
                                 r.map(|_| rows)
                             }
-                            None => sqlite_load_order_page(&other, &name, &columns, account, (from, hi), limit),
+                            None => {
+                                // Pages given back are not filled through SQL: let them go here
+                                // rather than pile up unread.
+                                while spare.try_recv().is_ok() {}
+                                sqlite_load_order_page(&other, &name, &columns, account, (from, hi), limit)
+                            }
                         };
                         // A full page may have more of its block after it.
                         let next = match &page {
@@ -4036,11 +4040,10 @@ impl Target for PgTarget {
         // see the same committed transactions, hence the same rows, in every database of the
         // server. Cluster-wide, so any write anywhere on the server (another database's
         // included) makes the stamps differ; the account's rows are then counted again instead
-        // (`unchanged_since`). A restored older
-        // copy of the server, which could reach the same ids with other rows, was started since:
-        // the server's start time tells it (and another server) apart, with no privilege the
-        // control file's functions would ask. Not the last checkpoint's position, which a
-        // checkpoint with nothing to write also moves.
+        // (`unchanged_since`). A restored older copy of the server, which could reach the same
+        // ids with other rows, was started since: the server's start time tells it (and another
+        // server) apart, with no privilege the control file's functions would ask. Not the last
+        // checkpoint's position, which a checkpoint with nothing to write also moves.
         self.flush()?;
         let rows = self.query(
             "SELECT concat_ws(':', 'postgres', extract(epoch FROM pg_postmaster_start_time()), \
@@ -4081,10 +4084,9 @@ impl Target for PgTarget {
         // check. Rows the runs wrote, nearly all, are told apart first by the cheaper test
         // (TPC-H's 3 M order lines: 0.22 s a scan, against 0.33 s with the arithmetic on every
         // row and 0.38 s with age()).
-        let runs: Vec<String> = census.runs.iter().map(|x| format!("'{}'::xid", x & 0xffff_ffff)).collect();
         let recent = format!(
             "{}(xmin::text::bigint - {} + 4294967296) % 4294967296 < 2147483648",
-            if runs.is_empty() { String::new() } else { format!("xmin <> ALL (ARRAY[{}]) AND ", runs.join(", ")) },
+            if census.runs.is_empty() { String::new() } else { format!("{} AND ", xmin_not_of(&census.runs)) },
             then.xmin & 0xffff_ffff
         );
         let d = Dialect::Postgres;
@@ -4677,6 +4679,13 @@ impl Target for PgTarget {
     }
 }
 
+/// The condition that a row version was written by none of the transactions `xids` (64-bit
+/// ids; xmin holds their low 32 bits). `xids` must not be empty.
+fn xmin_not_of(xids: &[i64]) -> String {
+    let list: Vec<String> = xids.iter().map(|x| format!("'{}'::xid", x & 0xffff_ffff)).collect();
+    format!("xmin <> ALL (ARRAY[{}])", list.join(", "))
+}
+
 /// A PostgreSQL change stamp read back ([`Target::change_stamp`]):
 /// `postgres:<start time>:<database oid>:<xmin>:<xmax>:<ids in progress>`.
 #[derive(Debug, PartialEq, Eq)]
@@ -4716,8 +4725,7 @@ impl PgTarget {
         if xids.is_empty() || xids.iter().any(|x| *x <= 0 || now - x >= (1i64 << 31) - 1_000_000) {
             return Ok(None);
         }
-        let list: Vec<String> = xids.iter().map(|x| format!("'{}'::xid", x & 0xffff_ffff)).collect();
-        Ok(Some(format!("xmin <> ALL (ARRAY[{}])", list.join(", "))))
+        Ok(Some(xmin_not_of(xids)))
     }
 
     /// Puts back a key, index or foreign key taken off for the load.
@@ -4860,6 +4868,11 @@ pub fn copy_tables(schema: &Schema, source: &mut dyn Source, target: &mut dyn Ta
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Columns named and typed, as scans and reads take them.
+    fn typed(cols: &[(&str, Type)]) -> Vec<(String, Type)> {
+        cols.iter().map(|(c, t)| ((*c).to_owned(), *t)).collect()
+    }
 
     /// A PostgreSQL stamp reads back into its server and snapshot bounds; anything else (a
     /// SQLite stamp, a damaged one, bounds the wrong way round) reads as none, and then the
@@ -5070,7 +5083,7 @@ mod tests {
             ))
             .unwrap();
             drop(c);
-            let t_cols: Vec<(String, Type)> = [
+            let t_cols: Vec<(String, Type)> = typed(&[
                 ("K", Type::Int),
                 ("I", Type::Int),
                 ("R", Type::Float),
@@ -5079,16 +5092,10 @@ mod tests {
                 ("N", Type::Text),
                 ("D", Type::Text),
                 ("E", Type::Float),
-            ]
-            .into_iter()
-            .map(|(c, t)| (c.to_owned(), t))
-            .collect();
+            ]);
             // Another order than the table's, and fewer columns.
             let p_cols: Vec<(String, Type)> =
-                [("S", Type::Text), ("A", Type::Int), ("R", Type::Float), ("L", Type::Int)]
-                    .into_iter()
-                    .map(|(c, t)| (c.to_owned(), t))
-                    .collect();
+                typed(&[("S", Type::Text), ("A", Type::Int), ("R", Type::Float), ("L", Type::Int)]);
             for (table, columns, order, keys) in [
                 ("T", &t_cols, vec!["K".to_owned()], vec![0]),
                 ("P", &p_cols, vec!["A".to_owned(), "L".to_owned()], vec![1, 3]),
@@ -5184,7 +5191,7 @@ mod tests {
                  UPDATE t SET added = 'set' WHERE rowid % 17 = 0;"
             ))
             .unwrap();
-            let cols: Vec<(String, Type)> = [
+            let cols: Vec<(String, Type)> = typed(&[
                 ("id", Type::Uuid),
                 ("account_id", Type::Uuid),
                 ("legacy_ref", Type::Text),
@@ -5194,10 +5201,7 @@ mod tests {
                 ("s", Type::Text),
                 ("b", Type::Bytes),
                 ("added", Type::Text),
-            ]
-            .into_iter()
-            .map(|(c, t)| (c.to_owned(), t))
-            .collect();
+            ]);
             let mut pages = [a, b].map(|acct| V2Pages::open(&c, "t", &cols, acct).expect("t is read from its pages"));
             assert!(V2Pages::open(&c, "nocase", &cols[..2], a).is_none());
             // One page buffer for every read, as a reader thread fills the pages given back.
@@ -5266,8 +5270,7 @@ mod tests {
         file[head + 1] = 10;
         std::fs::write(&path, file).unwrap();
         let c = rusqlite::Connection::open(&path).unwrap();
-        let cols: Vec<(String, Type)> =
-            [("id".to_owned(), Type::Uuid), ("account_id".to_owned(), Type::Uuid), ("s".to_owned(), Type::Text)].into();
+        let cols = typed(&[("id", Type::Uuid), ("account_id", Type::Uuid), ("s", Type::Text)]);
         let by_sql = sqlite_load_order_page(&c, "k", &cols, a, (1, 500), 1000).unwrap();
         let mut pages = V2Pages::open(&c, "k", &cols, a).unwrap();
         let mut page = Vec::new();
